@@ -1,0 +1,27 @@
+# Two entry points: `make demo` (simulated Go2 driven through the whole stack) and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.setup-done
+
+.PHONY: setup demo test bench units clean
+
+$(STAMP): pyproject.toml scripts/setup.sh
+	scripts/setup.sh $(VENV)
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m edge.cli demo --out runs
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) -m pytest -q tests/benchmarks --benchmark-enable --benchmark-only
+
+units: $(STAMP)
+	$(PY) -m edge.cli units --write systemd
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .benchmarks

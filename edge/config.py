@@ -1,0 +1,115 @@
+"""Configuration: frozen pydantic models loaded from YAML. A malformed file fails at load with the field named."""
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "sim.yaml"
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def resolve_path(ref: str, base: Path = REPO_ROOT) -> Path:
+    """'pkg://package/sub/path' → a file shipped inside an installed package (found without importing it);
+    a relative path → relative to the repository root."""
+    if ref.startswith("pkg://"):
+        package, _, rest = ref[6:].partition("/")
+        spec = importlib.util.find_spec(package)
+        if spec is None or spec.origin is None:
+            raise ConfigError(f"{ref}: package {package!r} is not installed")
+        return Path(spec.origin).parent / rest
+    p = Path(os.path.expanduser(ref))
+    return p if p.is_absolute() else base / p
+
+
+class BusConfig(Frozen):
+    run_dir: str = "/tmp/edge"
+    tcp: dict[str, str] = Field(default_factory=dict)
+
+
+class RobotConfig(Frozen):
+    dds_domain: int = Field(1, ge=0, le=232)
+    interface: str = "lo"
+    release_sport_mode: bool = False
+
+
+class ControlConfig(Frozen):
+    policy: str = "configs/policies/go2_robot_lab.yaml"
+    backend: Literal["onnxruntime", "tensorrt"] = "onnxruntime"
+    auto_stand: bool = True             # simulator: stand up by itself; robot: wait for `edge stand`
+    stand_duration_s: float = Field(2.0, gt=0)
+    stand_kp: float = Field(50.0, ge=0)
+    stand_kd: float = Field(3.5, ge=0)
+    damp_kd: float = Field(3.0, gt=0)
+    lowstate_max_age_s: float = Field(0.05, gt=0)
+    max_tilt_rad: float = Field(1.0, gt=0)
+    zero_then_hold_s: float = Field(1.0, ge=0)   # stale / zero velocity: walk in place this long, then hold
+    cmd_limits: tuple[float, float, float] = (1.0, 0.5, 1.5)
+    cmd_slew_per_tick: tuple[float, float, float] = (0.05, 0.04, 0.10)
+    max_target_step_rad: float = Field(0.3, gt=0)  # per tick, joint target rate limit
+    soft_limit_factor: float = Field(0.9, gt=0, le=1)
+
+
+class NavigatorConfig(Frozen):
+    execution: Literal["open_loop", "closed_loop"] = "closed_loop"
+    grammar: Literal["navila", "streamvln"] = "navila"
+    navila_style: Literal["habitat", "isaac"] = "habitat"
+    publish_hz: float = Field(20.0, gt=0)
+    forward_speed_m_s: float = Field(0.5, gt=0)
+    turn_rate_rad_s: float = Field(0.5235987755982988, gt=0)
+
+
+class SimConfig(Frozen):
+    physics_dt: float = Field(0.0025, gt=0)
+    state_every_steps: int = Field(2, ge=1)     # 0.0025 × 2 → LowState at 200 Hz
+    truth_hz: float = Field(50.0, gt=0)
+    start: Literal["lying", "standing"] = "lying"
+    landmarks: bool = True
+
+
+class EdgeConfig(Frozen):
+    profile: Literal["sim", "robot"] = "sim"
+    bus: BusConfig = BusConfig()
+    robot: RobotConfig = RobotConfig()
+    control: ControlConfig = ControlConfig()
+    navigator: NavigatorConfig = NavigatorConfig()
+    sim: SimConfig = SimConfig()
+
+
+def load_yaml_model(model: type[BaseModel], path: str | Path, overrides: dict | None = None):
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at top level, got {type(data).__name__}")
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        lines = [f"  {'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()]
+        raise ConfigError(f"{path}: invalid {model.__name__}:\n" + "\n".join(lines)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> EdgeConfig:
+    return load_yaml_model(EdgeConfig, path or os.environ.get("EDGE_CONFIG", DEFAULT_CONFIG), overrides)

@@ -1,0 +1,176 @@
+"""Every bus message, and the topic registry (TOPICS): the one place for names, schemas, rates and freshness.
+
+Rules: SI units unless the field name says otherwise; add fields with defaults, never rename or retype.
+The envelope (topic, seq, sender monotonic time) is added by edge.bus, not stored in the models.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---- navigation ---------------------------------------------------------------------------------------------
+
+class ActionText(Msg):
+    """A mid-level action in language: a VLM answer, or an operator / script standing in for it."""
+    text: str = Field(max_length=4096)
+    source: Literal["operator", "script", "vlm"] = "operator"
+    grammar: Literal["navila", "streamvln"] = "navila"
+    query_id: int = -1
+
+
+class VelocityCommand(Msg):
+    """Body-frame velocity setpoint for the locomotion policy."""
+    vx_m_s: float = Field(allow_inf_nan=False)
+    vy_m_s: float = Field(0.0, allow_inf_nan=False)
+    wz_rad_s: float = Field(allow_inf_nan=False)
+    action_id: int = -1
+
+
+class Odometry(Msg):
+    """The robot's own pose estimate (IMU yaw + leg kinematics); never simulator truth."""
+    x_m: float
+    y_m: float
+    yaw_rad: float
+    vx_m_s: float = 0.0
+    vy_m_s: float = 0.0
+    wz_rad_s: float = 0.0
+    stance: tuple[bool, bool, bool, bool] = (False, False, False, False)
+
+
+ExecutionMode = Literal["open_loop", "closed_loop"]
+ActionKind = Literal["forward", "turn", "stop", "invalid"]
+
+
+class ActionResult(Msg):
+    """One finished (or refused) action, with what was asked and what the robot believes it did."""
+    action_id: int
+    text: str
+    kind: ActionKind
+    execution: ExecutionMode
+    commanded: float           # metres for forward, radians for turn, 0 for stop/invalid
+    estimated: float           # same unit, from the robot's own odometry
+    start_mono_ns: int
+    end_mono_ns: int
+    outcome: Literal["completed", "timeout", "preempted", "invalid"]
+    reason: str = ""
+
+
+class NavigatorStatus(Msg):
+    state: Literal["idle", "executing", "holding"]
+    execution: ExecutionMode
+    queue_len: int
+    current_action_id: int = -1
+    current_text: str = ""
+    actions_done: int = 0
+    invalid_texts: int = 0
+
+
+# ---- control --------------------------------------------------------------------------------------------------
+
+ControlMode = Literal["passive", "stand_up", "hold", "walk", "damp"]
+
+
+class ControlState(Msg):
+    """Published by the 50 Hz loop every tick: what it did and why."""
+    mode: ControlMode
+    reason: str
+    tick: int
+    missed_ticks: int
+    period_ms: float            # measured start-to-start period of this tick
+    lateness_ms: float          # start of this tick minus its deadline
+    work_ms: float              # compute time of the previous tick
+    vx_m_s: float               # velocity command applied to the policy this tick
+    vy_m_s: float
+    wz_rad_s: float
+    roll_rad: float = 0.0
+    pitch_rad: float = 0.0
+    lowstate_age_ms: float = -1.0
+
+
+class Estop(Msg):
+    """Operator emergency stop: control damps and stays damped until restarted."""
+    reason: str = "operator"
+
+
+class OperatorCommand(Msg):
+    """Operator confirmation steps on the real robot (the simulator profile stands up by itself)."""
+    command: Literal["stand"]
+
+
+# ---- simulator (reports only) ----------------------------------------------------------------------------------
+
+class SimTruth(Msg):
+    """Ground-truth base pose from the simulator. For reports and tests only, never for control."""
+    sim_time_s: float
+    x_m: float
+    y_m: float
+    z_m: float
+    roll_rad: float
+    pitch_rad: float
+    yaw_rad: float
+    fallen: bool
+
+
+# ---- camera (header + raw pixels) -------------------------------------------------------------------------------
+
+class CameraIntrinsics(Msg):
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+
+
+class CameraFrame(Msg):
+    """Header of a frame; the pixels travel as raw bytes after it (see edge.bus)."""
+    frame_id: int
+    sensor_time_ns: int
+    width: int
+    height: int
+    encoding: Literal["rgb8", "z16"]
+    intrinsics: CameraIntrinsics
+
+    def payload_size(self) -> int:
+        return self.width * self.height * (3 if self.encoding == "rgb8" else 2)
+
+
+# ---- registry --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    schema: type[Msg]
+    rate_hz: float            # nominal; 0 for event topics
+    max_age_s: float          # older than this = stale (inf for events)
+    latest_only: bool         # True: subscribers conflate and see only the newest message
+    payload: bool = False     # raw bytes follow the header
+
+
+_INF = float("inf")
+TOPICS: dict[str, Topic] = {t.name: t for t in (
+    Topic("actionText", ActionText, 0, _INF, latest_only=False),
+    Topic("velocityCommand", VelocityCommand, 20, 0.15, latest_only=True),
+    Topic("odometry", Odometry, 50, 0.1, latest_only=True),
+    Topic("actionResult", ActionResult, 0, _INF, latest_only=False),
+    Topic("navigatorStatus", NavigatorStatus, 10, 0.5, latest_only=True),
+    Topic("controlState", ControlState, 50, 0.1, latest_only=True),
+    Topic("estop", Estop, 0, _INF, latest_only=False),
+    Topic("operatorCommand", OperatorCommand, 0, _INF, latest_only=False),
+    Topic("simTruth", SimTruth, 50, 0.1, latest_only=True),
+    Topic("cameraFrame", CameraFrame, 10, 0.3, latest_only=True, payload=True),
+)}
+
+
+def topic_of(schema: type[Msg]) -> Topic:
+    matches = [t for t in TOPICS.values() if t.schema is schema]
+    if len(matches) != 1:
+        raise KeyError(f"{schema.__name__} is on {len(matches)} topics")
+    return matches[0]
