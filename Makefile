@@ -15,7 +15,7 @@ demo: $(STAMP)
 	$(PY) -m edge.cli demo --out runs
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --benchmark-disable
 
 bench: $(STAMP)
 	$(PY) -m pytest -q tests/benchmarks --benchmark-enable --benchmark-only

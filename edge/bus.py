@@ -123,11 +123,25 @@ class Pub:
     def __init__(self, bus: Bus, topic: Topic):
         self.topic = topic
         self.sock = bus.ctx.socket(zmq.PUB)
-        self.sock.setsockopt(zmq.SNDHWM, 4 if topic.latest_only else 1000)
+        # A PUB at its high-water mark drops the NEWEST messages, so keep it roomy; subscribers conflate.
+        self.sock.setsockopt(zmq.SNDHWM, 1000)
         self.sock.setsockopt(zmq.LINGER, 0 if topic.latest_only else 500)
         self.binds = topic.name not in SUBSCRIBER_BOUND
+        # A connecting publisher watches for the handshake, so a short-lived sender can wait for its peer.
+        self._monitor = None if self.binds else self.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self._peer = self.binds
         _attach(self.sock, bus.endpoint(topic.name), bind=self.binds)
         self.seq = 0
+
+    def wait_peer(self, timeout_s: float = 2.0) -> bool:
+        """Connecting publishers only: wait until the subscriber's socket has answered, then let its subscription
+        arrive (ZeroMQ drops what a PUB sends before that). True at once for a publisher that binds."""
+        if not self._peer and self._monitor.poll(int(timeout_s * 1000)):
+            self._peer = True
+            self.sock.disable_monitor()
+            self._monitor.close()
+            time.sleep(0.05)
+        return self._peer
 
     def publish(self, msg: Msg, payload: bytes | memoryview = b"") -> int:
         """Never blocks: a full queue drops the message (zmq PUB semantics). Returns the sequence number."""
@@ -136,6 +150,9 @@ class Pub:
         return self.seq
 
     def close(self) -> None:
+        if self._monitor is not None and not self._monitor.closed:
+            self.sock.disable_monitor()
+            self._monitor.close()
         self.sock.close()
 
 

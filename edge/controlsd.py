@@ -24,9 +24,8 @@ log = logging.getLogger("control")
 
 
 def run(cfg, stop, _args) -> int:
-    from drivers.unitree_go2 import Go2Robot, dds_init, release_sport_mode
-    dds_init(cfg.robot.dds_domain, cfg.robot.interface)
-    robot = Go2Robot()
+    from drivers.unitree_go2 import Go2Robot, release_sport_mode
+    robot = Go2Robot(cfg.robot.dds_domain, cfg.robot.interface)
     if cfg.robot.release_sport_mode:
         release_sport_mode()
     pcfg = load_policy_config(cfg.control.policy)

@@ -60,6 +60,7 @@ class ActionResult(Msg):
     end_mono_ns: int
     outcome: Literal["completed", "timeout", "preempted", "invalid"]
     reason: str = ""
+    query_id: int = -1         # the ActionText this action came from
 
 
 class NavigatorStatus(Msg):

@@ -15,11 +15,10 @@ log = logging.getLogger("sim")
 
 def run(cfg, stop, _args) -> int:
     from drivers.go2_mujoco import Go2Sim
-    from drivers.unitree_go2 import Go2SimEndpoint, dds_init
+    from drivers.unitree_go2 import Go2SimEndpoint
     s = cfg.sim
-    dds_init(cfg.robot.dds_domain, cfg.robot.interface)
     sim = Go2Sim(physics_dt=s.physics_dt, landmarks=s.landmarks, start=s.start)
-    endpoint = Go2SimEndpoint()
+    endpoint = Go2SimEndpoint(cfg.robot.dds_domain, cfg.robot.interface)
     truth_pub = Bus(cfg.bus.run_dir, cfg.bus.tcp).pub("simTruth")
     rk = Ratekeeper(s.physics_dt * s.state_every_steps)
     truth_every = max(1, round(1.0 / (s.truth_hz * rk.period)))

@@ -1,0 +1,176 @@
+"""Run report from recorded bus logs: per-action commanded / estimated / true, falls, control-loop timing.
+
+Input: one bus.jsonl per execution mode (written by edge.recordd). Ground truth (simTruth) is used here only.
+Output: report.json and report.png (top-down trajectory with action boundaries, per-action bars, period histogram).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+NOMINAL_PERIOD_MS = 20.0
+
+
+def load_log(path: Path) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    with Path(path).open() as f:
+        for line in f:
+            rec = json.loads(line)
+            out.setdefault(rec["topic"], []).append(rec)
+    return out
+
+
+def _truth_arrays(truth: list[dict]) -> dict[str, np.ndarray]:
+    t = np.array([r["mono_ns"] for r in truth], dtype=np.int64)
+    cols = {k: np.array([r["msg"][k] for r in truth]) for k in ("x_m", "y_m", "z_m", "yaw_rad", "roll_rad",
+                                                                  "pitch_rad")}
+    cols["yaw_unwrapped"] = np.unwrap(cols["yaw_rad"])
+    cols["t"] = t
+    return cols
+
+
+def _at(tr: dict[str, np.ndarray], key: str, t_ns: int) -> float:
+    return float(np.interp(t_ns, tr["t"], tr[key]))
+
+
+def true_amount(tr: dict[str, np.ndarray], kind: str, start_ns: int, end_ns: int) -> float:
+    """Forward: displacement along the heading at the start; turn: yaw change (unwrapped, CCW positive)."""
+    if kind == "forward":
+        yaw0 = _at(tr, "yaw_unwrapped", start_ns)
+        dx = _at(tr, "x_m", end_ns) - _at(tr, "x_m", start_ns)
+        dy = _at(tr, "y_m", end_ns) - _at(tr, "y_m", start_ns)
+        return dx * math.cos(yaw0) + dy * math.sin(yaw0)
+    if kind == "turn":
+        return _at(tr, "yaw_unwrapped", end_ns) - _at(tr, "yaw_unwrapped", start_ns)
+    return 0.0
+
+
+def loop_stats(states: list[dict]) -> dict:
+    periods = np.array([r["msg"]["period_ms"] for r in states[1:]])
+    err = np.abs(periods - NOMINAL_PERIOD_MS) if len(periods) else np.zeros(1)
+    return {"ticks": len(states), "missed": int(states[-1]["msg"]["missed_ticks"]) if states else 0,
+            "period_error_p50_ms": float(np.percentile(err, 50)), "period_error_p99_ms": float(np.percentile(err, 99)),
+            "period_error_max_ms": float(err.max()), "work_p99_ms": float(np.percentile(
+                [r["msg"]["work_ms"] for r in states], 99)) if states else 0.0}
+
+
+def summarize_run(log: dict[str, list[dict]], execution: str) -> dict:
+    truth = log.get("simTruth", [])
+    tr = _truth_arrays(truth) if truth else None
+    actions = []
+    for r in log.get("actionResult", []):
+        m = r["msg"]
+        true = true_amount(tr, m["kind"], m["start_mono_ns"], m["end_mono_ns"]) if tr is not None else None
+        unit_scale = 100.0 if m["kind"] == "forward" else math.degrees(1.0)
+        row = {"text": m["text"], "kind": m["kind"], "execution": execution, "outcome": m["outcome"],
+               "commanded": m["commanded"], "estimated": m["estimated"], "true": true,
+               "error": None if true is None or m["kind"] not in ("forward", "turn") else true - m["commanded"],
+               "unit": "m" if m["kind"] == "forward" else "rad", "duration_s": (m["end_mono_ns"] - m["start_mono_ns"]) * 1e-9,
+               "start_mono_ns": m["start_mono_ns"], "end_mono_ns": m["end_mono_ns"], "reason": m["reason"]}
+        row["error_display"] = None if row["error"] is None else round(row["error"] * unit_scale, 2)
+        actions.append(row)
+    states = log.get("controlState", [])
+    # The robot starts lying down: judge falls only once control has stood it up.
+    stood_ns = next((r["mono_ns"] for r in states if r["msg"]["mode"] == "hold"), None)
+    upright = [r for r in truth if stood_ns is not None and r["mono_ns"] >= stood_ns]
+    fell = stood_ns is None or any(r["msg"]["fallen"] for r in upright)
+    min_z = min((r["msg"]["z_m"] for r in upright), default=None)
+    modes = [r["msg"]["mode"] for r in states]
+    return {"execution": execution, "actions": actions, "fell": fell, "loop": loop_stats(states),
+            "damped": "damp" in modes, "min_base_z_m_after_stand": min_z}
+
+
+def accuracy_table(runs: dict[str, dict]) -> list[dict]:
+    rows = []
+    for execution, run in runs.items():
+        for kind, unit in (("forward", "cm"), ("turn", "deg")):
+            errs = [abs(a["error_display"]) for a in run["actions"] if a["kind"] == kind and a["error"] is not None]
+            if errs:
+                rows.append({"execution": execution, "kind": kind, "n": len(errs), "unit": unit,
+                             "mean_abs_error": round(float(np.mean(errs)), 2), "max_abs_error": round(max(errs), 2)})
+    return rows
+
+
+def build_report(run_logs: dict[str, Path], out_dir: Path) -> dict:
+    runs = {ex: summarize_run(load_log(p), ex) for ex, p in run_logs.items()}
+    all_states = []
+    for ex, p in run_logs.items():
+        all_states += load_log(p).get("controlState", [])
+    report = {"actions": [a for r in runs.values() for a in r["actions"]],
+              "fell": any(r["fell"] for r in runs.values()),
+              "loop": {ex: r["loop"] for ex, r in runs.items()} | {
+                  "ticks": sum(r["loop"]["ticks"] for r in runs.values()),
+                  "missed": sum(r["loop"]["missed"] for r in runs.values()),
+                  "period_error_p50_ms": max(r["loop"]["period_error_p50_ms"] for r in runs.values()),
+                  "period_error_p99_ms": max(r["loop"]["period_error_p99_ms"] for r in runs.values())},
+              "accuracy": accuracy_table(runs),
+              "runs": {ex: {k: v for k, v in r.items() if k != "actions"} for ex, r in runs.items()}}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+    plot_report(run_logs, runs, out_dir / "report.png")
+    return report
+
+
+def plot_report(run_logs: dict[str, Path], runs: dict[str, dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(run_logs)
+    fig, axes = plt.subplots(3, n, figsize=(6.5 * n, 15), squeeze=False)
+    for col, (ex, log_path) in enumerate(run_logs.items()):
+        log = load_log(log_path)
+        truth, odo = log.get("simTruth", []), log.get("odometry", [])
+        ax = axes[0, col]
+        if truth:
+            tr = _truth_arrays(truth)
+            ax.plot(tr["x_m"], tr["y_m"], "k-", lw=1.5, label="true (simulator)")
+            if odo:
+                # The robot's own estimate starts at its own origin: place it at the true start pose to compare.
+                t0 = odo[0]["mono_ns"]
+                x0, y0, yaw0 = _at(tr, "x_m", t0), _at(tr, "y_m", t0), _at(tr, "yaw_unwrapped", t0)
+                ox = np.array([r["msg"]["x_m"] for r in odo])
+                oy = np.array([r["msg"]["y_m"] for r in odo])
+                c, s = math.cos(yaw0), math.sin(yaw0)
+                ax.plot(x0 + c * ox - s * oy, y0 + s * ox + c * oy, "C1--", lw=1.2, label="estimated (IMU + legs)")
+            for i, a in enumerate(runs[ex]["actions"]):
+                for t_ns, marker in ((a["start_mono_ns"], "o"), (a["end_mono_ns"], "s")):
+                    ax.plot(_at(tr, "x_m", t_ns), _at(tr, "y_m", t_ns), marker, color=f"C{2 + i % 7}", ms=6)
+                ax.annotate(f"{i + 1}: {a['text'][:32]}", (_at(tr, "x_m", a["start_mono_ns"]),
+                                                           _at(tr, "y_m", a["start_mono_ns"])),
+                            fontsize=7, xytext=(4, 4 + 9 * (i % 3)), textcoords="offset points")
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_title(f"{ex}: top-down trajectory (o start, □ end of action)")
+        ax.set_xlabel("x [m]")
+        ax.set_ylabel("y [m]")
+        ax.legend(fontsize=8, loc="best")
+        ax.grid(alpha=0.3)
+
+        ax = axes[1, col]
+        acts = [a for a in runs[ex]["actions"] if a["kind"] in ("forward", "turn")]
+        labels = [f"{i + 1} {a['kind']}" for i, a in enumerate(acts)]
+        conv = [100.0 if a["kind"] == "forward" else math.degrees(1.0) for a in acts]
+        xs = np.arange(len(acts))
+        for k, (key, name) in enumerate((("commanded", "commanded"), ("estimated", "estimated"), ("true", "true"))):
+            vals = [abs(a[key] or 0.0) * c for a, c in zip(acts, conv)]
+            ax.bar(xs + (k - 1) * 0.27, vals, 0.27, label=name)
+        ax.set_xticks(xs, labels, fontsize=8)
+        ax.set_ylabel("|amount| [cm or deg]")
+        ax.set_title(f"{ex}: commanded vs estimated vs true")
+        ax.legend(fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+
+        ax = axes[2, col]
+        periods = [r["msg"]["period_ms"] for r in log.get("controlState", [])[1:]]
+        ax.hist(periods, bins=60, color="C0")
+        st = runs[ex]["loop"]
+        ax.set_title(f"{ex}: control period, {st['ticks']} ticks, {st['missed']} missed, "
+                     f"|err| p50 {st['period_error_p50_ms']:.3f} / p99 {st['period_error_p99_ms']:.3f} ms", fontsize=9)
+        ax.set_xlabel("tick start-to-start period [ms]")
+        ax.set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from edge.bus import Bus, BusError, decode, encode
+from edge.messages import TOPICS, CameraFrame, CameraIntrinsics, ControlState, Odometry, VelocityCommand
+
+
+def _wait_latest(sub, timeout=2.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        r = sub.latest()
+        if r is not None:
+            return r
+        time.sleep(0.005)
+    raise TimeoutError
+
+
+def _connect(pub, sub, msg, payload=b""):
+    """PUB/SUB joins asynchronously: publish until the subscriber sees something."""
+    end = time.monotonic() + 3
+    while time.monotonic() < end:
+        pub.publish(msg, payload)
+        time.sleep(0.01)
+        if sub.latest() is not None:
+            return
+    raise TimeoutError("subscriber never connected")
+
+
+def test_round_trip_preserves_message_and_envelope():
+    t = TOPICS["velocityCommand"]
+    msg = VelocityCommand(vx_m_s=0.5, wz_rad_s=-0.2, action_id=7)
+    r = decode(t, encode(t, 3, 123456789, msg))
+    assert r.msg == msg and r.seq == 3 and r.mono_ns == 123456789 and r.payload is None
+
+
+def test_payload_travels_raw_after_the_header():
+    t = TOPICS["cameraFrame"]
+    intr = CameraIntrinsics(width=4, height=2, fx=1, fy=1, cx=2, cy=1)
+    hdr = CameraFrame(frame_id=1, sensor_time_ns=5, width=4, height=2, encoding="rgb8", intrinsics=intr)
+    pixels = np.arange(24, dtype=np.uint8).tobytes()
+    raw = encode(t, 1, 1, hdr, pixels)
+    assert raw.endswith(pixels) and b"base64" not in raw
+    r = decode(t, raw)
+    assert bytes(r.payload) == pixels and r.msg == hdr
+    with pytest.raises(ValueError):
+        encode(t, 1, 1, hdr, pixels[:-1])
+
+
+@pytest.mark.parametrize("raw, why", [
+    (b"", "truncated"), (b"\x05\x00", "truncated"), (b"\xff\xff\xff\x00{}", "does not fit"),
+    (b"\x02\x00\x00\x00{]", "bad header"), (b"\x02\x00\x00\x00{}", "bad header"),
+])
+def test_malformed_bytes_raise_bus_error(raw, why):
+    with pytest.raises(BusError, match=why):
+        decode(TOPICS["odometry"], raw)
+
+
+def test_wrong_topic_wrong_schema_and_nan_are_rejected():
+    good = encode(TOPICS["odometry"], 1, 1, Odometry(x_m=0, y_m=0, yaw_rad=0))
+    with pytest.raises(BusError, match="for 'odometry' on 'velocityCommand'"):
+        decode(TOPICS["velocityCommand"], good)
+    bad = good.replace(b'"x_m":0.0', b'"x_m":"far"')
+    bad = len(bad[4:]).to_bytes(4, "little") + bad[4:]
+    with pytest.raises(BusError, match="schema Odometry"):
+        decode(TOPICS["odometry"], bad)
+    nan = encode(TOPICS["velocityCommand"], 1, 1, VelocityCommand(vx_m_s=0, wz_rad_s=0)).replace(
+        b'"vx_m_s":0.0', b'"vx_m_s":NaN')
+    nan = len(nan[4:]).to_bytes(4, "little") + nan[4:]
+    with pytest.raises(BusError):
+        decode(TOPICS["velocityCommand"], nan)
+
+
+def test_publish_refuses_a_message_of_another_topic(bus):
+    pub = bus.pub("velocityCommand")
+    with pytest.raises(TypeError):
+        pub.publish(Odometry(x_m=0, y_m=0, yaw_rad=0))
+    pub.close()
+
+
+def test_latest_only_subscriber_sees_newest_and_its_age(bus):
+    pub, sub = bus.pub("odometry"), bus.sub("odometry")
+    _connect(pub, sub, Odometry(x_m=-1, y_m=0, yaw_rad=0))
+    for i in range(50):
+        pub.publish(Odometry(x_m=i, y_m=0, yaw_rad=0))
+    time.sleep(0.05)
+    r = sub.latest()
+    assert r.msg.x_m == 49
+    assert 0 <= r.age_s() < 1.0
+    assert sub.latest() is r                        # nothing new: the same message, older now
+    assert sub.fresh(now_ns=r.mono_ns + int(0.2e9)) is None   # odometry max age is 0.1 s
+
+
+def test_queued_subscriber_sees_every_message_in_order(bus):
+    pub, sub = bus.pub("actionResult"), bus.sub("actionResult")
+    from edge.messages import ActionResult
+    mk = lambda i: ActionResult(action_id=i, text="t", kind="stop", execution="open_loop", commanded=0,
+                                estimated=0, start_mono_ns=0, end_mono_ns=0, outcome="completed")
+    _connect(pub, sub, mk(-1))
+    sub.drain()
+    for i in range(200):
+        pub.publish(mk(i))
+    got = []
+    end = time.monotonic() + 2
+    while len(got) < 200 and time.monotonic() < end:
+        got += [r.msg.action_id for r in sub.wait(0.1)]
+    assert got == list(range(200)) and sub.gaps == 0
+
+
+def test_garbage_on_the_socket_is_counted_not_raised(bus):
+    sub = bus.sub("controlState")
+    raw = bus.ctx.socket(zmq.PUB)
+    raw.bind(bus.endpoint("controlState"))
+    end = time.monotonic() + 3
+    while sub.invalid == 0 and time.monotonic() < end:
+        raw.send(b"\x00garbage\xff" * 3)
+        time.sleep(0.01)
+        assert sub.latest() is None
+    assert sub.invalid >= 1 and sub.received == 0
+    raw.close()
+
+
+def test_tcp_endpoint_from_config(run_dir):
+    bus = Bus(run_dir, tcp={"velocityCommand": "tcp://127.0.0.1:0"})
+    assert bus.endpoint("velocityCommand").startswith("tcp://")
+    assert bus.endpoint("odometry").startswith("ipc://")
+    with pytest.raises(ValueError, match="unknown topics"):
+        Bus(run_dir, tcp={"nope": "tcp://127.0.0.1:1"})
+
+
+def test_every_topic_has_a_schema_and_a_sane_age():
+    for t in TOPICS.values():
+        assert t.max_age_s > 0
+        if t.rate_hz:
+            assert t.max_age_s >= 2.0 / t.rate_hz, t.name     # at least two periods before "stale"
+    assert ControlState.model_config["extra"] == "forbid"

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import pytest
+
+from edge.config import ConfigError, load_config, resolve_path
+from edge.policy import load_policy_config
+
+
+def test_shipped_configs_load():
+    assert load_config("configs/sim.yaml").robot.interface == "lo"
+    robot = load_config("configs/go2.yaml")
+    assert robot.robot.dds_domain == 0 and robot.control.auto_stand is False
+
+
+def test_overrides_apply_and_are_validated():
+    cfg = load_config("configs/sim.yaml", {"navigator.execution": "open_loop"})
+    assert cfg.navigator.execution == "open_loop"
+    with pytest.raises(ConfigError, match="navigator.execution"):
+        load_config("configs/sim.yaml", {"navigator.execution": "sideways"})
+
+
+@pytest.mark.parametrize("text, match", [
+    ("control: {damp_kd: -1}", "control.damp_kd"),
+    ("robot: {dds_domain: 1, interfce: lo}", "robot.interfce"),
+    ("control: [1, 2", "not valid YAML"),
+    ("- a\n- b", "mapping"),
+])
+def test_malformed_config_names_the_problem(tmp_path, text, match):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_config(p)
+
+
+def test_missing_file_and_package():
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("/nonexistent/edge.yaml")
+    with pytest.raises(ConfigError, match="not installed"):
+        resolve_path("pkg://no_such_package_xyz/data")
+
+
+def test_policy_config_checks_joint_names(tmp_path):
+    text = (resolve_path("configs/policies/go2_robot_lab.yaml").read_text()).replace("RL_calf]", "RL_knee]")
+    p = tmp_path / "p.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match="joint_order"):
+        load_policy_config(p)

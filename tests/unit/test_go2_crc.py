@@ -1,0 +1,153 @@
+"""Go2 LowCmd/LowState CRC (go2.md §3 vectors through the SDK CRC on real IDL objects), command validation, and
+release_sport_mode's return-code handling with typed fake clients (no DDS)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from unitree_sdk2py.idl.default import unitree_go_msg_dds__LowCmd_, unitree_go_msg_dds__LowState_
+from unitree_sdk2py.utils.crc import CRC
+
+from drivers.robot_io import JointCommand
+from drivers.unitree_go2 import (SportModeError, crc_ok, fill_lowcmd, make_lowcmd, make_lowstate,
+                                 release_sport_mode)
+from edge.robot import POS_STOP_F, VEL_STOP_F
+
+
+def test_crc_lowcmd_all_zero():
+    assert CRC().Crc(unitree_go_msg_dds__LowCmd_()) == 0x4B5A4880
+
+
+def test_crc_lowstate_all_zero():
+    assert CRC().Crc(unitree_go_msg_dds__LowState_()) == 0x85F11EA6
+
+
+def test_crc_lowcmd_header_only():
+    m = unitree_go_msg_dds__LowCmd_()
+    m.head = [0xFE, 0xEF]
+    m.level_flag = 0xFF
+    assert CRC().Crc(m) == 0x322AC991
+
+
+def test_crc_lowcmd_header_and_stop_sentinels():
+    m = unitree_go_msg_dds__LowCmd_()
+    m.head = [0xFE, 0xEF]
+    m.level_flag = 0xFF
+    for mc in m.motor_cmd:
+        mc.mode, mc.q, mc.dq = 1, 2.146e9, 16000.0
+    assert CRC().Crc(m) == 0x06E577CD
+
+
+def test_crc_ignores_the_crc_word_itself():
+    m = unitree_go_msg_dds__LowCmd_()
+    m.crc = 0xDEADBEEF
+    assert CRC().Crc(m) == 0x4B5A4880
+
+
+def test_make_lowcmd_matches_sentinel_vector_for_an_all_stop_command():
+    # A command equal to the stop sentinel on all 12 joints must give the §3 vector 4 (all 20 slots identical).
+    cmd = JointCommand(q=np.full(12, POS_STOP_F), dq=np.full(12, VEL_STOP_F))
+    m = make_lowcmd(cmd)
+    assert m.crc == 0x06E577CD
+    assert crc_ok(m)
+
+
+def test_crc_ok_detects_corruption():
+    m = make_lowcmd(JointCommand(q=np.linspace(-1, 1, 12), kp=np.full(12, 20.0), kd=np.full(12, 0.5)))
+    assert crc_ok(m)
+    m.motor_cmd[5].q += 0.01
+    assert not crc_ok(m)
+    s = make_lowstate(np.zeros(12), np.zeros(12), np.zeros(12), [1, 0, 0, 0], [0, 0, 0], [0, 0, 9.81],
+                      [10, 20, 30, 40], 7)
+    assert crc_ok(s)
+    s.tick += 1
+    assert not crc_ok(s)
+
+
+@pytest.mark.parametrize("field", ["q", "dq", "kp", "kd", "tau"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 1e39])  # 1e39 overflows float32 → inf on the wire
+def test_fill_lowcmd_refuses_non_finite(field, bad):
+    vals = {n: np.zeros(12) for n in ("q", "dq", "kp", "kd", "tau")}
+    vals[field][3] = bad
+    m = unitree_go_msg_dds__LowCmd_()
+    with pytest.raises(ValueError):
+        fill_lowcmd(m, JointCommand(**vals))
+    assert m.crc == 0 and m.level_flag == 0  # msg untouched
+
+
+# --------------------------------------------------------------------------- release_sport_mode with typed fakes
+class FakeSwitcher:
+    """Stands in for MotionSwitcherClient: same method names and return shapes."""
+
+    def __init__(self, mode: str = "normal", check_codes=(), release_code: int = 0, releases_needed: int = 1):
+        self.mode, self.calls = mode, []
+        self._check_codes, self._release_code, self._releases_left = list(check_codes), release_code, releases_needed
+
+    def CheckMode(self):
+        self.calls.append("CheckMode")
+        code = self._check_codes.pop(0) if self._check_codes else 0
+        return (code, None) if code else (0, {"name": self.mode, "form": "0"})
+
+    def ReleaseMode(self):
+        self.calls.append("ReleaseMode")
+        if self._release_code:
+            return self._release_code, None
+        self._releases_left -= 1
+        if self._releases_left <= 0:
+            self.mode = ""
+        return 0, None
+
+
+class FakeSport:
+    def __init__(self, code: int = 0):
+        self.code, self.calls = code, 0
+
+    def StandDown(self) -> int:
+        self.calls += 1
+        return self.code
+
+
+def _release(sw, sp, **kw):
+    return release_sport_mode(switcher=sw, sport=sp, sleep=lambda s: None, **kw)
+
+
+def test_release_sport_mode_happy_path():
+    sw, sp = FakeSwitcher(), FakeSport()
+    assert _release(sw, sp) == 1
+    assert sw.calls == ["CheckMode", "ReleaseMode", "CheckMode"] and sp.calls == 1
+
+
+def test_release_sport_mode_already_released():
+    sw, sp = FakeSwitcher(mode=""), FakeSport()
+    assert _release(sw, sp) == 0
+    assert sp.calls == 0
+
+
+def test_release_sport_mode_checkmode_timeout_raises_with_code():
+    # The SDK returns (3104, None) on RPC timeout; the SDK example then crashes indexing None.
+    with pytest.raises(SportModeError, match="CheckMode code 3104") as e:
+        _release(FakeSwitcher(check_codes=[3104]), FakeSport())
+    assert e.value.code == 3104 and e.value.step == "CheckMode"
+
+
+def test_release_sport_mode_standdown_error():
+    with pytest.raises(SportModeError) as e:
+        _release(FakeSwitcher(), FakeSport(code=3203))
+    assert (e.value.code, e.value.step) == (3203, "StandDown")
+
+
+def test_release_sport_mode_release_error():
+    with pytest.raises(SportModeError) as e:
+        _release(FakeSwitcher(release_code=3001), FakeSport())
+    assert (e.value.code, e.value.step) == (3001, "ReleaseMode")
+
+
+def test_release_sport_mode_bounded_attempts():
+    sw = FakeSwitcher(releases_needed=10**6)
+    with pytest.raises(SportModeError, match="still active after 3"):
+        _release(sw, FakeSport(), max_attempts=3)
+    assert sw.calls.count("ReleaseMode") == 3
+
+
+def test_release_sport_mode_succeeds_on_last_attempt():
+    sw = FakeSwitcher(releases_needed=3)
+    assert _release(sw, FakeSport(), max_attempts=3) == 3

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge.config import REPO_ROOT
+from edge.messages import TOPICS
+from edge.process_config import PROCS, ProcessSpec, check_table, procs_for, render_units, write_units
+
+
+def test_table_is_consistent():
+    check_table()
+    assert {p.name for p in procs_for("sim")} >= {"sim", "control", "navigator"}
+    assert "sim" not in {p.name for p in procs_for("robot")}
+    subscribed = {t for p in PROCS for t in p.subs}
+    published = {t for p in PROCS for t in p.pubs}
+    operator_topics = {"actionText", "estop", "operatorCommand"}       # sent by edge say / estop / stand and the VLM
+    assert subscribed <= published | operator_topics
+    assert set(TOPICS) >= subscribed | published
+
+
+def test_duplicate_publisher_is_refused():
+    twin = ProcessSpec(name="x", module="edge.x", description="x", pubs=("controlState",))
+    with pytest.raises(ValueError, match="published by both"):
+        check_table(PROCS + (twin,))
+
+
+def test_unknown_process_name_is_refused():
+    with pytest.raises(ValueError, match="unknown process"):
+        procs_for("sim", only=["contrl"])
+
+
+def test_committed_units_equal_generated():
+    committed = REPO_ROOT / "systemd"
+    for name, text in render_units().items():
+        assert (committed / name).read_text() == text, f"{name} is stale: run `make units`"
+    assert {p.name for p in committed.iterdir()} == set(render_units())
+
+
+def test_control_unit_has_realtime_watchdog_and_damping():
+    unit = render_units()["edge-control.service"]
+    for line in ("Type=notify", "WatchdogSec=500ms", "CPUSchedulingPolicy=fifo", "CPUSchedulingPriority=80",
+                 "CPUAffinity=3", "ExecStopPost=/opt/edge/venv/bin/python -m edge.damp", "Restart=on-failure"):
+        assert line in unit
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_systemd_analyze_verify_accepts_units(tmp_path):
+    # Same generator, paths that exist here (verify checks that ExecStart= binaries exist).
+    write_units(tmp_path, python=str(Path(sys.executable).resolve()), workdir=str(REPO_ROOT),
+                config=str(REPO_ROOT / "configs" / "go2.yaml"))
+    files = sorted(str(p) for p in tmp_path.iterdir())
+    r = subprocess.run(["systemd-analyze", "verify", *files], capture_output=True, text=True,
+                       env={"SYSTEMD_UNIT_PATH": f"{tmp_path}:", "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
+    # and it does reject a broken unit
+    (tmp_path / "edge-control.service").write_text(render_units()["edge-control.service"].replace(
+        "CPUSchedulingPolicy=fifo", "CPUSchedulingPolicy=fastest"))
+    r = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "edge-control.service")], capture_output=True,
+                       text=True, env={"SYSTEMD_UNIT_PATH": f"{tmp_path}:", "PATH": "/usr/bin:/bin"})
+    assert "fastest" in r.stderr
