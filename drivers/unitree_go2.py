@@ -10,7 +10,7 @@ import logging
 import math
 import threading
 import time
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional
 
 import numpy as np
 from unitree_sdk2py.comm.motion_switcher.motion_switcher_client import MotionSwitcherClient
@@ -23,7 +23,7 @@ from unitree_sdk2py.rpc import internal as rpc_codes
 from unitree_sdk2py.utils.crc import CRC
 
 from drivers.robot_io import JointCommand, RobotState
-from edge.robot import (HEAD, LEVEL_FLAG_LOW, MOTOR_MODE_SERVO, NUM_JOINTS, NUM_MOTOR_SLOTS, POS_STOP_F,
+from edge.robot import (HEAD, LEVEL_FLAG_LOW, MOTOR_MODE_SERVO, NUM_JOINTS, POS_STOP_F,
                         VEL_STOP_F)
 
 log = logging.getLogger(__name__)

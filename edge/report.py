@@ -48,6 +48,14 @@ def true_amount(tr: dict[str, np.ndarray], kind: str, start_ns: int, end_ns: int
     return 0.0
 
 
+def short_label(a: dict) -> str:
+    if a["kind"] == "forward":
+        return f"fwd {a['commanded'] * 100:.0f} cm"
+    if a["kind"] == "turn":
+        return f"{'left' if a['commanded'] > 0 else 'right'} {abs(math.degrees(a['commanded'])):.0f}°"
+    return a["kind"]
+
+
 def loop_stats(states: list[dict]) -> dict:
     periods = np.array([r["msg"]["period_ms"] for r in states[1:]])
     err = np.abs(periods - NOMINAL_PERIOD_MS) if len(periods) else np.zeros(1)
@@ -139,7 +147,7 @@ def plot_report(run_logs: dict[str, Path], runs: dict[str, dict], path: Path) ->
             for i, a in enumerate(runs[ex]["actions"]):
                 for t_ns, marker in ((a["start_mono_ns"], "o"), (a["end_mono_ns"], "s")):
                     ax.plot(_at(tr, "x_m", t_ns), _at(tr, "y_m", t_ns), marker, color=f"C{2 + i % 7}", ms=6)
-                ax.annotate(f"{i + 1}: {a['text'][:32]}", (_at(tr, "x_m", a["start_mono_ns"]),
+                ax.annotate(f"{i + 1} {short_label(a)}", (_at(tr, "x_m", a["start_mono_ns"]),
                                                            _at(tr, "y_m", a["start_mono_ns"])),
                             fontsize=7, xytext=(4, 4 + 9 * (i % 3)), textcoords="offset points")
         ax.set_aspect("equal", adjustable="datalim")
@@ -151,7 +159,7 @@ def plot_report(run_logs: dict[str, Path], runs: dict[str, dict], path: Path) ->
 
         ax = axes[1, col]
         acts = [a for a in runs[ex]["actions"] if a["kind"] in ("forward", "turn")]
-        labels = [f"{i + 1} {a['kind']}" for i, a in enumerate(acts)]
+        labels = [f"{i + 1} {short_label(a)}" for i, a in enumerate(acts)]
         conv = [100.0 if a["kind"] == "forward" else math.degrees(1.0) for a in acts]
         xs = np.arange(len(acts))
         for k, (key, name) in enumerate((("commanded", "commanded"), ("estimated", "estimated"), ("true", "true"))):

@@ -18,7 +18,6 @@ import zmq
 from edge.bus import SUBSCRIBER_BOUND, Bus
 from edge.config import load_config
 from edge.manager import Manager
-from edge.messages import TOPICS
 from edge.operator import Operator
 from edge.process_config import procs_for
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drivers.robot_io import JointCommand, RobotState
+from drivers.robot_io import RobotState
 from edge.config import ControlConfig
 from edge.controller import Controller
 from edge.policy import ObservationBuilder, Policy, load_policy_config

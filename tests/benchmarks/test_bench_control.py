@@ -1,0 +1,61 @@
+"""One control step: observation + policy (ONNX Runtime) + LowCmd packing + CRC, and its parts.
+
+Run: .venv/bin/python -m pytest tests/benchmarks --benchmark-enable --benchmark-only
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from drivers.robot_io import RobotState
+from edge.config import ControlConfig
+from edge.controller import Controller
+from edge.policy import Policy, load_policy_config
+
+unitree = pytest.importorskip("drivers.unitree_go2")
+
+CFG = load_policy_config("configs/policies/go2_robot_lab.yaml")
+
+
+def _state(t):
+    rng = np.random.default_rng(0)
+    return RobotState(q=np.array(CFG.default_pose) + rng.normal(0, 0.05, 12), dq=rng.normal(0, 0.5, 12),
+                      tau=np.zeros(12), quat_wxyz=(1, 0, 0, 0), gyro=rng.normal(0, 0.1, 3), accel=(0, 0, 9.81),
+                      foot_force=np.full(4, 35.0), tick=1, recv_mono_s=t)
+
+
+@pytest.fixture(scope="module")
+def policy():
+    return Policy(CFG)
+
+
+def test_bench_policy_only(benchmark, policy):
+    s = _state(0.0)
+    benchmark(policy.step, s, np.array([0.5, 0.0, 0.0]))
+
+
+def test_bench_lowcmd_pack_and_crc(benchmark, policy):
+    cmd = policy.step(_state(0.0), np.zeros(3))
+    msg = unitree.make_lowcmd(cmd)
+    benchmark(unitree.fill_lowcmd, msg, cmd)
+    assert unitree.crc_ok(msg)
+
+
+def test_bench_control_step(benchmark, policy):
+    """Safety state machine + observation + policy + limits + LowCmd fill + CRC, in walk mode."""
+    ctrl = Controller(ControlConfig(), policy)
+    t = 0.0
+    for i in range(120):                                  # stand up, hold, start walking
+        t = i * 0.02
+        ctrl.tick(t, _state(t), np.array([0.5, 0, 0]) if i > 110 else None, stand_requested=True)
+    assert ctrl.mode == "walk"
+    msg = unitree.make_lowcmd(ctrl.tick(t, _state(t), np.array([0.5, 0, 0])).command)
+    clock = [t]
+
+    def step():
+        clock[0] += 0.02
+        res = ctrl.tick(clock[0], _state(clock[0]), np.array([0.5, 0.0, 0.0]))
+        unitree.fill_lowcmd(msg, res.command)
+
+    benchmark(step)
+    assert ctrl.mode == "walk" and unitree.crc_ok(msg)
