@@ -19,3 +19,11 @@ def run_dir():
 @pytest.fixture
 def bus(run_dir):
     return Bus(run_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """Tiny random-weight checkpoints in the real layouts (navila/, streamvln/, policy/), written once per run by
+    the same generator users run (`python -m exporters.tiny OUT`). Read-only: copy before corrupting."""
+    from exporters.tiny import write_tiny_checkpoints
+    return write_tiny_checkpoints(tmp_path_factory.mktemp("tiny"))

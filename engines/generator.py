@@ -1,0 +1,241 @@
+"""LLM generator with one contract across backends.
+
+Request: prompt token ids with IMAGE_TOKEN_INDEX (-200) at each image position + image embeddings
+[n_images, tokens_per_image, hidden]. Each placeholder expands, in order, to that image's tokens_per_image rows.
+Result: greedy tokens until a stop id (not included) or max_new_tokens.
+
+Backends:
+- TransformersGenerator: splices the rows into `inputs_embeds`; greedy decode with KV cache (fallback and reference).
+- TrtLlmGenerator: TensorRT-LLM v0.12 engine built with --max_multimodal_len; image rows go in as a prompt table
+  (p-tuning embeddings) addressed by fake ids vocab_size.. as in tensorrt_llm/runtime/multimodal_model_runner.py
+  (`setup_fake_prompts_vila` mode 1 + `ptuning_setup`). tensorrt_llm is imported lazily.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+IMAGE_TOKEN_INDEX = -200
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt_ids: list[int]            # IMAGE_TOKEN_INDEX at each image position
+    image_embeds: np.ndarray         # [n_images, tokens_per_image, hidden], float
+    stop_ids: tuple[int, ...]
+    max_new_tokens: int
+
+    @property
+    def n_prompt_tokens(self) -> int:
+        """Prompt length as the LLM sees it: text tokens + every image's rows."""
+        e = np.asarray(self.image_embeds)
+        n_text = sum(1 for t in self.prompt_ids if t != IMAGE_TOKEN_INDEX)
+        return n_text + (e.shape[0] * e.shape[1] if e.ndim == 3 else 0)
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    tokens: list[int]                # generated ids, stop id excluded
+    stop_reason: Literal["stop", "length"]
+    prefill_s: float                 # prompt forward up to the first token
+    decode_s: float                  # the remaining tokens
+    n_prompt_tokens: int             # incl. image tokens
+
+
+class Generator(Protocol):
+    backend: str
+    hidden_size: int
+
+    def generate(self, request: GenerationRequest) -> GenerationResult: ...
+
+
+def validate_request(req: GenerationRequest, hidden_size: int | None = None) -> None:
+    """Raise ValueError naming what is wrong with `req` (placeholder count, embedding shape, stops, lengths)."""
+    e = np.asarray(req.image_embeds)
+    if e.ndim != 3:
+        raise ValueError(f"image_embeds must be [n_images, tokens_per_image, hidden], got shape {list(e.shape)}")
+    if not np.issubdtype(e.dtype, np.floating):
+        raise ValueError(f"image_embeds must be float, got {e.dtype}")
+    n_placeholders = sum(1 for t in req.prompt_ids if t == IMAGE_TOKEN_INDEX)
+    if n_placeholders != e.shape[0]:
+        raise ValueError(f"prompt has {n_placeholders} image placeholders ({IMAGE_TOKEN_INDEX}) "
+                         f"but image_embeds holds {e.shape[0]} images")
+    if hidden_size is not None and e.shape[2] != hidden_size:
+        raise ValueError(f"image_embeds hidden size {e.shape[2]} != model hidden size {hidden_size}")
+    bad = [t for t in req.prompt_ids if t < 0 and t != IMAGE_TOKEN_INDEX]
+    if bad:
+        raise ValueError(f"negative token ids other than {IMAGE_TOKEN_INDEX} in prompt: {sorted(set(bad))}")
+    if not req.stop_ids:
+        raise ValueError("stop_ids is empty")
+    if req.max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {req.max_new_tokens}")
+
+
+def splice_layout(prompt_ids: list[int], tokens_per_image: int) -> tuple[np.ndarray, np.ndarray]:
+    """Expand placeholders. Returns (ids, rows), one entry per LLM input position:
+    ids = text token id (-1 at image rows); rows = row of the flattened image table (-1 at text tokens).
+    The k-th placeholder becomes rows k·T … k·T + T − 1, in prompt order."""
+    ids, rows, k = [], [], 0
+    for t in prompt_ids:
+        if t == IMAGE_TOKEN_INDEX:
+            ids.extend([-1] * tokens_per_image)
+            rows.extend(range(k * tokens_per_image, (k + 1) * tokens_per_image))
+            k += 1
+        else:
+            ids.append(t)
+            rows.append(-1)
+    return np.asarray(ids, dtype=np.int64), np.asarray(rows, dtype=np.int64)
+
+
+def fake_prompt_ids(req: GenerationRequest, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """TensorRT-LLM multimodal inputs: (input_ids int32 [L], prompt_table [1, N, hidden]).
+
+    Image rows get fake ids vocab_size … vocab_size + N − 1 (N = n_images · tokens_per_image), consecutive per
+    placeholder in order, and the table is the embeddings flattened in the same order — what the 0.12
+    MultimodalModelRunner builds for VILA (`setup_fake_prompts_vila`, batch 1) before `ptuning_setup` /
+    `torch.stack([table])`. The engine looks ids >= vocab_size up in the table (task 0)."""
+    validate_request(req)
+    e = np.asarray(req.image_embeds)
+    ids, rows = splice_layout(req.prompt_ids, e.shape[1])
+    input_ids = np.where(rows >= 0, vocab_size + rows, ids).astype(np.int32)
+    return input_ids, e.reshape(1, e.shape[0] * e.shape[1], e.shape[2])
+
+
+def _first_stop(tokens: list[int], stop_ids: tuple[int, ...]) -> int | None:
+    return next((i for i, t in enumerate(tokens) if t in stop_ids), None)
+
+
+# --- transformers -----------------------------------------------------------------------------------------------------
+
+def _torch_dtype(dtype: Any):
+    import torch
+    return getattr(torch, dtype) if isinstance(dtype, str) else dtype
+
+
+class TransformersGenerator:
+    """Reference / fallback backend: any HF causal LM (Llama, Qwen2, ...) from a folder or an already built model."""
+    backend = "transformers"
+
+    def __init__(self, model: str | Path | Any, dtype: Any = "float32", device: str = "cpu"):
+        import torch
+        import transformers
+        td = _torch_dtype(dtype)
+        if isinstance(model, (str, Path)):
+            # transformers >= 4.56 calls it `dtype`, older releases `torch_dtype`.
+            major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+            key = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
+            model = transformers.AutoModelForCausalLM.from_pretrained(str(model), **{key: td})
+        self.model = model.to(device=device, dtype=td).eval()
+        self.device = torch.device(device)
+        self.embed = self.model.get_input_embeddings()
+        self.hidden_size = int(self.embed.embedding_dim)
+
+    def inputs_embeds(self, req: GenerationRequest):
+        """[1, L, hidden]: token embeddings with each placeholder replaced by its image rows (splice_layout order)."""
+        import torch
+        e = np.asarray(req.image_embeds)
+        ids, rows = splice_layout(req.prompt_ids, e.shape[1])
+        x = self.embed(torch.as_tensor(np.where(rows >= 0, 0, ids), device=self.device)[None]).clone()
+        mask = rows >= 0
+        if mask.any():
+            table = torch.as_tensor(e.reshape(-1, e.shape[2]), device=self.device, dtype=x.dtype)
+            x[0, torch.as_tensor(mask, device=self.device)] = table[torch.as_tensor(rows[mask], device=self.device)]
+        return x
+
+    def generate(self, req: GenerationRequest) -> GenerationResult:
+        import torch
+        validate_request(req, self.hidden_size)
+        tokens: list[int] = []
+        stop_reason: Literal["stop", "length"] = "length"
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            out = self.model(inputs_embeds=self.inputs_embeds(req), use_cache=True)
+            tok = int(out.logits[0, -1].argmax())
+            t1 = time.perf_counter()
+            while True:
+                if tok in req.stop_ids:
+                    stop_reason = "stop"
+                    break
+                tokens.append(tok)
+                if len(tokens) >= req.max_new_tokens:
+                    break
+                out = self.model(input_ids=torch.tensor([[tok]], device=self.device),
+                                 past_key_values=out.past_key_values, use_cache=True)
+                tok = int(out.logits[0, -1].argmax())
+            t2 = time.perf_counter()
+        return GenerationResult(tokens, stop_reason, t1 - t0, t2 - t1, req.n_prompt_tokens)
+
+
+# --- TensorRT-LLM v0.12 -----------------------------------------------------------------------------------------------
+
+class TrtLlmGenerator:
+    """TensorRT-LLM engine dir (trtllm-build output with --max_multimodal_len > 0).
+
+    Runner: the Python `ModelRunner` by default — the one 0.12's MultimodalModelRunner uses for VILA (its C++ path was
+    cogvlm-only) and the one that sizes KV from the engine's max_* instead of a free-memory fraction. `cpp=True` uses
+    `ModelRunnerCpp` (prompt_tasks "0", KV capped by `max_tokens_in_paged_kv_cache`).
+    Only stop_ids[0] is the engine's end_id; further stop ids are applied to the output (same tokens, maybe more work).
+    """
+    backend = "tensorrt_llm"
+
+    def __init__(self, engine_dir: str | Path, *, cpp: bool = False, pad_id: int | None = None,
+                 max_tokens_in_paged_kv_cache: int | None = None,
+                 kv_cache_free_gpu_memory_fraction: float | None = None):
+        import torch
+        from tensorrt_llm.runtime import ModelRunner
+        self.engine_dir = Path(engine_dir)
+        cfg = json.loads((self.engine_dir / "config.json").read_text())
+        pretrained, build = cfg["pretrained_config"], cfg["build_config"]
+        self.vocab_size = int(pretrained["vocab_size"])
+        self.hidden_size = int(pretrained["hidden_size"])
+        self.max_table = int(build.get("max_prompt_embedding_table_size", 0))
+        if self.max_table <= 0:
+            raise ValueError(f"{engine_dir}: engine built without --max_multimodal_len; it cannot take image rows")
+        self.dtype = getattr(torch, pretrained.get("dtype", "float16"))
+        self.pad_id, self.cpp = pad_id, cpp
+        if cpp:
+            from tensorrt_llm.runtime import ModelRunnerCpp
+            kw = {k: v for k, v in (("max_tokens_in_paged_kv_cache", max_tokens_in_paged_kv_cache),
+                                    ("kv_cache_free_gpu_memory_fraction", kv_cache_free_gpu_memory_fraction))
+                  if v is not None}
+            self.runner = ModelRunnerCpp.from_dir(str(self.engine_dir), rank=0, **kw)
+        else:
+            self.runner = ModelRunner.from_dir(str(self.engine_dir), rank=0)
+
+    def generate(self, req: GenerationRequest) -> GenerationResult:
+        import torch
+        validate_request(req, self.hidden_size)
+        input_ids, table = fake_prompt_ids(req, self.vocab_size)
+        if table.shape[1] > self.max_table:
+            raise ValueError(f"{table.shape[1]} image rows > engine max_multimodal_len {self.max_table}")
+        end_id = req.stop_ids[0]
+        t0 = time.perf_counter()
+        stream = self.runner.generate(
+            [torch.from_numpy(input_ids)],
+            sampling_config=None,
+            prompt_table=torch.from_numpy(np.ascontiguousarray(table)).to("cuda", self.dtype),
+            prompt_tasks="0" if self.cpp else None,
+            max_new_tokens=req.max_new_tokens,
+            end_id=end_id,
+            pad_id=end_id if self.pad_id is None else self.pad_id,
+            top_k=1, top_p=0.0, temperature=1.0, num_beams=1,
+            streaming=True, output_sequence_lengths=True, return_dict=True)
+        t1, out = None, None
+        for out in stream:               # first yield = first token (prefill), last = final
+            if t1 is None:
+                torch.cuda.synchronize()
+                t1 = time.perf_counter()
+        torch.cuda.synchronize()
+        t2 = time.perf_counter()
+        seq_len = int(out["sequence_lengths"][0][0])
+        tokens = out["output_ids"][0][0][len(input_ids):seq_len].tolist()
+        cut = _first_stop(tokens, req.stop_ids)
+        # The engine may or may not count end_id in sequence_lengths; either way stopping early means a stop id.
+        stopped = cut is not None or len(tokens) < req.max_new_tokens
+        tokens = tokens[:cut] if cut is not None else tokens
+        return GenerationResult(tokens, "stop" if stopped else "length", t1 - t0, t2 - t1, req.n_prompt_tokens)

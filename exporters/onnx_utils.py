@@ -1,0 +1,70 @@
+"""ONNX helpers shared by the exporters: IR version pinning, metadata, hashing, clear load errors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from engines.manifest import sha256_file
+
+__all__ = ["MAX_IR_VERSION", "OPSET", "OnnxFileError", "sha256_file", "load_onnx", "save_onnx", "write_metadata",
+           "read_metadata", "rename_io"]
+
+# onnx 1.23 writes IR 14; onnxruntime 1.31 reads ≤ 13; TensorRT 10.3's parser is older still (opset ≤ 17, IR ≤ 9).
+MAX_IR_VERSION = 9
+OPSET = 17
+
+
+class OnnxFileError(ValueError):
+    """An ONNX file is missing, unreadable or not what the caller expected. The message names the file."""
+
+
+def load_onnx(path: str | Path):
+    """onnx.ModelProto, checked. Missing / corrupted files raise OnnxFileError naming the file."""
+    import onnx
+    path = Path(path)
+    if not path.is_file():
+        raise OnnxFileError(f"ONNX file not found: {path}")
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as e:  # DecodeError, ValidationError, ...: all mean "not a usable ONNX file"
+        raise OnnxFileError(f"{path}: not a valid ONNX model ({type(e).__name__}: {e})") from None
+    return model
+
+
+def save_onnx(model, path: str | Path, ir_version: int = MAX_IR_VERSION) -> Path:
+    """Write with an IR version old enough for the pinned onnxruntime and TensorRT 10.3."""
+    import onnx
+    model.ir_version = min(model.ir_version or ir_version, ir_version)
+    onnx.checker.check_model(model)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def write_metadata(model, props: dict[str, str]) -> None:
+    """Set (replace) metadata_props entries in place."""
+    keep = [p for p in model.metadata_props if p.key not in props]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    for k, v in props.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, str(v)
+
+
+def read_metadata(model_or_path) -> dict[str, str]:
+    model = load_onnx(model_or_path) if isinstance(model_or_path, (str, Path)) else model_or_path
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def rename_io(model, renames: dict[str, str]) -> None:
+    """Rename graph inputs/outputs (and every node reference to them) in place."""
+    g = model.graph
+    for v in list(g.input) + list(g.output):
+        if v.name in renames:
+            v.name = renames[v.name]
+    for node in g.node:
+        for seq in (node.input, node.output):
+            for i, name in enumerate(seq):
+                if name in renames:
+                    seq[i] = renames[name]
