@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 log = logging.getLogger(__name__)
 
-Backend = Literal["tensorrt", "onnxruntime", "torch", "tensorrt_llm"]
+Backend = Literal["tensorrt", "onnxruntime", "torch", "tensorrt_llm", "transformers"]
 Fallback = Literal["onnxruntime", "error"]
 MANIFEST_SUFFIX = ".manifest.json"
 # L4T release → JetPack (NVIDIA's JetPack archive); unknown releases keep jetpack=None and compare on l4t.

@@ -296,8 +296,10 @@ def plan_for(checkpoint_info: Any, family: Family = "navila", route: Route = "in
     ckpt, engine, cache = out / f"tllm_checkpoint_{route}", out / "llm", out / "timing.cache"
     sizes = derive_sizes(family, llm_dir, frames, max_new_tokens)
     info = getattr(checkpoint_info, "llm", None)     # exporters.checkpoints.LlmInfo: ids read from the tokenizer
-    end_id = getattr(info, "end_id", None) or fam["end_id"]
-    pad_id = getattr(info, "pad_id", None) or fam["pad_id"]
+    end_id = fam["end_id"] if getattr(info, "end_id", None) is None else info.end_id
+    pad_id = getattr(info, "pad_id", None)
+    if pad_id is None:       # no pad token in the checkpoint: pad with the stop id, as the reference decodes
+        pad_id = end_id if info is not None else fam["pad_id"]
 
     steps = []
     if family == "streamvln" and llm.model_type != "qwen2":
