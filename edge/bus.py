@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 _LEN = struct.Struct("<I")
 MAX_HEADER_BYTES = 1 << 20
 # Topics bound by their subscriber (one consumer, many possibly short-lived producers).
-SUBSCRIBER_BOUND = frozenset({"actionText", "estop", "operatorCommand"})
+SUBSCRIBER_BOUND = frozenset({"actionText", "estop", "operatorCommand", "instruction"})
 
 
 class BusError(ValueError):

@@ -71,6 +71,33 @@ class NavigatorStatus(Msg):
     current_text: str = ""
     actions_done: int = 0
     invalid_texts: int = 0
+    remaining_s: float = 0.0      # estimated time until the current and queued actions are done
+    vlm_wait_s: float = 0.0       # total time the robot stood idle between VLM actions, waiting for the next answer
+    vlm_waits: int = 0            # how many such waits
+
+
+class Instruction(Msg):
+    """A navigation instruction for the VLM ("walk past the sofa and stop at the door"); starts a new episode."""
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class VlmOutput(Msg):
+    """One VLM query: the raw answer, the frames it saw and where the time went."""
+    query_id: int
+    family: str
+    text: str
+    frame_ids: tuple[int, ...]
+    trigger: Literal["idle", "early"]     # robot idle, or launched early to overlap the running action
+    launched_mono_ns: int
+    vision_ms: float
+    prefill_ms: float
+    decode_ms: float
+    total_ms: float
+    vision_calls: int
+    cache_hits: int
+    new_tokens: int
+    remote: bool = False
+    error: str = ""
 
 
 # ---- control --------------------------------------------------------------------------------------------------
@@ -167,6 +194,8 @@ TOPICS: dict[str, Topic] = {t.name: t for t in (
     Topic("operatorCommand", OperatorCommand, 0, _INF, latest_only=False),
     Topic("simTruth", SimTruth, 50, 0.1, latest_only=True),
     Topic("cameraFrame", CameraFrame, 10, 0.3, latest_only=True, payload=True),
+    Topic("instruction", Instruction, 0, _INF, latest_only=False),
+    Topic("vlmOutput", VlmOutput, 0, _INF, latest_only=False),
 )}
 
 

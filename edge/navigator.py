@@ -23,6 +23,7 @@ class Pending:
     query_id: int
     text: str
     action: Forward | Turn | Stop
+    source: str = "operator"
 
 
 def kind_of(action) -> str:
@@ -45,6 +46,9 @@ class Navigator:
         self.done = 0
         self.invalid = 0
         self.holding = False
+        self.idle_since_ns: int | None = None    # robot idle after a VLM action, waiting for the next answer
+        self.vlm_wait_s = 0.0
+        self.vlm_waits = 0
 
     def _result(self, p: Pending | None, now_ns: int, outcome: str, reason: str = "", estimated: float = 0.0,
                 text: str = "", query_id: int = -1) -> ActionResult:
@@ -75,8 +79,10 @@ class Navigator:
             out.append(self._result(None, now_ns, "invalid", parsed.reason, text=msg.text, query_id=msg.query_id))
             return out
         self.holding = False
+        if msg.source != "vlm":
+            self.idle_since_ns = None
         for a in parsed.actions:
-            self.queue.append(Pending(self.next_id, msg.query_id, msg.text, a))
+            self.queue.append(Pending(self.next_id, msg.query_id, msg.text, a, msg.source))
             self.next_id += 1
         return []
 
@@ -96,6 +102,10 @@ class Navigator:
                 return ZERO, []
             self.current = self.queue.popleft()
             self.started_ns = now_ns
+            if self.current.source == "vlm" and self.idle_since_ns is not None:
+                self.vlm_wait_s += (now_ns - self.idle_since_ns) * 1e-9
+                self.vlm_waits += 1
+            self.idle_since_ns = None
             self.executor.start(self.current.action, now_s, pose or Pose2D(0.0, 0.0, 0.0))
         sp = self.executor.step(now_s, pose or self.executor.last_pose)
         if sp.done:
@@ -105,13 +115,30 @@ class Navigator:
             self.done += 1
             if isinstance(self.current.action, Stop):
                 self.queue.clear()
+            elif self.current.source == "vlm" and not self.queue:
+                self.idle_since_ns = now_ns
             self.current = None
             return ZERO, results
         return (sp.vx, sp.vy, sp.wz), results
+
+    def nominal_s(self, action, done: float = 0.0) -> float:
+        """Nominal time left for an action at the configured speeds, given the amount already achieved."""
+        if isinstance(action, Forward):
+            return max(0.0, abs(action.distance_m) - abs(done)) / self.cfg.forward_speed_m_s
+        if isinstance(action, Turn):
+            return max(0.0, abs(action.angle_rad) - abs(done)) / self.cfg.turn_rate_rad_s
+        return 0.0
+
+    def remaining_s(self) -> float:
+        rest = sum(self.nominal_s(p.action) for p in self.queue)
+        if self.current is not None:
+            rest += self.nominal_s(self.current.action, self.executor.estimate_so_far())
+        return rest
 
     def status(self) -> NavigatorStatus:
         state = "executing" if self.current else "holding" if self.holding else "idle"
         return NavigatorStatus(state=state, execution=self.cfg.execution, queue_len=len(self.queue),
                                current_action_id=self.current.action_id if self.current else -1,
                                current_text=self.current.text if self.current else "", actions_done=self.done,
-                               invalid_texts=self.invalid)
+                               invalid_texts=self.invalid, remaining_s=self.remaining_s(),
+                               vlm_wait_s=self.vlm_wait_s, vlm_waits=self.vlm_waits)
