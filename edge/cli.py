@@ -55,6 +55,12 @@ def cmd_estop(args) -> int:
     return 0
 
 
+def cmd_instruct(args) -> int:
+    from edge.operator import instruct
+    instruct(_bus(args), args.text)
+    return 0
+
+
 def cmd_stand(args) -> int:
     from edge.operator import stand
     stand(_bus(args))
@@ -113,6 +119,9 @@ def main(argv=None) -> int:
     p.add_argument("--reason", default="operator")
     p.set_defaults(fn=cmd_estop)
     sub.add_parser("stand", help="confirm stand-up on the real robot").set_defaults(fn=cmd_stand)
+    p = sub.add_parser("instruct", help="give the VLM a navigation instruction (starts an episode)")
+    p.add_argument("text")
+    p.set_defaults(fn=cmd_instruct)
     p = sub.add_parser("units", help="write or check the systemd units generated from the process table")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--write", metavar="DIR")

@@ -77,6 +77,43 @@ class SimConfig(Frozen):
     truth_hz: float = Field(50.0, gt=0)
     start: Literal["lying", "standing"] = "lying"
     landmarks: bool = True
+    camera_hz: float = Field(0.0, ge=0)         # head camera frames on cameraFrame; 0 = no rendering
+    camera_width: int = Field(320, gt=0)
+    camera_height: int = Field(240, gt=0)
+
+
+class CameraConfig(Frozen):
+    serial: str | None = None                   # RealSense serial; None = first device
+    playback: str | None = None                 # a .db3 recording instead of a device
+    width: int = 640
+    height: int = 480
+    fps: int = 30
+    depth: bool = False
+    publish_hz: float = Field(10.0, gt=0)
+
+
+class RemoteVlmConfig(Frozen):
+    endpoint: str                               # tcp://gpu-server:5560
+    client_secret_key: str                      # our key pair (edge.remote_vlm keys)
+    server_public_key: str
+    timeout_s: float = Field(3.0, gt=0)
+
+
+class VlmConfig(Frozen):
+    model: Literal["navila", "streamvln", "fixed"] = "navila"
+    checkpoint: str | None = None               # NaVILA / StreamVLN folder (required unless model is fixed)
+    vision_manifest: str | None = None          # vision encoder built by build_engines.py (else PyTorch)
+    generator_backend: Literal["transformers", "tensorrt_llm"] = "transformers"
+    engine_dir: str | None = None               # TensorRT-LLM engine (generator_backend tensorrt_llm)
+    fixed_answers: list[str] = Field(default_factory=list)
+    fixed_latency_s: float = Field(0.0, ge=0)
+    history: Literal["motion", "step"] = "motion"   # a frame per 0.5 s of motion, or per executed action
+    history_period_s: float = Field(0.5, gt=0)
+    overlap: bool = True                        # ask early so the answer is ready when the action ends
+    overlap_margin_s: float = Field(0.15, ge=0)
+    max_invalid: int = Field(3, ge=1)           # consecutive unparseable answers before giving up (robot holds)
+    max_queries: int = Field(200, ge=1)
+    remote: RemoteVlmConfig | None = None
 
 
 class EdgeConfig(Frozen):
@@ -86,6 +123,8 @@ class EdgeConfig(Frozen):
     control: ControlConfig = ControlConfig()
     navigator: NavigatorConfig = NavigatorConfig()
     sim: SimConfig = SimConfig()
+    camera: CameraConfig = CameraConfig()
+    vlm: VlmConfig = VlmConfig()
 
 
 def load_yaml_model(model: type[BaseModel], path: str | Path, overrides: dict | None = None):

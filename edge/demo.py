@@ -28,11 +28,11 @@ def run_stack_script(sentences: list[str], run_out: Path, execution: str, config
     run_dir = tempfile.mkdtemp(prefix="edge-", dir="/tmp")
     domain = random.randint(100, 200)          # keeps concurrent runs on one machine apart
     overrides = [f"bus.run_dir={run_dir}", f"robot.dds_domain={domain}", f"navigator.execution={execution}",
-                 *extra_overrides]
+                 "sim.camera_hz=0", *extra_overrides]
     run_out.mkdir(parents=True, exist_ok=True)
     bus_log = run_out / "bus.jsonl"
     cfg = load_config(config, dict(o.split("=", 1) for o in overrides))
-    mgr = Manager(procs_for("sim"), config, overrides, extra_args={"recorder": ["--out", str(bus_log)]})
+    mgr = Manager(procs_for("sim", block=["vlm"]), config, overrides, extra_args={"recorder": ["--out", str(bus_log)]})
     mgr.start()
     op = Operator(Bus(cfg.bus.run_dir, cfg.bus.tcp))
     try:

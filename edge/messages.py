@@ -68,6 +68,7 @@ class NavigatorStatus(Msg):
     execution: ExecutionMode
     queue_len: int
     current_action_id: int = -1
+    current_query_id: int = -1
     current_text: str = ""
     actions_done: int = 0
     invalid_texts: int = 0

@@ -139,6 +139,7 @@ class Navigator:
         state = "executing" if self.current else "holding" if self.holding else "idle"
         return NavigatorStatus(state=state, execution=self.cfg.execution, queue_len=len(self.queue),
                                current_action_id=self.current.action_id if self.current else -1,
+                               current_query_id=self.current.query_id if self.current else -1,
                                current_text=self.current.text if self.current else "", actions_done=self.done,
                                invalid_texts=self.invalid, remaining_s=self.remaining_s(),
                                vlm_wait_s=self.vlm_wait_s, vlm_waits=self.vlm_waits)

@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 from edge.bus import Bus, Received
-from edge.messages import ActionResult, ActionText, Estop, OperatorCommand
+from edge.messages import ActionResult, ActionText, Estop, Instruction, OperatorCommand
 
 
 def read_script(path: str | Path) -> list[str]:
@@ -67,7 +67,7 @@ def send_once(bus: Bus, topic: str, msg) -> None:
     pub = bus.pub(topic)
     try:
         if not pub.wait_peer():
-            raise TimeoutError(f"nobody is listening on {topic} (is the control process running?)")
+            raise TimeoutError(f"nobody is listening on {topic} (is the stack running?)")
         pub.publish(msg)
         time.sleep(0.2)     # let ZeroMQ flush before the socket closes (LINGER covers the rest)
     finally:
@@ -76,6 +76,10 @@ def send_once(bus: Bus, topic: str, msg) -> None:
 
 def estop(bus: Bus, reason: str = "operator") -> None:
     send_once(bus, "estop", Estop(reason=reason))
+
+
+def instruct(bus: Bus, text: str) -> None:
+    send_once(bus, "instruction", Instruction(text=text))
 
 
 def stand(bus: Bus) -> None:

@@ -31,7 +31,9 @@ class ProcessSpec(Frozen):
 
 PROCS: tuple[ProcessSpec, ...] = (
     ProcessSpec(name="sim", module="edge.simd", description="MuJoCo Go2 speaking the Go2 DDS topics",
-                rate_hz=400, restart="no", pubs=("simTruth",), profiles=("sim",)),
+                rate_hz=400, restart="no", pubs=("simTruth", "cameraFrame"), profiles=("sim",)),
+    ProcessSpec(name="camera", module="edge.camerad", description="RealSense colour (and depth) frames",
+                rate_hz=10, cpus=(1,), restart="always", pubs=("cameraFrame",), profiles=("robot",)),
     ProcessSpec(name="control", module="edge.controlsd", description="50 Hz joint control loop",
                 rate_hz=50, cpus=(3,), rt_priority=80, restart="on-failure", watchdog_s=0.5, damp_on_stop=True,
                 pubs=("controlState", "odometry"), subs=("velocityCommand", "estop", "operatorCommand")),
@@ -39,9 +41,13 @@ PROCS: tuple[ProcessSpec, ...] = (
                 description="language actions → velocity setpoints (open or closed loop)", rate_hz=20, cpus=(2,),
                 nice=-5, restart="always", pubs=("velocityCommand", "actionResult", "navigatorStatus"),
                 subs=("actionText", "odometry", "controlState")),
+    ProcessSpec(name="vlm", module="edge.vlmd", description="navigation VLM: instruction + frames → next action",
+                rate_hz=20, cpus=(4, 5), restart="always", pubs=("actionText", "vlmOutput"),
+                subs=("instruction", "cameraFrame", "controlState", "navigatorStatus", "actionResult")),
     ProcessSpec(name="recorder", module="edge.recordd", description="records the bus to runs/ for reports and replay",
                 nice=10, restart="always",
-                subs=("actionResult", "controlState", "odometry", "velocityCommand", "navigatorStatus", "simTruth")),
+                subs=("actionResult", "controlState", "odometry", "velocityCommand", "navigatorStatus", "simTruth",
+                      "vlmOutput")),
 )
 
 
@@ -59,15 +65,17 @@ def check_table(procs: tuple[ProcessSpec, ...] = PROCS) -> None:
     names = [p.name for p in procs]
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate process names: {names}")
-    publishers: dict[str, str] = {}
     for p in procs:
         for t in p.pubs + p.subs:
             if t not in TOPICS:
                 raise ValueError(f"{p.name}: unknown topic {t!r}")
-        for t in p.pubs:
-            if t in publishers:
-                raise ValueError(f"topic {t!r} published by both {publishers[t]} and {p.name}")
-            publishers[t] = p.name
+    for profile in ("sim", "robot"):
+        publishers: dict[str, str] = {}
+        for p in (p for p in procs if profile in p.profiles):
+            for t in p.pubs:
+                if t in publishers:
+                    raise ValueError(f"topic {t!r} published by both {publishers[t]} and {p.name} ({profile})")
+                publishers[t] = p.name
 
 
 # ---- systemd --------------------------------------------------------------------------------------------------

@@ -28,10 +28,10 @@ class Stack:
     def __init__(self):
         self.run_dir = tempfile.mkdtemp(prefix="edge-i-", dir="/tmp")
         self.overrides = [f"bus.run_dir={self.run_dir}", f"robot.dds_domain={random.randint(20, 90)}",
-                          "navigator.execution=closed_loop"]
+                          "navigator.execution=closed_loop", "sim.camera_hz=0"]
         self.cfg = load_config(None, dict(o.split("=", 1) for o in self.overrides))
         self.bus = Bus(self.run_dir)
-        self.mgr = Manager(procs_for("sim", block=["recorder"]), None, self.overrides)
+        self.mgr = Manager(procs_for("sim", block=["recorder", "vlm"]), None, self.overrides)
         self.mgr.start()
         self.op = Operator(self.bus)
         self.truth = self.bus.sub("simTruth")

@@ -18,7 +18,7 @@ def test_table_is_consistent():
     assert "sim" not in {p.name for p in procs_for("robot")}
     subscribed = {t for p in PROCS for t in p.subs}
     published = {t for p in PROCS for t in p.pubs}
-    operator_topics = {"actionText", "estop", "operatorCommand"}       # sent by edge say / estop / stand and the VLM
+    operator_topics = {"actionText", "estop", "operatorCommand", "instruction"}   # edge say / estop / stand / instruct
     assert subscribed <= published | operator_topics
     assert set(TOPICS) >= subscribed | published
 

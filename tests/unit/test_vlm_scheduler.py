@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from edge.config import VlmConfig
+from edge.messages import ActionResult, NavigatorStatus
+from edge.vlm_scheduler import VlmScheduler
+
+
+def status(state="idle", queue=0, qid=-1, remaining=0.0):
+    return NavigatorStatus(state=state, execution="closed_loop", queue_len=queue, current_query_id=qid,
+                           remaining_s=remaining)
+
+
+def result(qid, kind="forward"):
+    return ActionResult(action_id=1, text="t", kind=kind, execution="closed_loop", commanded=0.5, estimated=0.5,
+                        start_mono_ns=0, end_mono_ns=0, outcome="completed", query_id=qid)
+
+
+def test_no_query_without_instruction_or_standing_robot():
+    s = VlmScheduler(VlmConfig(), "navila")
+    assert s.decide("hold", status(), 1) is None                  # no instruction yet
+    s.start("walk to the door")
+    assert s.decide("stand_up", status(), 1) is None              # robot not ready
+    assert s.decide("hold", None, 1) is None                      # navigator silent
+    launch = s.decide("hold", status(), 1)
+    assert launch.trigger == "idle" and launch.query_id == 1
+    assert s.decide("hold", status(), 2) is None                  # one query in flight at a time
+
+
+def test_stop_and_go_waits_for_the_answer_to_be_executed():
+    s = VlmScheduler(VlmConfig(overlap=False), "navila")
+    s.start("go")
+    s.decide("hold", status(), 1)
+    assert s.on_answer(1, "The next action is move forward 50 cm.", 0.8, now_ns=10)
+    assert s.decide("walk", status("executing", qid=1, remaining=0.1), 20) is None    # no overlap: wait
+    assert s.decide("walk", status("idle"), 15) is None           # idle reported before our answer was taken
+    s.on_results([result(1)], now_ns=30)
+    assert s.decide("hold", status("idle"), 40).trigger == "idle"
+
+
+def test_overlap_launches_early_from_measured_latency():
+    s = VlmScheduler(VlmConfig(overlap=True, overlap_margin_s=0.1), "navila")
+    s.start("go")
+    s.decide("hold", status(), 1)
+    s.on_answer(1, "The next action is move forward 75 cm.", 1.0, now_ns=10)    # latency estimate stays ≈ 1.0 s
+    assert s.decide("walk", status("executing", qid=1, remaining=1.5), 20) is None
+    launch = s.decide("walk", status("executing", qid=1, remaining=1.05), 30)
+    assert launch is not None and launch.trigger == "early" and launch.query_id == 2
+
+
+def test_stop_and_repeated_invalid_end_the_episode():
+    s = VlmScheduler(VlmConfig(max_invalid=2), "navila")
+    s.start("go")
+    s.decide("hold", status(), 1)
+    assert s.on_answer(1, "The next action is stop.", 0.5, 5)
+    assert not s.active and s.episode.end_reason == "STOP"
+    s.start("again")
+    for qid in (2, 3):
+        s.on_results([result(qid - 1, "invalid")], qid * 10)
+        launch = s.decide("hold", status("holding"), qid * 10 + 1)
+        assert launch is not None
+        assert s.on_answer(launch.query_id, "¿garbage?", 0.5, qid * 10 + 2)   # still handed on: navigator holds
+    assert not s.active and "unparseable" in s.episode.end_reason
+
+
+def test_history_frames_per_motion_period_or_per_step():
+    s = VlmScheduler(VlmConfig(history="motion", history_period_s=0.5), "navila")
+    s.start("go")
+    picks = [t for t in (0.0, 0.1, 0.5, 0.6, 1.0, 1.2) if s.want_history_frame(t, "walk", [])]
+    assert picks == [0.0, 0.5, 1.0]
+    assert not s.want_history_frame(2.0, "hold", [])              # standing still adds nothing
+    s = VlmScheduler(VlmConfig(history="step"), "navila")
+    s.start("go")
+    assert s.want_history_frame(0.0, "walk", [result(1)]) and not s.want_history_frame(0.1, "walk", [])
