@@ -6,6 +6,7 @@ Result: greedy tokens until a stop id (not included) or max_new_tokens.
 
 Backends:
 - TransformersGenerator: splices the rows into `inputs_embeds`; greedy decode with KV cache (fallback and reference).
+  TransformersSession on top of it keeps the KV cache between requests that extend each other (StreamVLN windows).
 - TrtLlmGenerator: TensorRT-LLM v0.12 engine built with --max_multimodal_len; image rows go in as a prompt table
   (p-tuning embeddings) addressed by fake ids vocab_size.. as in tensorrt_llm/runtime/multimodal_model_runner.py
   (`setup_fake_prompts_vila` mode 1 + `ptuning_setup`). tensorrt_llm is imported lazily.
@@ -45,6 +46,11 @@ class GenerationResult:
     prefill_s: float                 # prompt forward up to the first token
     decode_s: float                  # the remaining tokens
     n_prompt_tokens: int             # incl. image tokens
+    n_cached_tokens: int = 0         # prompt positions reused from a KV cache (TransformersSession), not prefilled
+
+    @property
+    def n_prefilled(self) -> int:
+        return self.n_prompt_tokens - self.n_cached_tokens
 
 
 class Generator(Protocol):
@@ -148,13 +154,20 @@ class TransformersGenerator:
         return x
 
     def generate(self, req: GenerationRequest) -> GenerationResult:
+        return self.continue_generate(req, None, 0)[0]
+
+    def continue_generate(self, req: GenerationRequest, past: Any,
+                          n_cached: int) -> tuple[GenerationResult, Any, list[int]]:
+        """Greedy decode of `req` whose first `n_cached` positions are already in `past` (a transformers Cache, or None
+        with n_cached = 0). Returns (result, the cache, the generated tokens that went through the model: all but the
+        last predicted one). The cache then covers req's positions + those tokens."""
         import torch
         validate_request(req, self.hidden_size)
         tokens: list[int] = []
         stop_reason: Literal["stop", "length"] = "length"
         with torch.inference_mode():
             t0 = time.perf_counter()
-            out = self.model(inputs_embeds=self.inputs_embeds(req), use_cache=True)
+            out = self.model(inputs_embeds=self.inputs_embeds(req)[:, n_cached:], past_key_values=past, use_cache=True)
             tok = int(out.logits[0, -1].argmax())
             t1 = time.perf_counter()
             while True:
@@ -168,7 +181,41 @@ class TransformersGenerator:
                                  past_key_values=out.past_key_values, use_cache=True)
                 tok = int(out.logits[0, -1].argmax())
             t2 = time.perf_counter()
-        return GenerationResult(tokens, stop_reason, t1 - t0, t2 - t1, req.n_prompt_tokens)
+        fed = tokens if stop_reason == "stop" else tokens[:-1]
+        result = GenerationResult(tokens, stop_reason, t1 - t0, t2 - t1, req.n_prompt_tokens, n_cached)
+        return result, out.past_key_values, fed
+
+
+class TransformersSession:
+    """KV-cache reuse across requests that extend each other (a StreamVLN window: each call's prompt = the previous
+    prompt + its generated ids + stop id + the next turn). Same contract and tokens as `generator.generate` on the full
+    request; only the positions after the longest cached prefix are prefilled. The prefix match compares token ids and
+    image row indices (not the image embeddings: callers must not change images already sent). Not thread-safe."""
+    backend = "transformers"
+
+    def __init__(self, generator: TransformersGenerator):
+        self.generator, self.hidden_size = generator, generator.hidden_size
+        self.reset()
+
+    def reset(self) -> None:
+        self._past, self._ids, self._rows = None, np.empty(0, np.int64), np.empty(0, np.int64)
+
+    def generate(self, req: GenerationRequest) -> GenerationResult:
+        validate_request(req, self.hidden_size)
+        ids, rows = splice_layout(req.prompt_ids, np.asarray(req.image_embeds).shape[1])
+        n = len(self._ids)
+        if not (self._past is not None and n < len(ids) and np.array_equal(ids[:n], self._ids)
+                and np.array_equal(rows[:n], self._rows)):
+            self.reset()
+            n = 0
+        try:
+            result, self._past, fed = self.generator.continue_generate(req, self._past, n)
+        except BaseException:
+            self.reset()                                     # the cache may be half-updated
+            raise
+        self._ids = np.concatenate([ids, np.asarray(fed, np.int64)])
+        self._rows = np.concatenate([rows, np.full(len(fed), -1, np.int64)])
+        return result
 
 
 # --- TensorRT-LLM v0.12 -----------------------------------------------------------------------------------------------

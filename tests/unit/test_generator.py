@@ -12,7 +12,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from engines.generator import (  # noqa: E402
-    IMAGE_TOKEN_INDEX, GenerationRequest, TransformersGenerator, fake_prompt_ids, splice_layout, validate_request)
+    IMAGE_TOKEN_INDEX, GenerationRequest, TransformersGenerator, TransformersSession, fake_prompt_ids, splice_layout,
+    validate_request)
 
 TPI = 5           # tokens per image (196 in the real models; small keeps the test fast)
 
@@ -142,3 +143,32 @@ def test_splice_layout_rows_in_order():
     ids, rows = splice_layout([1, IMAGE_TOKEN_INDEX, IMAGE_TOKEN_INDEX, 2], 2)
     assert ids.tolist() == [1, -1, -1, -1, -1, 2]
     assert rows.tolist() == [-1, 0, 1, 2, 3, -1]
+
+
+@pytest.mark.parametrize("name", ["llama", "qwen2"])
+def test_session_reuses_kv_with_the_same_tokens(name, request):
+    """Multi-turn: each request = previous request + its output + a stop id + a new turn with one more image. The
+    session prefills only the new positions and decodes exactly what a fresh full prefill decodes."""
+    gen = request.getfixturevalue(name)
+    session = TransformersSession(gen)
+    rng = np.random.default_rng(1)
+    vocab = gen.model.config.vocab_size
+    ids, embeds, stop, prev = [], [], vocab - 1, None
+    for turn in range(3):
+        ids += rng.integers(0, vocab - 1, size=4).tolist() + [IMAGE_TOKEN_INDEX] + [5, 6]
+        embeds.append(rng.normal(0, 1, size=(1, TPI, gen.hidden_size)).astype(np.float32))
+        req = GenerationRequest(list(ids), np.concatenate(embeds), (stop,), 3 + turn % 2)
+        got, want = session.generate(req), gen.generate(req)
+        assert got.tokens == want.tokens and got.n_prompt_tokens == want.n_prompt_tokens
+        if prev is None:
+            assert got.n_cached_tokens == 0
+        else:                       # cached: the previous prompt + the generated tokens that went through the model
+            fed = len(prev.tokens) - (prev.stop_reason == "length")
+            assert got.n_cached_tokens == prev.n_prompt_tokens + fed
+        assert got.n_prefilled == got.n_prompt_tokens - got.n_cached_tokens and want.n_cached_tokens == 0
+        ids += got.tokens + [stop]
+        prev = got
+    # a request that does not extend the cached one starts over
+    other = make_request(gen)
+    assert session.generate(other).n_cached_tokens == 0
+    assert session.generate(other).tokens == gen.generate(other).tokens
