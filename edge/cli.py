@@ -92,6 +92,10 @@ def cmd_demo(args) -> int:
     loop = report["loop"]
     print(f"fell: {report['fell']}; control loop: {loop['ticks']} ticks, {loop['missed']} missed, period error "
           f"p50 {loop['period_error_p50_ms']:.3f} ms, p99 {loop['period_error_p99_ms']:.3f} ms")
+    for ex, v in report["vlm"].items():
+        print(f"{ex:16s} {v['n_queries']} VLM queries ({v['early_queries']} early), latency p50 "
+              f"{v['total_ms_p50']:.0f} ms; robot idle waiting for the VLM {v['idle_wait_s']:.2f} s "
+              f"({v['idle_waits']} waits); ended: {v['episode_over']}")
     return 1 if report["fell"] else 0
 
 
@@ -129,7 +133,7 @@ def main(argv=None) -> int:
     p.set_defaults(fn=cmd_units)
     p = sub.add_parser("demo", help="simulated Go2 through the whole stack, open- and closed-loop; writes a report")
     p.add_argument("--out", default="runs")
-    p.add_argument("--modes", default="open_loop,closed_loop")
+    p.add_argument("--modes", default="open_loop,closed_loop,vlm_overlap,vlm_no_overlap,vlm_tiny_navila")
     p.set_defaults(fn=cmd_demo)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)9s %(levelname)s %(message)s")

@@ -97,6 +97,7 @@ class RemoteVlmConfig(Frozen):
     client_secret_key: str                      # our key pair (edge.remote_vlm keys)
     server_public_key: str
     timeout_s: float = Field(3.0, gt=0)
+    jpeg_quality: int | None = Field(None, ge=1, le=100)   # binary JPEG frames for slow links (Wi-Fi); None = raw
 
 
 class VlmConfig(Frozen):

@@ -99,6 +99,7 @@ class VlmOutput(Msg):
     new_tokens: int
     remote: bool = False
     error: str = ""
+    episode_over: str = ""                # why the episode ended with this answer (STOP, too many invalid); "" = going on
 
 
 # ---- control --------------------------------------------------------------------------------------------------

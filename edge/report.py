@@ -87,8 +87,26 @@ def summarize_run(log: dict[str, list[dict]], execution: str) -> dict:
     fell = stood_ns is None or any(r["msg"]["fallen"] for r in upright)
     min_z = min((r["msg"]["z_m"] for r in upright), default=None)
     modes = [r["msg"]["mode"] for r in states]
-    return {"execution": execution, "actions": actions, "fell": fell, "loop": loop_stats(states),
-            "damped": "damp" in modes, "min_base_z_m_after_stand": min_z}
+    run = {"execution": execution, "actions": actions, "fell": fell, "loop": loop_stats(states),
+           "damped": "damp" in modes, "min_base_z_m_after_stand": min_z}
+    if log.get("vlmOutput"):
+        run["vlm"] = vlm_stats(log)
+    return run
+
+
+def vlm_stats(log: dict[str, list[dict]]) -> dict:
+    """Per-query timings, and how long the robot stood idle between VLM actions waiting for the next answer."""
+    queries = [{k: r["msg"][k] for k in ("query_id", "trigger", "text", "total_ms", "vision_ms", "prefill_ms",
+                                         "decode_ms", "vision_calls", "cache_hits", "new_tokens", "frame_ids",
+                                         "error", "episode_over")} for r in log["vlmOutput"]]
+    status = log.get("navigatorStatus", [])
+    last = status[-1]["msg"] if status else {}
+    totals = [q["total_ms"] for q in queries]
+    return {"queries": queries, "n_queries": len(queries),
+            "total_ms_p50": float(np.percentile(totals, 50)), "total_ms_max": float(max(totals)),
+            "early_queries": sum(q["trigger"] == "early" for q in queries),
+            "idle_wait_s": last.get("vlm_wait_s", 0.0), "idle_waits": last.get("vlm_waits", 0),
+            "episode_over": next((q["episode_over"] for q in queries if q["episode_over"]), "")}
 
 
 def accuracy_table(runs: dict[str, dict]) -> list[dict]:
@@ -115,6 +133,7 @@ def build_report(run_logs: dict[str, Path], out_dir: Path) -> dict:
                   "period_error_p50_ms": max(r["loop"]["period_error_p50_ms"] for r in runs.values()),
                   "period_error_p99_ms": max(r["loop"]["period_error_p99_ms"] for r in runs.values())},
               "accuracy": accuracy_table(runs),
+              "vlm": {ex: r["vlm"] for ex, r in runs.items() if "vlm" in r},
               "runs": {ex: {k: v for k, v in r.items() if k != "actions"} for ex, r in runs.items()}}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
@@ -128,57 +147,86 @@ def plot_report(run_logs: dict[str, Path], runs: dict[str, dict], path: Path) ->
     import matplotlib.pyplot as plt
 
     n = len(run_logs)
-    fig, axes = plt.subplots(3, n, figsize=(6.5 * n, 15), squeeze=False)
-    for col, (ex, log_path) in enumerate(run_logs.items()):
+    fig, axes = plt.subplots(n, 4, figsize=(24, 5.2 * n), squeeze=False)
+    for row, (ex, log_path) in enumerate(run_logs.items()):
         log = load_log(log_path)
-        truth, odo = log.get("simTruth", []), log.get("odometry", [])
-        ax = axes[0, col]
-        if truth:
-            tr = _truth_arrays(truth)
-            ax.plot(tr["x_m"], tr["y_m"], "k-", lw=1.5, label="true (simulator)")
-            if odo:
-                # The robot's own estimate starts at its own origin: place it at the true start pose to compare.
-                t0 = odo[0]["mono_ns"]
-                x0, y0, yaw0 = _at(tr, "x_m", t0), _at(tr, "y_m", t0), _at(tr, "yaw_unwrapped", t0)
-                ox = np.array([r["msg"]["x_m"] for r in odo])
-                oy = np.array([r["msg"]["y_m"] for r in odo])
-                c, s = math.cos(yaw0), math.sin(yaw0)
-                ax.plot(x0 + c * ox - s * oy, y0 + s * ox + c * oy, "C1--", lw=1.2, label="estimated (IMU + legs)")
-            for i, a in enumerate(runs[ex]["actions"]):
-                for t_ns, marker in ((a["start_mono_ns"], "o"), (a["end_mono_ns"], "s")):
-                    ax.plot(_at(tr, "x_m", t_ns), _at(tr, "y_m", t_ns), marker, color=f"C{2 + i % 7}", ms=6)
-                ax.annotate(f"{i + 1} {short_label(a)}", (_at(tr, "x_m", a["start_mono_ns"]),
-                                                           _at(tr, "y_m", a["start_mono_ns"])),
-                            fontsize=7, xytext=(4, 4 + 9 * (i % 3)), textcoords="offset points")
-        ax.set_aspect("equal", adjustable="datalim")
-        ax.set_title(f"{ex}: top-down trajectory (o start, □ end of action)")
-        ax.set_xlabel("x [m]")
-        ax.set_ylabel("y [m]")
-        ax.legend(fontsize=8, loc="best")
-        ax.grid(alpha=0.3)
-
-        ax = axes[1, col]
-        acts = [a for a in runs[ex]["actions"] if a["kind"] in ("forward", "turn")]
-        labels = [f"{i + 1} {short_label(a)}" for i, a in enumerate(acts)]
-        conv = [100.0 if a["kind"] == "forward" else math.degrees(1.0) for a in acts]
-        xs = np.arange(len(acts))
-        for k, (key, name) in enumerate((("commanded", "commanded"), ("estimated", "estimated"), ("true", "true"))):
-            vals = [abs(a[key] or 0.0) * c for a, c in zip(acts, conv)]
-            ax.bar(xs + (k - 1) * 0.27, vals, 0.27, label=name)
-        ax.set_xticks(xs, labels, fontsize=8)
-        ax.set_ylabel("|amount| [cm or deg]")
-        ax.set_title(f"{ex}: commanded vs estimated vs true")
-        ax.legend(fontsize=8)
-        ax.grid(axis="y", alpha=0.3)
-
-        ax = axes[2, col]
-        periods = [r["msg"]["period_ms"] for r in log.get("controlState", [])[1:]]
-        ax.hist(periods, bins=60, color="C0")
-        st = runs[ex]["loop"]
-        ax.set_title(f"{ex}: control period, {st['ticks']} ticks, {st['missed']} missed, "
-                     f"|err| p50 {st['period_error_p50_ms']:.3f} / p99 {st['period_error_p99_ms']:.3f} ms", fontsize=9)
-        ax.set_xlabel("tick start-to-start period [ms]")
-        ax.set_yscale("log")
+        _plot_trajectory(axes[row, 0], ex, log, runs[ex])
+        _plot_amounts(axes[row, 1], ex, runs[ex])
+        _plot_periods(axes[row, 2], ex, log, runs[ex])
+        _plot_vlm(axes[row, 3], ex, runs[ex])
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=72)
     plt.close(fig)
+
+
+def _plot_trajectory(ax, ex: str, log: dict, run: dict) -> None:
+    truth, odo = log.get("simTruth", []), log.get("odometry", [])
+    if truth:
+        tr = _truth_arrays(truth)
+        ax.plot(tr["x_m"], tr["y_m"], "k-", lw=1.5, label="true (simulator)")
+        if odo:
+            # The robot's own estimate starts at its own origin: place it at the true start pose to compare.
+            t0 = odo[0]["mono_ns"]
+            x0, y0, yaw0 = _at(tr, "x_m", t0), _at(tr, "y_m", t0), _at(tr, "yaw_unwrapped", t0)
+            ox = np.array([r["msg"]["x_m"] for r in odo])
+            oy = np.array([r["msg"]["y_m"] for r in odo])
+            c, s = math.cos(yaw0), math.sin(yaw0)
+            ax.plot(x0 + c * ox - s * oy, y0 + s * ox + c * oy, "C1--", lw=1.2, label="estimated (IMU + legs)")
+        for i, a in enumerate(run["actions"]):
+            for t_ns, marker in ((a["start_mono_ns"], "o"), (a["end_mono_ns"], "s")):
+                ax.plot(_at(tr, "x_m", t_ns), _at(tr, "y_m", t_ns), marker, color=f"C{2 + i % 7}", ms=6)
+            ax.annotate(f"{i + 1} {short_label(a)}", (_at(tr, "x_m", a["start_mono_ns"]),
+                                                     _at(tr, "y_m", a["start_mono_ns"])),
+                        fontsize=7, xytext=(4, 4 + 9 * (i % 3)), textcoords="offset points")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_title(f"{ex}: top-down trajectory (o start, □ end of action)", fontsize=10)
+    ax.set_xlabel("x [m]")
+    ax.set_ylabel("y [m]")
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(alpha=0.3)
+
+
+def _plot_amounts(ax, ex: str, run: dict) -> None:
+    acts = [a for a in run["actions"] if a["kind"] in ("forward", "turn")]
+    labels = [f"{i + 1} {short_label(a)}" for i, a in enumerate(acts)]
+    conv = [100.0 if a["kind"] == "forward" else math.degrees(1.0) for a in acts]
+    xs = np.arange(len(acts))
+    for k, key in enumerate(("commanded", "estimated", "true")):
+        ax.bar(xs + (k - 1) * 0.27, [abs(a[key] or 0.0) * c for a, c in zip(acts, conv)], 0.27, label=key)
+    ax.set_xticks(xs, labels, fontsize=8)
+    ax.set_ylabel("|amount| [cm or deg]")
+    ax.set_title(f"{ex}: commanded vs estimated vs true", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _plot_periods(ax, ex: str, log: dict, run: dict) -> None:
+    ax.hist([r["msg"]["period_ms"] for r in log.get("controlState", [])[1:]], bins=60, color="C0")
+    st = run["loop"]
+    ax.set_title(f"{ex}: control period, {st['ticks']} ticks, {st['missed']} missed, "
+                 f"|err| p50 {st['period_error_p50_ms']:.3f} / p99 {st['period_error_p99_ms']:.2f} ms", fontsize=9)
+    ax.set_xlabel("tick start-to-start period [ms]")
+    ax.set_yscale("log")
+
+
+def _plot_vlm(ax, ex: str, run: dict) -> None:
+    vlm = run.get("vlm")
+    if not vlm:
+        ax.axis("off")
+        ax.text(0.5, 0.5, "scripted operator (no VLM)", ha="center", va="center", fontsize=10)
+        return
+    qs = vlm["queries"]
+    xs = np.arange(len(qs))
+    bottom = np.zeros(len(qs))
+    for key, name in (("vision_ms", "vision"), ("prefill_ms", "prefill"), ("decode_ms", "decode")):
+        vals = np.array([q[key] for q in qs])
+        ax.bar(xs, vals, 0.6, bottom=bottom, label=name)
+        bottom += vals
+    ax.bar(xs, np.maximum(0, np.array([q["total_ms"] for q in qs]) - bottom), 0.6, bottom=bottom,
+           label="other / transport", color="0.7")
+    ax.set_xticks(xs, [f"{q['query_id']} {q['trigger']}" for q in qs], fontsize=8)
+    ax.set_ylabel("query latency [ms]")
+    ax.set_title(f"{ex}: VLM queries; robot idle waiting {vlm['idle_wait_s']:.2f} s over {vlm['idle_waits']} "
+                 f"waits; ended: {vlm['episode_over'] or '-'}", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)

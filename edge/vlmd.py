@@ -79,7 +79,7 @@ class RemoteInference:
     def __init__(self, cfg):
         from edge.remote_vlm import AsyncVlmClient
         self.client = AsyncVlmClient(cfg.endpoint, resolve_path(cfg.client_secret_key),
-                                     resolve_path(cfg.server_public_key), cfg.timeout_s)
+                                     resolve_path(cfg.server_public_key), cfg.timeout_s, cfg.jpeg_quality)
         self.instruction, self.reset_next = "", True
         self.ids: dict[int, int] = {}             # client request id → our query id
 
@@ -148,7 +148,7 @@ def run(cfg, stop, _args) -> int:
             if current is not None else None
         if launch is not None:
             frame = to_model_frame(*current)
-            frames = navila_sample(history, frame) if family == "navila" else [frame]
+            frames = navila_sample(history, frame) if grammar == "navila" else [frame]
             launched[launch.query_id] = (time.monotonic_ns(), launch.trigger, tuple(f.frame_id for f in frames))
             infer.submit(launch.query_id, frames)
             log.info("query %d (%s) on frames %s", launch.query_id, launch.trigger, launched[launch.query_id][2])
@@ -166,7 +166,8 @@ def run(cfg, stop, _args) -> int:
                 decode_ms=0.0 if tm is None else tm.decode_s * 1e3, total_ms=latency * 1e3,
                 vision_calls=0 if answer is None else answer.vision_calls,
                 cache_hits=0 if answer is None else answer.cache_hits,
-                new_tokens=0 if answer is None else answer.new_tokens, remote=vcfg.remote is not None, error=error))
+                new_tokens=0 if answer is None else answer.new_tokens, remote=vcfg.remote is not None, error=error,
+                episode_over="" if sched.active or sched.episode is None else sched.episode.end_reason))
             if send:
                 if not text_pub.wait_peer(0.5):
                     log.warning("navigator not listening: answer %d dropped", qid)

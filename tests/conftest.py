@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")      # headless rendering; MuJoCo picks its GL backend at first import
+
 import shutil
 import tempfile
 

@@ -17,6 +17,7 @@ import zmq
 
 from edge.bus import SUBSCRIBER_BOUND, Bus
 from edge.config import load_config
+from edge.launcher import parse_overrides
 from edge.manager import Manager
 from edge.operator import Operator
 from edge.process_config import procs_for
@@ -29,7 +30,7 @@ class Stack:
         self.run_dir = tempfile.mkdtemp(prefix="edge-i-", dir="/tmp")
         self.overrides = [f"bus.run_dir={self.run_dir}", f"robot.dds_domain={random.randint(20, 90)}",
                           "navigator.execution=closed_loop", "sim.camera_hz=0"]
-        self.cfg = load_config(None, dict(o.split("=", 1) for o in self.overrides))
+        self.cfg = load_config(None, parse_overrides(self.overrides))
         self.bus = Bus(self.run_dir)
         self.mgr = Manager(procs_for("sim", block=["recorder", "vlm"]), None, self.overrides)
         self.mgr.start()
