@@ -20,10 +20,11 @@ STATUS_EVERY_S = 5.0
 def add_args(ap) -> None:
     ap.add_argument("--serial", help="RealSense serial number (default: the first device found)")
     ap.add_argument("--playback", metavar="FILE.db3", help="play a recording instead of a live device")
-    ap.add_argument("--width", type=int, default=640)
-    ap.add_argument("--height", type=int, default=480)
-    ap.add_argument("--fps", type=int, default=30)
-    ap.add_argument("--depth", action="store_true", help="also publish depth (z16, mm, aligned to colour)")
+    ap.add_argument("--width", type=int, help="default: camera.width of the config")
+    ap.add_argument("--height", type=int, help="default: camera.height of the config")
+    ap.add_argument("--fps", type=int, help="default: camera.fps of the config")
+    ap.add_argument("--depth", action="store_true", default=None,
+                    help="also publish depth (z16, mm, aligned to colour); default: camera.depth")
     ap.add_argument("--no-align", action="store_true", help="publish depth in its own frame, not aligned")
     ap.add_argument("--loop", action="store_true", help="repeat the recording (else its end counts as a loss)")
     ap.add_argument("--no-real-time", action="store_true", help="play the recording as fast as it is read")
@@ -32,8 +33,11 @@ def add_args(ap) -> None:
 
 def run(cfg, stop, args) -> int:
     from drivers.realsense import RealSenseCamera
-    cam = RealSenseCamera(serial=args.serial, playback=args.playback, width=args.width, height=args.height,
-                          fps=args.fps, depth=args.depth, align_depth=not args.no_align,
+    c = cfg.camera                                          # command-line flags override the config
+    pick = lambda flag, default: default if flag is None else flag          # noqa: E731
+    cam = RealSenseCamera(serial=args.serial or c.serial, playback=args.playback or c.playback,
+                          width=pick(args.width, c.width), height=pick(args.height, c.height),
+                          fps=pick(args.fps, c.fps), depth=pick(args.depth, c.depth), align_depth=not args.no_align,
                           real_time=not args.no_real_time, loop=args.loop, record=args.record)
     try:
         cam.open()

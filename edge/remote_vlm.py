@@ -7,7 +7,8 @@ Wire format (no pickle, no base64):
 The server only talks to clients whose public key is in its clients directory (ZAP); the client only talks to the
 server whose public key it holds. Keys: `python -m edge.remote_vlm keys DIR NAME` → DIR/NAME.key (public, share it)
 and DIR/NAME.key_secret (keep it on that machine). Server: `python -m edge.remote_vlm serve --bind tcp://0.0.0.0:5560
---keys DIR --clients DIR --fixed TEXT` (DIR/server.key_secret; --clients holds the robots' *.key files).
+--keys DIR --clients DIR (--fixed TEXT | --config FILE)` (DIR/server.key_secret; --clients holds the robots' *.key
+files; --config names the model in its vlm section).
 Bytes: 8 raw 384×384 frames are 3.5 MB a query (~0.3 s at 100 Mbit/s); over Wi-Fi use jpeg_quality (~0.1 MB).
 
 The robot keeps its control loop local: `VlmClient.query` blocks up to timeout_s, so robot loops use
@@ -450,17 +451,23 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--name", default="server", help="key name in --keys (default: server)")
     s.add_argument("--clients", required=True, help="directory of authorised clients' public *.key files")
     s.add_argument("--fixed", metavar="TEXT", help="answer TEXT to every query (smoke tests)")
+    s.add_argument("--config", help="EdgeConfig YAML whose vlm section names the model to serve (NaVILA/StreamVLN)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s vlm-server %(levelname)s %(message)s")
     if args.cmd == "keys":
         for path in generate_keys(args.dir, args.name):
             print(path)
         return 0
-    if args.fixed is None:
-        ap.error("serve: no model given (--fixed TEXT)")
-    from engines.vlm import FixedAnswerVlm
-    server = VlmServer(args.bind, FixedAnswerVlm([args.fixed]),
-                       os.path.join(args.keys, f"{args.name}.key_secret"), args.clients)
+    if (args.fixed is None) == (args.config is None):
+        ap.error("serve: give exactly one model: --fixed TEXT or --config FILE")
+    if args.fixed is not None:
+        from engines.vlm import FixedAnswerVlm
+        model = FixedAnswerVlm([args.fixed])
+    else:
+        from edge.config import load_config
+        from edge.vlmd import build_model
+        model = build_model(load_config(args.config).vlm)
+    server = VlmServer(args.bind, model, os.path.join(args.keys, f"{args.name}.key_secret"), args.clients)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
