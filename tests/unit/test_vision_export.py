@@ -14,7 +14,6 @@ pytest.importorskip("transformers")
 import torch.nn.functional as F  # noqa: E402
 
 from exporters.checkpoints import load_navila_checkpoint  # noqa: E402
-from exporters.tiny import write_tiny_checkpoints  # noqa: E402
 from exporters.vision import (DownSampleBlock, NavilaVisionEncoder, StreamVlnVisionEncoder,  # noqa: E402
                               check_vision_parity, export_vision, export_vision_onnx, load_vision_encoder,
                               preprocess_frames)
