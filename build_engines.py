@@ -135,15 +135,20 @@ def _manifest_row(artifact: Path, label: str) -> Row:
     return Row(label, m.backend, m.precision, parity, latency, _size(artifact))
 
 
+def _engine_part(have_trt: bool, plan: list[str], artifact: str, detail: str) -> list[str]:
+    """Add the TensorRT build of `artifact` to the plan, or return why it is skipped here."""
+    if have_trt:
+        plan.append(f"build {artifact} ({detail})")
+        return []
+    return [f"{artifact}: TensorRT is not installed on this machine (build on the Orin)"]
+
+
 def policy_step(spec: PolicySpec, have_trt: bool) -> Step:
     source = resolve_path(spec.source)
     inputs = {"source": source} | ({"contract": resolve_path(spec.contract)} if spec.contract else {})
     plan = [f"export {source.name} → policy.onnx (opset 17, IR ≤ 9, contract in metadata), parity on ONNX Runtime"]
-    skipped = []
-    if have_trt:
-        plan.append(f"build policy.engine ({'FP16' if spec.fp16 else 'FP32'}), parity vs ONNX Runtime, CUDA graph")
-    else:
-        skipped.append("policy.engine: TensorRT is not installed on this machine (build on the Orin)")
+    skipped = _engine_part(have_trt, plan, "policy.engine",
+                           f"{'FP16' if spec.fp16 else 'FP32'}, parity vs ONNX Runtime, CUDA graph")
 
     def run(out: Path) -> list[Row]:
         from exporters.policy import export_policy
@@ -164,11 +169,7 @@ def policy_step(spec: PolicySpec, have_trt: bool) -> Step:
 def vision_step(spec: VlmSpec, have_trt: bool) -> Step:
     ckpt = resolve_path(spec.checkpoint)
     plan = [f"vision tower + projector of {ckpt.name} → vision.onnx (dynamic batch, 196 tokens/frame), parity vs PyTorch"]
-    skipped = []
-    if have_trt:
-        plan.append(f"build vision.engine (FP16, batch 1…{spec.vision_max_batch})")
-    else:
-        skipped.append("vision.engine: TensorRT is not installed on this machine (build on the Orin)")
+    skipped = _engine_part(have_trt, plan, "vision.engine", f"FP16, batch 1…{spec.vision_max_batch}")
 
     def run(out: Path) -> list[Row]:
         from engines.manifest import manifest_path_for, read_manifest, write_manifest

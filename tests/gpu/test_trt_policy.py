@@ -9,15 +9,9 @@ import logging
 import numpy as np
 import pytest
 
-trt = pytest.importorskip("tensorrt")
-if not hasattr(trt, "Builder"):     # only this test folder (a namespace package named tensorrt) was found
-    pytest.skip("TensorRT is not installed", allow_module_level=True)
-pytest.importorskip("torch")
-try:
-    from engines.trt_runner import _cudart
-    _cudart()
-except ImportError:
-    pytest.skip("cuda-python is not installed", allow_module_level=True)
+from gpu_required import require
+
+trt = require("torch")
 
 from edge.config import resolve_path  # noqa: E402
 from edge.policy import Policy, load_policy_config  # noqa: E402

@@ -4,15 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-trt = pytest.importorskip("tensorrt")
-if not hasattr(trt, "Builder"):     # only this test folder (a namespace package named tensorrt) was found
-    pytest.skip("TensorRT is not installed", allow_module_level=True)
-pytest.importorskip("transformers")
-try:
-    from engines.trt_runner import _cudart
-    _cudart()
-except ImportError:
-    pytest.skip("cuda-python is not installed", allow_module_level=True)
+from gpu_required import require
+
+trt = require("transformers")
 
 from engines.manifest import read_manifest  # noqa: E402
 from engines.runtime import OrtModel  # noqa: E402
