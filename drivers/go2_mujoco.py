@@ -69,7 +69,7 @@ class SimState:
                           accel=self.accel, foot_force=self.foot_force, tick=self.tick, recv_mono_s=recv_mono_s)
 
 
-def _build_spec(physics_dt: float, landmarks: bool) -> mujoco.MjSpec:
+def build_spec(physics_dt: float, landmarks: bool) -> mujoco.MjSpec:
     spec = mujoco.MjSpec.from_file(str(go2_xml()))
     spec.option.timestep = physics_dt
 
@@ -108,7 +108,7 @@ class Go2Sim:
     def __init__(self, physics_dt: float = 0.0025, landmarks: bool = True, start: str = "lying", seed: int = 0):
         if start not in ("lying", "standing"):
             raise ValueError(f"start must be 'lying' or 'standing', got {start!r}")
-        self.model = _build_spec(physics_dt, landmarks).compile()
+        self.model = build_spec(physics_dt, landmarks).compile()
         self.data = mujoco.MjData(self.model)
         m = self.model
 

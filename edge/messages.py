@@ -146,6 +146,7 @@ class SimTruth(Msg):
     pitch_rad: float
     yaw_rad: float
     fallen: bool
+    qpos: tuple[float, ...] = ()          # full MuJoCo qpos (base + joints), for the head-camera renderer
 
 
 # ---- camera (header + raw pixels) -------------------------------------------------------------------------------

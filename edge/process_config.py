@@ -31,7 +31,9 @@ class ProcessSpec(Frozen):
 
 PROCS: tuple[ProcessSpec, ...] = (
     ProcessSpec(name="sim", module="edge.simd", description="MuJoCo Go2 speaking the Go2 DDS topics",
-                rate_hz=400, restart="no", pubs=("simTruth", "cameraFrame"), profiles=("sim",)),
+                rate_hz=400, restart="no", pubs=("simTruth",), profiles=("sim",)),
+    ProcessSpec(name="simcam", module="edge.simcamd", description="simulated head camera (MuJoCo offscreen)",
+                rate_hz=5, restart="no", pubs=("cameraFrame",), subs=("simTruth",), profiles=("sim",)),
     ProcessSpec(name="camera", module="edge.camerad", description="RealSense colour (and depth) frames",
                 rate_hz=10, cpus=(1,), restart="always", pubs=("cameraFrame",), profiles=("robot",)),
     ProcessSpec(name="control", module="edge.controlsd", description="50 Hz joint control loop",

@@ -32,7 +32,7 @@ class Stack:
                           "navigator.execution=closed_loop", "sim.camera_hz=0"]
         self.cfg = load_config(None, parse_overrides(self.overrides))
         self.bus = Bus(self.run_dir)
-        self.mgr = Manager(procs_for("sim", block=["recorder", "vlm"]), None, self.overrides)
+        self.mgr = Manager(procs_for("sim", block=["recorder", "vlm", "simcam"]), None, self.overrides)
         self.mgr.start()
         self.op = Operator(self.bus)
         self.truth = self.bus.sub("simTruth")

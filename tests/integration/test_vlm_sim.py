@@ -119,3 +119,15 @@ def test_remote_offload_then_link_drop_holds(tmp_path):
             assert op.status.latest().msg.state == "idle" and not mgr.dead()
     finally:
         stop.set()
+
+
+def test_tiny_streamvln_real_path_one_frame_per_call(tmp_path, tiny):
+    overrides = [*CAMERA, "vlm.model=streamvln", f"vlm.checkpoint={tiny['streamvln']}", "vlm.max_invalid=2"]
+    with sim_stack(tmp_path, overrides, with_vlm=True) as (mgr, op, bus):
+        states = bus.sub("controlState", conflate=False)
+        outs = _episode(bus, op, mgr, timeout_s=60)
+        modes = {r.msg.mode for r in states.drain()}
+    assert outs[0].family == "streamvln" and len(outs) == 2 and "unparseable" in outs[-1].episode_over
+    assert all(len(o.frame_ids) == 1 and o.new_tokens > 0 for o in outs)       # the current frame only
+    assert outs[1].frame_ids[0] > outs[0].frame_ids[0]
+    assert "walk" not in modes and "damp" not in modes
