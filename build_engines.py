@@ -107,6 +107,7 @@ class Row:
     latency: str = "-"
     size: str = "-"
     status: str = "built"
+    manifest: str = ""          # the artifact's manifest: what "up to date" is checked against
 
 
 @dataclass
@@ -132,7 +133,7 @@ def _manifest_row(artifact: Path, label: str) -> Row:
     m = read_manifest(manifest_path_for(artifact))
     parity = "-" if m.parity is None else f"{m.parity.max_abs_diff:.1e} {'ok' if m.parity.passed else 'FAIL'}"
     latency = "-" if m.latency is None else f"{m.latency.median_us / 1e3:.3f} ms p50 / {m.latency.p99_us / 1e3:.3f} p99"
-    return Row(label, m.backend, m.precision, parity, latency, _size(artifact))
+    return Row(label, m.backend, m.precision, parity, latency, _size(artifact), manifest=str(manifest_path_for(artifact)))
 
 
 def _engine_part(have_trt: bool, plan: list[str], artifact: str, detail: str) -> list[str]:
@@ -212,12 +213,14 @@ def llm_step(spec: VlmSpec, have_trtllm: bool, out: Path) -> Step:
             engine_dir = Path(llm_plan.engine_dir)
             write_llm_manifest(out / "llm.manifest.json", "tensorrt_llm", engine_dir, ckpt_path, llm_plan,
                                spec.llm_route)
-            return [Row("llm (TensorRT-LLM)", "tensorrt_llm", spec.llm_route, "-", "-", _size(engine_dir))]
+            return [Row("llm (TensorRT-LLM)", "tensorrt_llm", spec.llm_route, "-", "-", _size(engine_dir),
+                        manifest=str(out / "llm.manifest.json"))]
         latency = transformers_latency(ckpt)
         write_llm_manifest(out / "llm.manifest.json", "transformers", ckpt.llm_dir, ckpt_path, llm_plan,
                            _dtype(ckpt), latency)
         return [Row("llm (transformers)", "transformers", _dtype(ckpt), "reference",
-                    f"{latency.median_us / 1e3:.1f} ms p50 / 8 tokens", _size(ckpt.llm_dir), "fallback")]
+                    f"{latency.median_us / 1e3:.1f} ms p50 / 8 tokens", _size(ckpt.llm_dir), "fallback",
+                    manifest=str(out / "llm.manifest.json"))]
 
     return Step("llm", {"checkpoint": ckpt_path}, spec.model_dump(), plan, run, skipped)
 
@@ -313,7 +316,7 @@ def build(cfg: BuildConfig, dry_run: bool = False, force: bool = False, log=prin
         stamp_path = out_root / step.name / "build_stamp.json"
         d = digest(step, hashes, toolchain)
         stamp = json.loads(stamp_path.read_text()) if stamp_path.exists() else {}
-        fresh = not force and stamp.get("digest") == d and all(Path(r["path"]).exists() for r in stamp.get("rows", []))
+        fresh = not force and stamp.get("digest") == d and all(_still_valid(r) for r in stamp.get("rows", []))
         log(f"[{step.name}] {'up to date' if fresh else 'build'}")
         for line in step.plan:
             log(f"    {line}")
@@ -322,15 +325,14 @@ def build(cfg: BuildConfig, dry_run: bool = False, force: bool = False, log=prin
         if dry_run:
             continue
         if fresh:
-            rows += [Row(**{**r["row"], "status": "up to date"}) for r in stamp["rows"]]
+            rows += [Row(**{**r, "status": "up to date"}) for r in stamp["rows"]]
             continue
         t0 = time.monotonic()
         with Heartbeat(step.name):
             step_rows = step.run(out_root / step.name)
         log(f"    done in {time.monotonic() - t0:.1f} s")
         rows += step_rows
-        stamp_path.write_text(json.dumps({"digest": d, "rows": [
-            {"row": r.__dict__, "path": str(out_root / step.name)} for r in step_rows]}, indent=1))
+        stamp_path.write_text(json.dumps({"digest": d, "rows": [r.__dict__ for r in step_rows]}, indent=1))
     hashes.save()
     if not dry_run:
         log("\n" + format_table(rows))
@@ -338,6 +340,16 @@ def build(cfg: BuildConfig, dry_run: bool = False, force: bool = False, log=prin
             for reason in step.skipped:
                 log(f"skipped: {reason}")
     return rows
+
+
+def _still_valid(row: dict) -> bool:
+    """The artifact behind a stamped row still exists, matches its manifest's hash and loads on this machine."""
+    from engines.manifest import ManifestError, verify
+    try:
+        _, reasons = verify(row["manifest"])
+    except (KeyError, OSError, ManifestError, ValueError):
+        return False
+    return not reasons
 
 
 def format_table(rows: list[Row]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -39,27 +39,35 @@ class BusConfig(Frozen):
     tcp: dict[str, str] = Field(default_factory=dict)
 
 
+class RecorderConfig(Frozen):
+    out_dir: str = "runs/recordings"            # persistent storage (not /run, which is RAM); one file per start
+    max_mb: float = Field(500.0, gt=0)          # stop writing (and say so) beyond this size
+
+
 class RobotConfig(Frozen):
     dds_domain: int = Field(1, ge=0, le=232)
     interface: str = "lo"
     release_sport_mode: bool = False
 
 
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
 class ControlConfig(Frozen):
     policy: str = "configs/policies/go2_robot_lab.yaml"
     backend: Literal["onnxruntime", "tensorrt"] = "onnxruntime"
     auto_stand: bool = True             # simulator: stand up by itself; robot: wait for `edge stand`
-    stand_duration_s: float = Field(2.0, gt=0)
-    stand_kp: float = Field(50.0, ge=0)
-    stand_kd: float = Field(3.5, ge=0)
-    damp_kd: float = Field(3.0, gt=0)
-    lowstate_max_age_s: float = Field(0.05, gt=0)
-    max_tilt_rad: float = Field(1.0, gt=0)
-    zero_then_hold_s: float = Field(1.0, ge=0)   # stale / zero velocity: walk in place this long, then hold
-    cmd_limits: tuple[float, float, float] = (1.0, 0.5, 1.5)
-    cmd_slew_per_tick: tuple[float, float, float] = (0.05, 0.04, 0.10)
-    max_target_step_rad: float = Field(0.3, gt=0)  # per tick, joint target rate limit
-    soft_limit_factor: float = Field(0.9, gt=0, le=1)
+    stand_duration_s: float = Field(2.0, gt=0, le=10, allow_inf_nan=False)
+    stand_kp: float = Field(50.0, ge=0, le=200, allow_inf_nan=False)
+    stand_kd: float = Field(3.5, ge=0, le=20, allow_inf_nan=False)
+    damp_kd: float = Field(3.0, gt=0, le=20, allow_inf_nan=False)
+    lowstate_max_age_s: float = Field(0.05, gt=0, le=0.5, allow_inf_nan=False)
+    max_tilt_rad: float = Field(1.0, gt=0, le=1.6, allow_inf_nan=False)
+    zero_then_hold_s: float = Field(1.0, ge=0, le=10, allow_inf_nan=False)   # stale/zero velocity: walk in place, then hold
+    cmd_limits: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = (1.0, 0.5, 1.5)
+    cmd_slew_per_tick: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = (0.05, 0.04, 0.10)
+    max_target_step_rad: float = Field(0.3, gt=0, le=1.0, allow_inf_nan=False)  # per tick, joint target rate limit
+    soft_limit_factor: float = Field(0.9, gt=0, le=1, allow_inf_nan=False)
 
 
 class NavigatorConfig(Frozen):
@@ -97,7 +105,7 @@ class RemoteVlmConfig(Frozen):
     client_secret_key: str                      # our key pair (edge.remote_vlm keys)
     server_public_key: str
     timeout_s: float = Field(3.0, gt=0)
-    jpeg_quality: int | None = Field(None, ge=1, le=100)   # binary JPEG frames for slow links (Wi-Fi); None = raw
+    jpeg_quality: int | None = Field(None, ge=1, le=95)   # binary JPEG frames for slow links (Wi-Fi); None = raw
 
 
 class VlmConfig(Frozen):
@@ -126,6 +134,7 @@ class EdgeConfig(Frozen):
     sim: SimConfig = SimConfig()
     camera: CameraConfig = CameraConfig()
     vlm: VlmConfig = VlmConfig()
+    recorder: RecorderConfig = RecorderConfig()
 
 
 def load_yaml_model(model: type[BaseModel], path: str | Path, overrides: dict | None = None):

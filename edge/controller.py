@@ -58,7 +58,8 @@ class Controller:
         roll = pitch = 0.0
         finite = True
         if state is not None:
-            finite = state.is_finite()
+            # a degenerate IMU quaternion would read as level: treat it like a non-finite state
+            finite = state.is_finite() and 0.5 < float(state.quat_wxyz @ state.quat_wxyz) < 1.5
             if finite:
                 roll, pitch, _ = quat_to_rpy(state.quat_wxyz)
         fresh = velocity is not None and bool(np.isfinite(velocity).all())
@@ -74,10 +75,12 @@ class Controller:
         if mode == "walk" and self.policy_fault:      # the policy failed this tick: damp now, not next tick
             mode = self.sm.step(SafetyInputs(now_s=now_s, state_age_s=0.0, policy_fault=self.policy_fault))
             cmd = self._command(mode, now_s, state, None)
+            self.velocity[:] = 0.0
         cmd = self._guard(cmd, mode)
         if not cmd.is_finite():                        # last line of defence: never send NaN
             self.sm._go("damp", "non-finite command", now_s)
             mode, cmd = "damp", JointCommand.damping(self.cfg.damp_kd)
+            self.velocity[:] = 0.0
         return TickResult(cmd, mode, self.sm.reason, self.velocity.copy(), roll, pitch)
 
     def _enter(self, mode: ControlMode, state: RobotState | None) -> None:

@@ -36,16 +36,18 @@ def run(cfg, stop, _args) -> int:
     state_pub, odom_pub = bus.pub("controlState"), bus.pub("odometry")
     notifier = Notifier()
     rk = Ratekeeper(1.0 / pcfg.rate_hz)
-    estop, stand, last_tick, work_ms, last_mode = False, cfg.control.auto_stand, -1, 0.0, ""
+    estop, last_tick, work_ms, last_mode = False, -1, 0.0, ""
     damp = JointCommand.damping(cfg.control.damp_kd)
-    log.info("policy %s (%s), %.0f Hz, auto_stand=%s", pcfg.name, cfg.control.backend, pcfg.rate_hz, stand)
+    log.info("policy %s (%s), %.0f Hz, auto_stand=%s", pcfg.name, cfg.control.backend, pcfg.rate_hz,
+             cfg.control.auto_stand)
     freeze_gc()
     notifier.ready()
     while not stop.is_set():
         tick = rk.wait()
         try:
-            estop = estop or bool(estop_sub.drain())
-            stand = stand or any(r.msg.command == "stand" for r in op_sub.drain())
+            estop = estop or bool(estop_sub.drain(max_n=8))
+            # a stand confirmation counts for the tick it arrives in: one refused (robot tilted, no state) is gone
+            stand = cfg.control.auto_stand or any(r.msg.command == "stand" for r in op_sub.drain(max_n=8))
             v = vel_sub.fresh()
             velocity = None if v is None else np.array([v.msg.vx_m_s, v.msg.vy_m_s, v.msg.wz_rad_s])
             state = robot.latest_state()
@@ -68,12 +70,18 @@ def run(cfg, stop, _args) -> int:
         except Exception:                                  # defined safe state, whatever went wrong
             log.exception("control tick failed: damping")
             ctrl.sm._go("damp", "exception in control tick", tick.start_s)
-            robot.write(damp)
+            try:
+                robot.write(damp)
+            except Exception:                              # keep looping: the next tick sends damping again
+                log.exception("damping write failed")
         if not rk.lagging:
             notifier.watchdog(tick.start_s)
         work_ms = (time.monotonic() - tick.start_s) * 1e3
     for _ in range(10):                                    # leaving: damp for 0.2 s (ExecStopPost damps too)
-        robot.write(damp)
+        try:
+            robot.write(damp)
+        except Exception:
+            log.exception("damping write failed")
         time.sleep(0.02)
     log.info("stopped after %d ticks, %d missed", rk.index + 1, rk.missed)
     robot.close()

@@ -17,9 +17,12 @@ class Msg(BaseModel):
 
 # ---- navigation ---------------------------------------------------------------------------------------------
 
+MAX_TEXT = 4096
+
+
 class ActionText(Msg):
     """A mid-level action in language: a VLM answer, or an operator / script standing in for it."""
-    text: str = Field(max_length=4096)
+    text: str = Field(max_length=MAX_TEXT)
     source: Literal["operator", "script", "vlm"] = "operator"
     grammar: Literal["navila", "streamvln"] = "navila"
     query_id: int = -1

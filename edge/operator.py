@@ -68,8 +68,7 @@ def send_once(bus: Bus, topic: str, msg) -> None:
     try:
         if not pub.wait_peer():
             raise TimeoutError(f"nobody is listening on {topic} (is the stack running?)")
-        pub.publish(msg)
-        time.sleep(0.2)     # let ZeroMQ flush before the socket closes (LINGER covers the rest)
+        pub.publish(msg)    # queued on the connection; close() lingers until it is delivered
     finally:
         pub.close()
 

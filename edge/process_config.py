@@ -93,6 +93,7 @@ def unit_name(p: ProcessSpec) -> str:
 def render_service(p: ProcessSpec, python: str, workdir: str, config: str) -> str:
     exec_args = f"{python} -m {p.module} --config {config}"
     lines = ["[Unit]", f"Description=edge {p.name}: {p.description}", f"PartOf={TARGET}",
+             "After=network-online.target", "Wants=network-online.target",     # DDS binds the robot's NIC
              "StartLimitIntervalSec=60", "StartLimitBurst=5", "",
              "[Service]", "Type=notify" if p.watchdog_s else "Type=simple"]
     if p.watchdog_s:

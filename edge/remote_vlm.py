@@ -42,8 +42,8 @@ if TYPE_CHECKING:
     from engines.vlm import VisionLanguageModel, VlmAnswer, VlmFrame
 
 log = logging.getLogger(__name__)
-MAX_FRAMES = 64
-MAX_SIDE = 4096
+MAX_FRAMES = 16            # NaVILA sends 8, StreamVLN 1: anything far beyond is refused before decoding
+MAX_SIDE = 1920
 MAX_PART_BYTES = MAX_SIDE * MAX_SIDE * 3     # the server drops a connection that sends a bigger part
 
 

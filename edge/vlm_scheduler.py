@@ -8,7 +8,7 @@ unparseable answers in a row end it too (the robot holds).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from edge.actions import Invalid, Stop, parse
 from edge.config import VlmConfig
@@ -33,7 +33,7 @@ class Episode:
     answered_ns: int = 0
     seen_result_ns: int = 0           # newest navigator result for answered_qid
     end_reason: str = ""
-    history_ids: list[int] = field(default_factory=list)
+    first_qid: int = 0                # answers to queries before this one belong to an earlier instruction
 
 
 class VlmScheduler:
@@ -48,7 +48,7 @@ class VlmScheduler:
 
     # ---- episode ------------------------------------------------------------------------------------------------
     def start(self, instruction: str) -> None:
-        self.episode = Episode(instruction)
+        self.episode = Episode(instruction, first_qid=self.next_qid)
         self.last_history_s = float("-inf")
 
     @property
@@ -104,7 +104,7 @@ class VlmScheduler:
         if self.in_flight == query_id:
             self.in_flight = None
         ep = self.episode
-        if text is None or ep is None or not ep.active:
+        if text is None or ep is None or not ep.active or query_id < ep.first_qid:
             return False
         self.latency_s = 0.7 * self.latency_s + 0.3 * latency_s
         ep.answered_qid, ep.answered_ns, ep.seen_result_ns = query_id, now_ns, 0

@@ -16,7 +16,7 @@ import numpy as np
 from edge.bus import Bus
 from edge.config import VlmConfig, resolve_path
 from edge.launcher import process_main
-from edge.messages import ActionText, VlmOutput
+from edge.messages import MAX_TEXT, ActionText, VlmOutput
 from edge.realtime import Ratekeeper
 from edge.vlm_scheduler import VlmScheduler
 
@@ -171,8 +171,9 @@ def run(cfg, stop, _args) -> int:
             if send:
                 if not text_pub.wait_peer(0.5):
                     log.warning("navigator not listening: answer %d dropped", qid)
-                else:
-                    text_pub.publish(ActionText(text=answer.text, source="vlm", grammar=grammar, query_id=qid))
+                else:   # a runaway answer is cut to the schema's limit; the parser then judges it
+                    text_pub.publish(ActionText(text=answer.text[:MAX_TEXT], source="vlm", grammar=grammar,
+                                                query_id=qid))
                 log.info("answer %d in %.0f ms: %r", qid, latency * 1e3, answer.text)
             if sched.episode is not None and not sched.episode.active:
                 log.info("episode over: %s", sched.episode.end_reason)

@@ -280,7 +280,10 @@ def check(manifest: EngineManifest, machine: MachineInfo | None = None, source_p
         if built.l4t and m.l4t and built.l4t != m.l4t:
             reasons.append(f"engine built on L4T {built.l4t} (JetPack {built.jetpack}), this machine runs "
                            f"L4T {m.l4t} (JetPack {m.jetpack})")
-    elif getattr(m, manifest.backend) is None:
+    elif manifest.backend == "transformers":
+        if importlib.util.find_spec("transformers") is None:
+            reasons.append("transformers is not installed on this machine")
+    elif getattr(m, manifest.backend, None) is None:
         reasons.append(f"{manifest.backend} is not installed on this machine")
     return reasons
 
@@ -312,7 +315,11 @@ def load_model(manifest_path: str | Path, fallback: Fallback = "onnxruntime", ma
     manifest, reasons = verify(manifest_path, machine, source_path)
     base = manifest_path.parent
     if not reasons:
-        return load_tensor_model(manifest.artifact.resolve(base), manifest.backend, **backend_options)
+        artifact = manifest.artifact.resolve(base)
+        if manifest.backend == "tensorrt":      # verified here: build the runner itself (load_tensor_model would
+            from engines.trt_runner import TrtModel   # come back through this manifest)
+            return TrtModel(artifact, **{k: v for k, v in backend_options.items() if k == "cuda_graph"})
+        return load_tensor_model(artifact, manifest.backend, **backend_options)
     if fallback == "error":
         raise EngineMismatchError(manifest_path, reasons)
     if fallback != "onnxruntime":

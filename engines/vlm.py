@@ -172,7 +172,9 @@ class _CheckpointVlm:
         return np.concatenate([self.encode_batch(x[i:i + step]) for i in range(0, len(x), step)])
 
     def generate(self, prompt_ids: list[int], feats: np.ndarray, backend: Any = None) -> GenerationResult:
-        req = GenerationRequest(prompt_ids, feats, (self.llm.end_id,), self.max_new_tokens)
+        # the chat stop (<|eot_id|> / <|im_end|>) and any end-of-sequence id of the checkpoint, as generate() does
+        stops = tuple(dict.fromkeys((self.llm.end_id, *(self.llm.eos_ids or ()))))
+        req = GenerationRequest(prompt_ids, feats, stops, self.max_new_tokens)
         self.last_generation = (backend or self.generator).generate(req)
         return self.last_generation
 

@@ -39,9 +39,10 @@ CHARS_PER_TOKEN_EST = 3         # conservative: Llama-3 / Qwen2 BPE average ≥ 
 ROUND_TO = 256                  # max_input_len rounded up for headroom
 
 FAMILIES: dict[str, dict[str, Any]] = {
-    # frames: NaVILA 7 history + current; StreamVLN window start: 8 memory + 1 current (see notes for re-prefill).
+    # frames: NaVILA 7 history + current. StreamVLN: the engine re-prefills whole windows (TRT-LLM's runner cannot
+    # feed past_key_values back), so its last call carries 8 memory + 8 turn frames.
     "navila": dict(converter="llama", frames=8, end_id=128009, pad_id=128009, stop="<|eot_id|>"),
-    "streamvln": dict(converter="qwen", frames=9, end_id=151645, pad_id=151643, stop="<|im_end|>"),
+    "streamvln": dict(converter="qwen", frames=16, end_id=151645, pad_id=151643, stop="<|im_end|>"),
 }
 
 
@@ -207,12 +208,21 @@ def count_template_tokens(family: str, llm_dir: str | Path) -> tuple[int, str]:
                f"+ 1 possible BOS = {n}")
 
 
+STREAMVLN_WINDOW_CALLS = 8        # engines.vlm.StreamVlnVlm window
+STREAMVLN_TURN_TOKENS = 16        # "<|im_end|>\n<|im_start|>user\nyou can see <image>.<|im_end|>\n<|im_start|>assistant\n…"
+
+
 def derive_sizes(family: str, llm_dir: str | Path, frames: int, max_new_tokens: int,
                  max_batch_size: int = 1) -> SizeDerivation:
     visual = frames * TOKENS_PER_FRAME
     mm = max_batch_size * visual
     tmpl, how = count_template_tokens(family, llm_dir)
     text = tmpl + INSTRUCTION_TOKEN_CAP
+    turns = ""
+    if family == "streamvln":       # a window's later turns: previous answer ids + the turn's template text
+        later = STREAMVLN_WINDOW_CALLS - 1
+        text += later * (max_new_tokens + STREAMVLN_TURN_TOKENS)
+        turns = f" + {later} later turns × ({max_new_tokens} answer + {STREAMVLN_TURN_TOKENS} template)"
     raw = visual + text
     max_input = math.ceil(raw / ROUND_TO) * ROUND_TO
     max_seq = max_input + max_new_tokens
@@ -225,7 +235,7 @@ def derive_sizes(family: str, llm_dir: str | Path, frames: int, max_new_tokens: 
             f"max_multimodal_len = max_batch_size × frames × {TOKENS_PER_FRAME} = {max_batch_size} × {frames} × "
             f"{TOKENS_PER_FRAME} = {mm}",
             f"template tokens = {tmpl} ({how})",
-            f"text budget = template {tmpl} + instruction cap {INSTRUCTION_TOKEN_CAP} = {text}",
+            f"text budget = template {tmpl} + instruction cap {INSTRUCTION_TOKEN_CAP}{turns} = {text}",
             f"max_input_len = ceil((visual {visual} + text {text}) / {ROUND_TO}) × {ROUND_TO} = "
             f"ceil({raw} / {ROUND_TO}) × {ROUND_TO} = {max_input}",
             f"max_seq_len = max_input_len + max_new_tokens = {max_input} + {max_new_tokens} = {max_seq}",
@@ -349,9 +359,8 @@ def plan_for(checkpoint_info: Any, family: Family = "navila", route: Route = "in
         notes.append("AWQ calibration loads the FP16 LLM on a CUDA GPU (≈16 GB for 8B): run steps 1-2 on an x86 GPU "
                      "host and copy the checkpoint to the Orin for trtllm-build.")
     if family == "streamvln":
-        notes.append(f"StreamVLN: sized for a window-start call ({frames} frames = 8 memory + 1 current) with KV "
-                     "reuse; TRT-LLM's ModelRunner cannot feed past_key_values back, so re-prefilling a whole window "
-                     "needs frames=16 (8 memory + 8 turns, 3136 rows, ≈4 K input).")
+        notes.append(f"StreamVLN: sized for the last call of a window re-prefilled whole ({frames} frames = 8 memory "
+                     "+ 8 turns): TRT-LLM's ModelRunner cannot feed past_key_values back (transformers reuses them).")
     return LlmBuildPlan(
         family=family, route=route, trtllm_root=str(root), source_checkpoint=str(source), llm_dir=str(llm_dir),
         out_dir=str(out), checkpoint_dir=str(ckpt), engine_dir=str(engine), timing_cache=str(cache), llm=llm,

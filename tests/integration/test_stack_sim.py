@@ -99,12 +99,12 @@ def test_invalid_text_stops_and_holds(stack):
 
 
 def test_garbage_on_operator_topics_crashes_nothing(stack):
-    """Subscriber-bound topics accept any connecting peer: blast malformed bytes at them while the robot stands.
+    """Consumer-bound (PULL) topics accept any connecting peer: blast malformed bytes at them while the robot stands.
     (Publisher-bound topics are covered per process in test_processes_survive_garbage.py.)"""
     ctx = zmq.Context.instance()
     socks = []
     for name in SUBSCRIBER_BOUND:
-        s = ctx.socket(zmq.PUB)
+        s = ctx.socket(zmq.PUSH)                  # these topics are PUSH/PULL (edge.bus)
         s.connect(stack.bus.endpoint(name))
         socks.append(s)
     time.sleep(0.3)
@@ -113,7 +113,10 @@ def test_garbage_on_operator_topics_crashes_nothing(stack):
     for _ in range(40):
         for s in socks:
             for p in payloads:
-                s.send(p)
+                try:
+                    s.send(p, zmq.NOBLOCK)
+                except zmq.Again:
+                    pass
         time.sleep(0.01)
     time.sleep(0.5)
     for s in socks:

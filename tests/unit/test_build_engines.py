@@ -37,6 +37,10 @@ def test_build_then_nothing_stale_then_only_changed_step(tmp_path, tiny):
     rows = be.build(cfg, log=lambda *_: None)
     assert {r.status for r in rows} == {"up to date"}
 
+    (out / "vision" / "vision.onnx").unlink()                              # an artifact went missing → rebuilt
+    rows = be.build(cfg, log=lambda *_: None)
+    assert {r.artifact: r.status for r in rows}["vision.onnx"] == "built" and (out / "vision" / "vision.onnx").exists()
+
     from exporters.policy import write_tiny_policy_checkpoints
     write_tiny_policy_checkpoints(tmp_path / "policy_src", seed=1)          # new weights, same path
     rows = be.build(cfg, log=lambda *_: None)

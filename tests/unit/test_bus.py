@@ -138,3 +138,32 @@ def test_every_topic_has_a_schema_and_a_sane_age():
         if t.rate_hz:
             assert t.max_age_s >= 2.0 / t.rate_hz, t.name     # at least two periods before "stale"
     assert ControlState.model_config["extra"] == "forbid"
+
+
+@pytest.mark.parametrize("header", [
+    b'{"topic":"odometry","seq":1e999,"mono_ns":1,"msg":{}}',          # OverflowError on int()
+    b'{"topic":"odometry","seq":true,"mono_ns":1,"msg":{}}',           # not an integer
+    b'{"topic":"odometry","seq":1,"mono_ns":1,"msg":' + b"[" * 50000 + b"]" * 50000 + b"}",   # RecursionError
+])
+def test_pathological_headers_are_bus_errors(header):
+    with pytest.raises(BusError):
+        decode(TOPICS["odometry"], len(header).to_bytes(4, "little") + header)
+
+
+def test_a_stamp_from_the_future_is_not_fresh(bus):
+    pub, sub = bus.pub("odometry"), bus.sub("odometry")
+    _connect(pub, sub, Odometry(x_m=0, y_m=0, yaw_rad=0))
+    r = sub.latest()
+    assert sub.fresh(now_ns=r.mono_ns) is not None
+    assert sub.fresh(now_ns=r.mono_ns - int(0.5e9)) is None          # another machine's clock, ahead of ours
+
+
+def test_drain_is_bounded(bus):
+    from edge.messages import Estop
+    sub = bus.sub("estop")
+    pub = bus.pub("estop")
+    assert pub.wait_peer(2.0)
+    for _ in range(20):
+        pub.publish(Estop())
+    time.sleep(0.2)
+    assert len(sub.drain(max_n=8)) == 8 and len(sub.drain()) == 12

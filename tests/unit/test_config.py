@@ -45,3 +45,16 @@ def test_policy_config_checks_joint_names(tmp_path):
     p.write_text(text)
     with pytest.raises(ConfigError, match="joint_order"):
         load_policy_config(p)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("control: {cmd_limits: [-1, 0.5, 1.5]}", "control.cmd_limits"),
+    ("control: {lowstate_max_age_s: .inf}", "control.lowstate_max_age_s"),
+    ("control: {max_tilt_rad: 3.0}", "control.max_tilt_rad"),
+    ("control: {damp_kd: .nan}", "control.damp_kd"),
+])
+def test_unsafe_control_settings_are_refused(tmp_path, text, match):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=match):
+        load_config(p)

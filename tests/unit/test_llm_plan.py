@@ -72,13 +72,14 @@ def test_navila_plan_matches_tensorrt_md(navila_ckpt, tmp_path):
 
 def test_streamvln_plan(streamvln_ckpt, tmp_path):
     plan = plan_for(streamvln_ckpt, "streamvln", "int4_wo", trtllm_root=ROOT, out_dir=tmp_path / "out")
-    assert plan.sizes.frames == 9 and plan.sizes.max_multimodal_len == 1764     # 8 memory + 1 current
-    assert plan.build_args()["--max_multimodal_len"] == "1764"
+    assert plan.sizes.frames == 16 and plan.sizes.max_multimodal_len == 3136    # 8 memory + 8 turns, whole window
+    assert plan.build_args()["--max_multimodal_len"] == "3136"
+    assert plan.sizes.max_input_len == 4096                                      # tensorrt.md: "≈4096 window"
     assert plan.steps[0].argv[1] == f"{ROOT}/examples/qwen/convert_checkpoint.py"
     assert (plan.end_id, plan.pad_id) == (151645, 151643)                 # <|im_end|>, <|endoftext|>
     assert plan.kv_cache.bytes_per_token == 57344 and plan.kv_cache.kib_per_token == 56
     assert plan.sizes.max_seq_len == plan.sizes.max_input_len + 32
-    assert plan.sizes.max_input_len >= 1764 + plan.sizes.text_budget
+    assert plan.sizes.max_input_len >= 3136 + plan.sizes.text_budget
 
 
 def test_awq_route_argv(navila_ckpt, tmp_path):

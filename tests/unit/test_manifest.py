@@ -159,3 +159,12 @@ def test_nv_tegra_release_parsing():
     assert parse_nv_tegra_release(text) == "36.4.3"
     assert parse_nv_tegra_release("# R35 (release), REVISION: 5, GCID: 1") == "35.5.0"
     assert parse_nv_tegra_release("garbage") is None
+
+
+def test_matching_engine_goes_to_the_tensorrt_runner_not_back_through_the_manifest(built):
+    """On a machine that matches (the Orin it was built on) load_model must construct the TensorRT runner; here
+    that stops at the missing tensorrt module — earlier code looped back into load_model (RecursionError)."""
+    from engines.manifest import load_model
+    d, path, m = built
+    with pytest.raises(ImportError):
+        load_model(path, machine=ORIN, fallback="error")

@@ -150,3 +150,12 @@ def test_estop_and_stale_lowstate_damp():
     ctrl, _ = make_controller()
     t, _ = stand(ctrl, np.array(CFG.default_pose))
     assert ctrl.tick(t + 0.02, state(t + 0.02), None, estop=True).mode == "damp"
+
+
+def test_degenerate_quaternion_is_not_a_level_robot():
+    ctrl, _ = make_controller()
+    r = ctrl.tick(0.0, state(0.0, quat=(0, 0, 0, 0)), None, stand_requested=True)
+    assert r.mode == "passive" and "not finite" in r.reason                  # refuses to stand
+    t, _ = stand(ctrl, np.array(CFG.default_pose))
+    r = ctrl.tick(t + 0.02, state(t + 0.02, quat=(0, 0, 0, 0)), None)
+    assert r.mode == "damp"

@@ -71,3 +71,13 @@ def test_history_frames_per_motion_period_or_per_step():
     s = VlmScheduler(VlmConfig(history="step"), "navila")
     s.start("go")
     assert s.want_history_frame(0.0, "walk", [result(1)]) and not s.want_history_frame(0.1, "walk", [])
+
+
+def test_answer_to_an_earlier_instruction_is_dropped():
+    s = VlmScheduler(VlmConfig(), "navila")
+    s.start("go to the kitchen")
+    launch = s.decide("hold", status(), 1)
+    s.start("go to the door")                                        # new instruction while query 1 runs
+    assert not s.on_answer(launch.query_id, "The next action is stop.", 0.5, 5)
+    assert s.active and s.in_flight is None                          # the new episode goes on, asks afresh
+    assert s.decide("hold", status(), 6) is not None
