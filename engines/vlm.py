@@ -342,6 +342,24 @@ def _load_vision_manifest(path: str | Path, ckpt: Any) -> Any:
     return load_model(path)
 
 
+def _trtllm_or_fallback(engine_dir: Path):
+    """The TensorRT-LLM generator if the engine's manifest (build_engines: `<out>/llm/llm.manifest.json`, engine in
+    `<out>/llm/llm/`) matches this machine; otherwise, loudly, None (= transformers on the checkpoint's LLM)."""
+    from engines.manifest import ManifestError, verify, warn_fallback
+    manifest = engine_dir.parent / "llm.manifest.json"
+    try:
+        m, reasons = verify(manifest)
+        if m.backend != "tensorrt_llm":
+            reasons = [f"{manifest} describes a {m.backend} artifact, not a TensorRT-LLM engine", *reasons]
+    except (OSError, ManifestError) as e:
+        reasons = [f"no readable manifest {manifest}: {e}"]
+    if reasons:
+        warn_fallback(manifest, reasons, "transformers")
+        return None
+    from engines.generator import TrtLlmGenerator
+    return TrtLlmGenerator(engine_dir)
+
+
 def load_vlm(checkpoint: Any, *, vision_manifest: str | None = None,
              generator_backend: Literal["transformers", "tensorrt_llm"] = "transformers",
              engine_dir: str | Path | None = None) -> VisionLanguageModel:
@@ -356,8 +374,7 @@ def load_vlm(checkpoint: Any, *, vision_manifest: str | None = None,
     elif generator_backend == "tensorrt_llm":
         if engine_dir is None:
             raise ValueError("generator_backend='tensorrt_llm' needs engine_dir (the trtllm-build output folder)")
-        from engines.generator import TrtLlmGenerator
-        generator = TrtLlmGenerator(engine_dir)
+        generator = _trtllm_or_fallback(Path(engine_dir))
     else:
         raise ValueError(f"unknown generator_backend {generator_backend!r} (transformers, tensorrt_llm)")
     cls = NavilaVlm if ckpt.family == "navila" else StreamVlnVlm

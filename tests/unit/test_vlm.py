@@ -276,3 +276,17 @@ def test_load_vlm_with_onnx_vision(tiny, tmp_path, navila):
     with pytest.raises(ValueError, match="engine_dir"):
         load_vlm(tiny["navila"], generator_backend="tensorrt_llm")
     assert isinstance(load_vlm(tiny["streamvln"]), StreamVlnVlm)
+
+
+def test_tensorrt_llm_engine_without_a_matching_manifest_falls_back_to_transformers(tmp_path, tiny, caplog):
+    import build_engines as be
+    from engines.generator import TransformersGenerator
+    from engines.vlm import load_vlm
+    engine_dir = tmp_path / "out" / "llm" / "llm"
+    m = load_vlm(tiny["navila"], generator_backend="tensorrt_llm", engine_dir=engine_dir)     # no manifest at all
+    assert isinstance(m.generator, TransformersGenerator) and "FALLING BACK to transformers" in caplog.text
+    caplog.clear()
+    be.build(be.BuildConfig.model_validate({"output_dir": str(tmp_path / "out"),
+                                            "vlm": {"checkpoint": str(tiny["navila"])}}), log=lambda *_: None)
+    m = load_vlm(tiny["navila"], generator_backend="tensorrt_llm", engine_dir=engine_dir)     # a transformers manifest
+    assert isinstance(m.generator, TransformersGenerator) and "not a TensorRT-LLM engine" in caplog.text
