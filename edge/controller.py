@@ -73,15 +73,17 @@ class Controller:
             self._enter(mode, state)
         cmd = self._command(mode, now_s, state, velocity if fresh else None)
         if mode == "walk" and self.policy_fault:      # the policy failed this tick: damp now, not next tick
-            mode = self.sm.step(SafetyInputs(now_s=now_s, state_age_s=0.0, policy_fault=self.policy_fault))
-            cmd = self._command(mode, now_s, state, None)
-            self.velocity[:] = 0.0
+            mode, cmd = "damp", self.damp_now(f"policy fault: {self.policy_fault}", now_s)
         cmd = self._guard(cmd, mode)
         if not cmd.is_finite():                        # last line of defence: never send NaN
-            self.sm._go("damp", "non-finite command", now_s)
-            mode, cmd = "damp", JointCommand.damping(self.cfg.damp_kd)
-            self.velocity[:] = 0.0
+            mode, cmd = "damp", self.damp_now("non-finite command", now_s)
         return TickResult(cmd, mode, self.sm.reason, self.velocity.copy(), roll, pitch)
+
+    def damp_now(self, reason: str, now_s: float) -> JointCommand:
+        """Latch damp at once and return the damping command (to send every cycle from now on)."""
+        self.sm.fault(reason, now_s)
+        self.velocity[:] = 0.0
+        return JointCommand.damping(self.cfg.damp_kd)
 
     def _enter(self, mode: ControlMode, state: RobotState | None) -> None:
         if mode == "stand_up" and state is not None:

@@ -69,9 +69,8 @@ def run(cfg, stop, _args) -> int:
                 lowstate_age_ms=-1.0 if state is None else (tick.start_s - state.recv_mono_s) * 1e3))
         except Exception:                                  # defined safe state, whatever went wrong
             log.exception("control tick failed: damping")
-            ctrl.sm._go("damp", "exception in control tick", tick.start_s)
             try:
-                robot.write(damp)
+                robot.write(ctrl.damp_now("exception in control tick", tick.start_s))
             except Exception:                              # keep looping: the next tick sends damping again
                 log.exception("damping write failed")
         if not rk.lagging:

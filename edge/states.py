@@ -49,6 +49,10 @@ class SafetyStateMachine:
             self.idle_since_s = None
         self.reason = reason
 
+    def fault(self, reason: str, now_s: float) -> None:
+        """Latch damp now, for faults found outside step() (a non-finite command, an exception in the tick)."""
+        self._go("damp", reason, now_s)
+
     def step(self, i: SafetyInputs) -> ControlMode:
         lim = self.limits
         if self.mode == "damp":
