@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml scripts/setup.sh
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m edge.cli demo --out runs
+	$(PY) -m edge.tools.cli demo --out runs
 
 test: $(STAMP)
 	$(PY) -m pytest -q --benchmark-disable
@@ -21,7 +21,7 @@ bench: $(STAMP)
 	$(PY) -m pytest -q tests/benchmarks --benchmark-enable --benchmark-only
 
 units: $(STAMP)
-	$(PY) -m edge.cli units --write systemd
+	$(PY) -m edge.tools.cli units --write systemd
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .benchmarks

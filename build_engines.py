@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
-from edge.config import Frozen, load_yaml_model, resolve_path
+from edge.common.config import Frozen, load_yaml_model, resolve_path
 
 
 # ---- configuration ----------------------------------------------------------------------------------------------
@@ -153,7 +153,7 @@ def policy_step(spec: PolicySpec, have_trt: bool) -> Step:
         from exporters.policy import export_policy
         contract = None
         if spec.contract:
-            from edge.policy import load_policy_config
+            from edge.controls.locomotion import load_policy_config
             contract = load_policy_config(spec.contract)
         res = export_policy(source, out, contract=contract, activation=spec.activation,
                             tensorrt="on" if have_trt else "off", fp16=spec.fp16)
@@ -172,7 +172,7 @@ def vision_step(spec: VlmSpec, have_trt: bool) -> Step:
 
     def run(out: Path) -> list[Row]:
         from engines.manifest import manifest_path_for, read_manifest, write_manifest
-        from engines.runtime import OrtModel
+        from engines.ort_runner import OrtModel
         from exporters.policy import measure_latency
         from exporters.vision import build_vision_engine, export_vision
         res = export_vision(ckpt, out)
@@ -192,7 +192,7 @@ def vision_step(spec: VlmSpec, have_trt: bool) -> Step:
 
 
 def llm_step(spec: VlmSpec, have_trtllm: bool, out: Path) -> Step:
-    from exporters.checkpoints import load_vlm_checkpoint
+    from engines.vlm.checkpoints import load_vlm_checkpoint
     from exporters.llm import plan_for
     ckpt_path = resolve_path(spec.checkpoint)
     ckpt = load_vlm_checkpoint(ckpt_path)
@@ -231,7 +231,7 @@ def _dtype(ckpt) -> str:
 def transformers_latency(ckpt):
     """Median of a short greedy generation (one image, 8 new tokens) through the transformers generator."""
     import numpy as np
-    from engines.generator import GenerationRequest, TransformersGenerator
+    from engines.vlm.generator import GenerationRequest, TransformersGenerator
     from engines.manifest import LatencyResult
     gen = TransformersGenerator(ckpt.llm_dir)
     embeds = np.zeros((1, ckpt.tokens_per_frame, gen.hidden_size), np.float32)

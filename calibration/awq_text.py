@@ -1,6 +1,6 @@
 """Navigation-domain calibration text for INT4-AWQ (TensorRT-LLM `examples/quantization/quantize.py`).
 
-Each sample = a real query prompt (engines/prompts.py, byte-exact template) for an R2R-style instruction written for
+Each sample = a real query prompt (engines/vlm/prompts.py, byte-exact template) for an R2R-style instruction written for
 this project, followed by a plausible answer and the stop token, so calibration sees the prompt *and* the decode
 distribution. `<image>` placeholders are removed (their surrounding text, e.g. the "\\n" after each frame, is kept):
 quantize.py feeds text only, so the text tokens are exactly those of a real query; the ~1568 visual rows of a real
@@ -21,7 +21,7 @@ import json
 import random
 from pathlib import Path
 
-from engines.prompts import IMAGE, MEMORY, NAVILA_STOP, STREAMVLN_STOP, navila_prompt, streamvln_prompt
+from engines.vlm.prompts import IMAGE, MEMORY, NAVILA_STOP, STREAMVLN_STOP, navila_prompt, streamvln_prompt
 
 INSTRUCTIONS = (
     "Walk past the sofa and stop at the door.",

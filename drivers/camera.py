@@ -1,6 +1,6 @@
 """Camera frames and the interface every camera driver offers (RealSense, simulator head camera).
 
-On the bus (topic cameraFrame, header + raw bytes, see edge.bus) a Frame becomes one rgb8 message and, when it has
+On the bus (topic cameraFrame, header + raw bytes, see edge.msg.bus) a Frame becomes one rgb8 message and, when it has
 depth, one z16 message with the same frame_id and sensor time. The z16 message is published FIRST, so the newest
 message on the topic after a frame is always its rgb8: a conflated (latest-only) subscriber that wants colour sees
 rgb8 except in the short window between the two sends, and must check `encoding`. A consumer that wants depth
@@ -14,9 +14,19 @@ from typing import Protocol
 
 import numpy as np
 
-from edge.messages import CameraFrame, CameraIntrinsics
 
 DEPTH_BUS_SCALE_M = 0.001   # z16 on the bus is always millimetres
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """Pinhole intrinsics in pixels (principal point cx, cy; focal lengths fx, fy)."""
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
 
 
 class CameraError(RuntimeError):
@@ -28,11 +38,11 @@ class Frame:
     color: np.ndarray                 # H×W×3 uint8, RGB
     depth: np.ndarray | None          # H×W uint16 in units of depth_scale_m (aligned to colour when so configured)
     depth_scale_m: float              # metres per depth unit
-    intrinsics: CameraIntrinsics      # of the colour image (and of depth once aligned)
+    intrinsics: Intrinsics      # of the colour image (and of depth once aligned)
     frame_id: int                     # device frame number (may restart after a reconnect)
     sensor_time_ns: int               # device / simulation timestamp
     recv_mono_ns: int                 # time.monotonic_ns() when the driver received it
-    depth_intrinsics: CameraIntrinsics | None = None   # only when depth is not aligned to colour
+    depth_intrinsics: Intrinsics | None = None   # only when depth is not aligned to colour
 
     def age_s(self, now_ns: int) -> float:
         return (now_ns - self.recv_mono_ns) * 1e-9
@@ -55,25 +65,3 @@ def depth_to_mm(depth: np.ndarray, depth_scale_m: float) -> np.ndarray:
         return np.ascontiguousarray(depth, dtype=np.uint16)
     mm = np.rint(depth.astype(np.float64) * (depth_scale_m / DEPTH_BUS_SCALE_M))
     return np.clip(mm, 0, 65535).astype(np.uint16)
-
-
-def frame_to_messages(frame: Frame) -> list[tuple[CameraFrame, bytes]]:
-    """(header, pixels) pairs to publish in order: z16 first when the frame has depth, rgb8 last."""
-    h, w = frame.color.shape[:2]
-    color = np.ascontiguousarray(frame.color, dtype=np.uint8)
-    out = []
-    if frame.depth is not None:
-        dh, dw = frame.depth.shape
-        out.append((CameraFrame(frame_id=frame.frame_id, sensor_time_ns=frame.sensor_time_ns, width=dw, height=dh,
-                                encoding="z16", intrinsics=frame.depth_intrinsics or frame.intrinsics),
-                    depth_to_mm(frame.depth, frame.depth_scale_m).astype("<u2", copy=False).tobytes()))
-    out.append((CameraFrame(frame_id=frame.frame_id, sensor_time_ns=frame.sensor_time_ns, width=w, height=h,
-                            encoding="rgb8", intrinsics=frame.intrinsics), color.tobytes()))
-    return out
-
-
-def image_from_message(header: CameraFrame, payload: bytes | memoryview) -> np.ndarray:
-    """Pixels of a received cameraFrame message: H×W×3 uint8 (rgb8) or H×W uint16 mm (z16). Copies."""
-    if header.encoding == "rgb8":
-        return np.frombuffer(payload, np.uint8).reshape(header.height, header.width, 3).copy()
-    return np.frombuffer(payload, "<u2").reshape(header.height, header.width).astype(np.uint16)

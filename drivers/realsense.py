@@ -16,8 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from drivers.camera import CameraError, Frame
-from edge.messages import CameraIntrinsics
+from drivers.camera import CameraError, Frame, Intrinsics
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +29,9 @@ def _rs():
     return rs
 
 
-def _intrinsics(profile) -> CameraIntrinsics:
+def _intrinsics(profile) -> Intrinsics:
     i = profile.as_video_stream_profile().get_intrinsics()
-    return CameraIntrinsics(width=i.width, height=i.height, fx=i.fx, fy=i.fy, cx=i.ppx, cy=i.ppy)
+    return Intrinsics(width=i.width, height=i.height, fx=i.fx, fy=i.fy, cx=i.ppx, cy=i.ppy)
 
 
 def _check_db3(path: str) -> None:
@@ -65,8 +64,8 @@ class RealSenseCamera:
         self._pipe = None
         self._pb = None                 # playback device, when playing a file
         self._align = None
-        self._intr: CameraIntrinsics | None = None
-        self._depth_intr: CameraIntrinsics | None = None
+        self._intr: Intrinsics | None = None
+        self._depth_intr: Intrinsics | None = None
         self._cond = threading.Condition()
         self._latest: Frame | None = None
         self._unread = False
@@ -271,9 +270,9 @@ def synthetic_pixels(i: int, width: int, height: int) -> tuple[np.ndarray, np.nd
     return color, np.full((height, width), 1000 + i, np.uint16)
 
 
-def synthetic_intrinsics(width: int, height: int) -> CameraIntrinsics:
+def synthetic_intrinsics(width: int, height: int) -> Intrinsics:
     f = 0.8 * width
-    return CameraIntrinsics(width=width, height=height, fx=f, fy=f, cx=width / 2, cy=height / 2)
+    return Intrinsics(width=width, height=height, fx=f, fy=f, cx=width / 2, cy=height / 2)
 
 
 def write_synthetic_db3(path: str, n: int = 10, width: int = 64, height: int = 48, fps: int = 30,

@@ -235,7 +235,7 @@ def read_manifest(path: str | Path) -> EngineManifest:
         raise ManifestError(f"{path}: invalid engine manifest:\n" + "\n".join(lines)) from None
 
 
-def _file_reasons(what: str, ref: FileRef, path: Path, required: bool = True) -> list[str]:
+def file_reasons(what: str, ref: FileRef, path: Path, required: bool = True) -> list[str]:
     if not path.exists():
         return [f"{what} missing: {path}"] if required else []
     if ref.sha256 and path.is_file():
@@ -257,11 +257,11 @@ def check(manifest: EngineManifest, machine: MachineInfo | None = None, source_p
     source_path: where the source lives now (it must exist and hash as recorded); by default the manifest's own
     source path is checked when that file is present (checkpoints are often not shipped to the robot)."""
     base = Path(base_dir)
-    reasons = _file_reasons(f"{manifest.backend} artifact", manifest.artifact, manifest.artifact.resolve(base))
+    reasons = file_reasons(f"{manifest.backend} artifact", manifest.artifact, manifest.artifact.resolve(base))
     if source_path is not None:
-        reasons += _file_reasons("source", manifest.source, Path(source_path))
+        reasons += file_reasons("source", manifest.source, Path(source_path))
     else:
-        reasons += _file_reasons("source", manifest.source, manifest.source.resolve(base), required=False)
+        reasons += file_reasons("source", manifest.source, manifest.source.resolve(base), required=False)
     if manifest.parity is not None and not manifest.parity.passed:
         reasons.append(f"parity failed at build: max |diff| {manifest.parity.max_abs_diff:.3g} vs "
                        f"{manifest.parity.reference} > tolerance {manifest.parity.tolerance:g}")
@@ -301,35 +301,3 @@ def warn_fallback(manifest_path: str | Path, reasons: list[str], fallback: str) 
     for r in reasons:
         log.warning("ENGINE REFUSED %s: %s", manifest_path, r)
     log.warning("FALLING BACK to %s for %s: expect different latency (and precision)", fallback, manifest_path)
-
-
-def load_model(manifest_path: str | Path, fallback: Fallback = "onnxruntime", machine: MachineInfo | None = None,
-               source_path: str | Path | None = None, **backend_options):
-    """Load the manifest's artifact as a TensorModel if it matches this machine.
-
-    Otherwise: fallback="error" raises EngineMismatchError with every reason; fallback="onnxruntime" logs each reason
-    at WARNING and loads the manifest's ONNX on ONNX Runtime (its sha256 is checked too)."""
-    from engines.runtime import OrtModel, load_tensor_model
-
-    manifest_path = Path(manifest_path)
-    manifest, reasons = verify(manifest_path, machine, source_path)
-    base = manifest_path.parent
-    if not reasons:
-        artifact = manifest.artifact.resolve(base)
-        if manifest.backend == "tensorrt":      # verified here: build the runner itself (load_tensor_model would
-            from engines.trt_runner import TrtModel   # come back through this manifest)
-            return TrtModel(artifact, **{k: v for k, v in backend_options.items() if k == "cuda_graph"})
-        return load_tensor_model(artifact, manifest.backend, **backend_options)
-    if fallback == "error":
-        raise EngineMismatchError(manifest_path, reasons)
-    if fallback != "onnxruntime":
-        raise ValueError(f"unknown fallback {fallback!r} (known: onnxruntime, error)")
-    onnx_ref = manifest.onnx or (manifest.artifact if manifest.backend == "onnxruntime" else None)
-    if onnx_ref is None:
-        raise EngineMismatchError(manifest_path, reasons + ["no ONNX recorded in the manifest to fall back to"])
-    onnx_path = onnx_ref.resolve(base)
-    bad = _file_reasons("fallback ONNX", onnx_ref, onnx_path)
-    if bad or manifest.backend == "onnxruntime":
-        raise EngineMismatchError(manifest_path, reasons + bad)
-    warn_fallback(manifest_path, reasons, f"ONNX Runtime on {onnx_path}")
-    return OrtModel(onnx_path)

@@ -26,7 +26,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from engines.prompts import IMAGE, MEMORY, navila_prompt, streamvln_prompt
+from engines.vlm.prompts import IMAGE, MEMORY, navila_prompt, streamvln_prompt
 
 Family = Literal["navila", "streamvln"]
 Route = Literal["int4_wo", "int4_awq"]
@@ -208,7 +208,7 @@ def count_template_tokens(family: str, llm_dir: str | Path) -> tuple[int, str]:
                f"+ 1 possible BOS = {n}")
 
 
-STREAMVLN_WINDOW_CALLS = 8        # engines.vlm.StreamVlnVlm window
+STREAMVLN_WINDOW_CALLS = 8        # engines.vlm.models.StreamVlnVlm window
 STREAMVLN_TURN_TOKENS = 16        # "<|im_end|>\n<|im_start|>user\nyou can see <image>.<|im_end|>\n<|im_start|>assistant\n…"
 
 
@@ -245,7 +245,7 @@ def derive_sizes(family: str, llm_dir: str | Path, frames: int, max_new_tokens: 
 
 def resolve_llm_dir(checkpoint_info: Any) -> tuple[Path, Path]:
     """(source checkpoint, HF LLM folder). Accepts a path (NaVILA multi-folder: `<ckpt>/llm`; else the folder itself)
-    or a checkpoint object with `.llm_dir` and `.root` (exporters.checkpoints' Navila/StreamVln checkpoints)."""
+    or a checkpoint object with `.llm_dir` and `.root` (engines.vlm.checkpoints' Navila/StreamVln checkpoints)."""
     if hasattr(checkpoint_info, "llm_dir"):
         llm = Path(checkpoint_info.llm_dir)
         return Path(getattr(checkpoint_info, "root", llm)), llm
@@ -305,7 +305,7 @@ def plan_for(checkpoint_info: Any, family: Family = "navila", route: Route = "in
     out = Path(out_dir or source.parent / f"{source.name}-trtllm-{route}").expanduser().absolute()
     ckpt, engine, cache = out / f"tllm_checkpoint_{route}", out / "llm", out / "timing.cache"
     sizes = derive_sizes(family, llm_dir, frames, max_new_tokens)
-    info = getattr(checkpoint_info, "llm", None)     # exporters.checkpoints.LlmInfo: ids read from the tokenizer
+    info = getattr(checkpoint_info, "llm", None)     # engines.vlm.checkpoints.LlmInfo: ids read from the tokenizer
     end_id = fam["end_id"] if getattr(info, "end_id", None) is None else info.end_id
     pad_id = getattr(info, "pad_id", None)
     if pad_id is None:       # no pad token in the checkpoint: pad with the stop id, as the reference decodes

@@ -27,7 +27,8 @@ import onnx
 
 from engines.manifest import (EngineManifest, FileRef, LatencyResult, MachineInfo, TensorInfo, manifest_path_for,
                               write_manifest)
-from engines.runtime import OrtModel, TensorModel
+from engines.runtime import TensorModel
+from engines.ort_runner import OrtModel
 from exporters import EXPORTER_VERSION
 from exporters.onnx_utils import MAX_IR_VERSION, OPSET, load_onnx, read_metadata, rename_io, save_onnx, write_metadata
 from exporters.parity import ParityReport, check_parity, feeds_from_rows
@@ -203,13 +204,13 @@ def load_contract(contract):
     """PolicyConfig from a PolicyConfig, a YAML path, or None."""
     if contract is None:
         return None
-    from edge.policy import PolicyConfig, load_policy_config
+    from edge.controls.locomotion import PolicyConfig, load_policy_config
     return contract if isinstance(contract, PolicyConfig) else load_policy_config(contract)
 
 
 def read_policy_contract(onnx_path: str | Path):
     """The PolicyConfig stored in an exported ONNX's metadata, or None."""
-    from edge.policy import PolicyConfig
+    from edge.controls.locomotion import PolicyConfig
     meta = read_metadata(onnx_path)
     return PolicyConfig.model_validate_json(meta[CONTRACT_KEY]) if CONTRACT_KEY in meta else None
 
@@ -256,7 +257,7 @@ def export_policy_onnx(source: str | Path, out_path: str | Path, *, contract=Non
     import torch
     from engines.torch_runner import TorchModel
 
-    from edge.config import resolve_path
+    from edge.common.config import resolve_path
     source, out_path = resolve_path(str(source), Path.cwd()), Path(out_path)
     cfg = load_contract(contract)
     in_name, out_name = (cfg.input, cfg.output) if cfg else ("obs", "actions")
@@ -429,10 +430,10 @@ def write_tiny_policy_checkpoints(out_dir: str | Path, obs_dim: int = 45, num_ac
 def record_sim_observations(seconds: float = 6.0, seed: int = 0, policy_config="configs/policies/go2_robot_lab.yaml",
                             command: tuple[float, float, float] = (0.5, 0.0, 0.3)) -> np.ndarray:
     """Observations (N, obs) the real policy saw while the simulated Go2 stood up and walked (headless)."""
-    from drivers.go2_mujoco import Go2Sim
-    from edge.config import ControlConfig, resolve_path
-    from edge.controller import Controller
-    from edge.policy import Policy
+    from drivers.sim.go2_physics import Go2Sim
+    from edge.common.config import ControlConfig, resolve_path
+    from edge.controls.controller import Controller
+    from edge.controls.locomotion import Policy
     from exporters.parity import RecordingModel
 
     cfg = load_contract(policy_config)

@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from edge.bus import Bus
+from edge.msg.bus import Bus
 
 
 @pytest.fixture

@@ -10,15 +10,15 @@ import time
 import numpy as np
 import pytest
 
-from edge.messages import VelocityCommand
-from edge.realtime import Ratekeeper
+from edge.msg.messages import VelocityCommand
+from edge.common.realtime import Ratekeeper
 
 PERIOD = 0.02
 
 
 def test_bench_bus_round_trip(benchmark, bus):
     """velocityCommand published, received by a subscriber, echoed on odometry, received back (ipc)."""
-    from edge.messages import Odometry
+    from edge.msg.messages import Odometry
     a_pub, b_sub = bus.pub("velocityCommand"), bus.sub("velocityCommand", conflate=False)
     b_pub, a_sub = bus.pub("odometry"), bus.sub("odometry", conflate=False)
     time.sleep(0.3)

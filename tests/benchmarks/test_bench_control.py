@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from drivers.robot_io import RobotState
-from edge.config import ControlConfig
-from edge.controller import Controller
-from edge.policy import Policy, load_policy_config
+from edge.common.config import ControlConfig
+from edge.controls.controller import Controller
+from edge.controls.locomotion import Policy, load_policy_config
 
-unitree = pytest.importorskip("drivers.unitree_go2")
+unitree = pytest.importorskip("drivers.unitree.go2")
 
 CFG = load_policy_config("configs/policies/go2_robot_lab.yaml")
 

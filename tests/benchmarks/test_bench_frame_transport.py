@@ -1,4 +1,4 @@
-"""One 8-frame VLM query over TCP loopback: ours (edge.remote_vlm, CURVE, raw 384×384 RGB) vs NaVILA-Bench's reference
+"""One 8-frame VLM query over TCP loopback: ours (edge.vlm.remote, CURVE, raw 384×384 RGB) vs NaVILA-Bench's reference
 protocol (docs/vln-models.md §1.9: 8-byte big-endian length + JSON with 8 base64 JPEGs, one request per connection).
 
 Both send the same eight 384×384 frames (camera-like 640×480 renders, squash-resized as the robot does), so the
@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edge.remote_vlm import VlmClient, VlmServer, generate_keys
-from engines.vlm import FixedAnswerVlm, VlmFrame
+from edge.vlm.remote import VlmClient, VlmServer, generate_keys
+from engines.vlm.models import FixedAnswerVlm, VlmFrame
 
 ANSWER = "The next action is move forward 75 cm."
 QUERY = "Walk past the table and stop at the door."

@@ -1,7 +1,7 @@
 """Parser cost per VLM answer (run: make bench)."""
 from __future__ import annotations
 
-from edge.actions import Forward, Parsed, parse_navila, parse_streamvln
+from edge.navigation.parse import Forward, Parsed, parse_navila, parse_streamvln
 
 NAVILA_ANSWER = "The next action is move forward 75 cm."
 

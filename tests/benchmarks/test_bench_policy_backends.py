@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from drivers.robot_io import RobotState
-from edge.config import resolve_path
-from edge.policy import Policy, load_policy_config
-from engines.runtime import OrtModel
+from edge.common.config import resolve_path
+from edge.controls.locomotion import Policy, load_policy_config
+from engines.ort_runner import OrtModel
 
 pytest.importorskip("torch")
 from engines.torch_runner import TorchModel  # noqa: E402

@@ -8,9 +8,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from engines.runtime import OrtModel  # noqa: E402
+from engines.ort_runner import OrtModel  # noqa: E402
 from exporters.tiny import write_tiny_checkpoints  # noqa: E402
-from exporters.vision import export_vision_onnx, load_vision_encoder  # noqa: E402
+from engines.vlm.vision import load_vision_encoder  # noqa: E402
+from exporters.vision import export_vision_onnx  # noqa: E402
 
 FAMILIES = ["navila", "streamvln"]
 

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from engines.vlm import NavilaVlm, VlmFrame  # noqa: E402
+from engines.vlm.models import NavilaVlm, VlmFrame  # noqa: E402
 
 ROUNDS = 10
 

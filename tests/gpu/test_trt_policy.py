@@ -13,10 +13,12 @@ from gpu_required import require
 
 trt = require("torch")
 
-from edge.config import resolve_path  # noqa: E402
-from edge.policy import Policy, load_policy_config  # noqa: E402
-from engines.manifest import MachineInfo, load_model, read_manifest  # noqa: E402
-from engines.runtime import OrtModel, load_tensor_model  # noqa: E402
+from edge.common.config import resolve_path  # noqa: E402
+from edge.controls.locomotion import Policy, load_policy_config  # noqa: E402
+from engines.manifest import MachineInfo, read_manifest  # noqa: E402
+from engines.loader import load_model
+from engines.ort_runner import OrtModel  # noqa: E402
+from engines.loader import load_tensor_model  # noqa: E402
 from engines.trt_runner import TrtModel, build_engine_from_onnx  # noqa: E402
 from exporters.parity import check_parity  # noqa: E402
 from exporters.policy import (ENGINE_TOLERANCE, export_policy, export_policy_onnx,  # noqa: E402

@@ -9,7 +9,7 @@ from gpu_required import require
 trt = require("transformers")
 
 from engines.manifest import read_manifest  # noqa: E402
-from engines.runtime import OrtModel  # noqa: E402
+from engines.ort_runner import OrtModel  # noqa: E402
 from exporters.tiny import write_tiny_checkpoints  # noqa: E402
 from exporters.vision import build_vision_engine, export_vision  # noqa: E402
 

@@ -20,7 +20,7 @@ from unitree_sdk2py.core.channel import ChannelPublisher
 from unitree_sdk2py.idl.unitree_go.msg.dds_ import LowCmd_
 
 from drivers.robot_io import JointCommand
-from drivers.unitree_go2 import Go2Robot, dds_config, dds_init, make_lowcmd, release_sport_mode
+from drivers.unitree.go2 import Go2Robot, dds_config, dds_init, make_lowcmd, release_sport_mode
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -30,7 +30,7 @@ STATE_HZ = 200.0
 PEER = r"""
 import json, sys, threading, time
 import numpy as np
-from drivers.unitree_go2 import dds_init, Go2SimEndpoint
+from drivers.unitree.go2 import dds_init, Go2SimEndpoint
 domain, role = int(sys.argv[1]), sys.argv[2]
 dds_init(domain, "lo")
 out_lock = threading.Lock()

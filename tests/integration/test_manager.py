@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from edge.manager import Manager
-from edge.process_config import procs_for
+from edge.system.manager import Manager
+from edge.system.process_config import procs_for
 
 pytestmark = pytest.mark.integration
 

@@ -10,10 +10,10 @@ import time
 import pytest
 import zmq
 
-from edge.bus import SUBSCRIBER_BOUND, Bus, encode
-from edge.manager import Manager
-from edge.messages import TOPICS, Odometry
-from edge.process_config import PROCS
+from edge.msg.bus import SUBSCRIBER_BOUND, Bus, encode
+from edge.system.manager import Manager
+from edge.msg.messages import TOPICS, Odometry
+from edge.system.process_config import PROCS
 
 pytestmark = pytest.mark.integration
 

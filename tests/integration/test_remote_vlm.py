@@ -18,8 +18,8 @@ import zmq
 import zmq.auth
 from PIL import Image
 
-from edge.remote_vlm import AsyncVlmClient, VlmClient, VlmLinkError, VlmServer, VlmServerError, generate_keys, main
-from engines.vlm import FixedAnswerVlm, VlmAnswer, VlmFrame, VlmTimings
+from edge.vlm.remote import AsyncVlmClient, VlmClient, VlmLinkError, VlmServer, VlmServerError, generate_keys, main
+from engines.vlm.models import FixedAnswerVlm, VlmAnswer, VlmFrame, VlmTimings
 
 pytestmark = pytest.mark.integration
 BIND = "tcp://127.0.0.1:*"
@@ -281,7 +281,7 @@ def test_model_failure_is_an_error_reply(keys, serve, clients):
 def test_cli_keys_and_serve(tmp_path, keys, clients):
     assert main(["keys", str(tmp_path / "k"), "robot"]) == 0
     assert (tmp_path / "k/robot.key").exists() and os.stat(tmp_path / "k/robot.key_secret").st_mode & 0o077 == 0
-    p = subprocess.Popen([sys.executable, "-m", "edge.remote_vlm", "serve", "--bind", BIND,
+    p = subprocess.Popen([sys.executable, "-m", "edge.vlm.remote", "serve", "--bind", BIND,
                           "--keys", str(keys.server_secret.parent), "--clients", str(keys.clients),
                           "--fixed", "The next action is stop."], stderr=subprocess.PIPE, text=True)
     try:

@@ -15,12 +15,12 @@ import time
 import pytest
 import zmq
 
-from edge.bus import SUBSCRIBER_BOUND, Bus
-from edge.config import load_config
-from edge.launcher import parse_overrides
-from edge.manager import Manager
-from edge.operator import Operator
-from edge.process_config import procs_for
+from edge.msg.bus import SUBSCRIBER_BOUND, Bus
+from edge.common.config import load_config
+from edge.system.process_main import parse_overrides
+from edge.system.manager import Manager
+from edge.tools.operator_client import Operator
+from edge.system.process_config import procs_for
 
 pytestmark = pytest.mark.integration
 
@@ -104,7 +104,7 @@ def test_garbage_on_operator_topics_crashes_nothing(stack):
     ctx = zmq.Context.instance()
     socks = []
     for name in SUBSCRIBER_BOUND:
-        s = ctx.socket(zmq.PUSH)                  # these topics are PUSH/PULL (edge.bus)
+        s = ctx.socket(zmq.PUSH)                  # these topics are PUSH/PULL (edge.msg.bus)
         s.connect(stack.bus.endpoint(name))
         socks.append(s)
     time.sleep(0.3)

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from edge.demo import sim_stack
-from edge.operator import instruct
+from edge.tools.demo import sim_stack
+from edge.tools.operator_client import instruct
 
 pytestmark = pytest.mark.integration
 
@@ -84,8 +84,8 @@ def test_tiny_navila_real_path_garbage_text_holds(tmp_path, tiny):
 
 
 def test_remote_offload_then_link_drop_holds(tmp_path):
-    from engines.vlm import FixedAnswerVlm
-    from edge.remote_vlm import VlmServer, generate_keys
+    from engines.vlm.models import FixedAnswerVlm
+    from edge.vlm.remote import VlmServer, generate_keys
     keys, clients = tmp_path / "keys", tmp_path / "clients"
     generate_keys(keys, "server")
     generate_keys(clients, "robot")

@@ -1,4 +1,4 @@
-"""edge.actions: exact reference mappings (docs/vln-models.md §1.7, §2.4), documented deviations, fuzzing."""
+"""edge.navigation.parse: exact reference mappings (docs/vln-models.md §1.7, §2.4), documented deviations, fuzzing."""
 from __future__ import annotations
 
 import math
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.actions import Forward, Invalid, Parsed, Stop, Turn, parse, parse_navila, parse_streamvln
+from edge.navigation.parse import Forward, Invalid, Parsed, Stop, Turn, parse, parse_navila, parse_streamvln
 
 DEG = math.pi / 180
 

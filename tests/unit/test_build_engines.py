@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 import build_engines as be
-from edge.config import ConfigError, load_yaml_model
+from edge.common.config import ConfigError, load_yaml_model
 from engines.manifest import read_manifest
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import zmq
 
-from edge.bus import Bus, BusError, decode, encode
-from edge.messages import TOPICS, CameraFrame, CameraIntrinsics, ControlState, Odometry, VelocityCommand
+from edge.msg.bus import Bus, BusError, decode, encode
+from edge.msg.messages import TOPICS, CameraFrame, CameraIntrinsics, ControlState, Odometry, VelocityCommand
 
 
 def _wait_latest(sub, timeout=2.0):
@@ -97,7 +97,7 @@ def test_latest_only_subscriber_sees_newest_and_its_age(bus):
 
 def test_queued_subscriber_sees_every_message_in_order(bus):
     pub, sub = bus.pub("actionResult"), bus.sub("actionResult")
-    from edge.messages import ActionResult
+    from edge.msg.messages import ActionResult
     mk = lambda i: ActionResult(action_id=i, text="t", kind="stop", execution="open_loop", commanded=0,
                                 estimated=0, start_mono_ns=0, end_mono_ns=0, outcome="completed")
     _connect(pub, sub, mk(-1))
@@ -159,7 +159,7 @@ def test_a_stamp_from_the_future_is_not_fresh(bus):
 
 
 def test_drain_is_bounded(bus):
-    from edge.messages import Estop
+    from edge.msg.messages import Estop
     sub = bus.sub("estop")
     pub = bus.pub("estop")
     assert pub.wait_peer(2.0)

@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("pyrealsense2")
 
-from drivers.camera import image_from_message  # noqa: E402
+from edge.camera.frames import image_from_message  # noqa: E402
 from drivers.realsense import synthetic_intrinsics, synthetic_pixels  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,7 +22,7 @@ W, H = 64, 48
 
 
 def start_camerad(run_dir: str, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "edge.camerad", "--set", f"bus.run_dir={run_dir}",
+    return subprocess.Popen([sys.executable, "-m", "edge.camera.camerad", "--set", f"bus.run_dir={run_dir}",
                              "--playback", CLIP, *args], cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -63,7 +63,7 @@ def test_camerad_publishes_rgb_and_depth_that_decode_to_the_recorded_pixels(bus,
 
 def test_camerad_exits_with_an_error_naming_a_missing_file(run_dir, tmp_path):
     missing = str(tmp_path / "nothing.db3")
-    proc = subprocess.run([sys.executable, "-m", "edge.camerad", "--set", f"bus.run_dir={run_dir}",
+    proc = subprocess.run([sys.executable, "-m", "edge.camera.camerad", "--set", f"bus.run_dir={run_dir}",
                            "--playback", missing], cwd=REPO, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1
     assert "nothing.db3" in proc.stderr + proc.stdout

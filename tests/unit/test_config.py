@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from edge.config import ConfigError, load_config, resolve_path
-from edge.policy import load_policy_config
+from edge.common.config import ConfigError, load_config, resolve_path
+from edge.controls.locomotion import load_policy_config
 
 
 def test_shipped_configs_load():

@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.config import resolve_path
-from edge.policy import Policy, load_policy_config
+from edge.common.config import resolve_path
+from edge.controls.locomotion import Policy, load_policy_config
 from engines.manifest import EngineMismatchError
-from engines.runtime import BACKENDS, OrtModel, TensorSpec, check_feeds, feed_errors, load_tensor_model
+from engines.runtime import BACKENDS, TensorSpec, check_feeds, feed_errors
+from engines.ort_runner import OrtModel
+from engines.loader import load_tensor_model
 
 torch = pytest.importorskip("torch")
 from engines.torch_runner import TorchModel  # noqa: E402

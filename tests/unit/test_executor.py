@@ -1,4 +1,4 @@
-"""edge.executor against a simulated Go2 policy (docs/dev-environment.md §4.3), on a fake clock (no sleeps)."""
+"""edge.navigation.executor against a simulated Go2 policy (docs/dev-environment.md §4.3), on a fake clock (no sleeps)."""
 from __future__ import annotations
 
 import math
@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from edge.actions import Forward, Stop, Turn
-from edge.executor import ActionExecutor, ExecutionResult, ExecutorParams, Pose2D, Setpoint, wrap_angle
+from edge.navigation.parse import Forward, Stop, Turn
+from edge.navigation.executor import ActionExecutor, ExecutionResult, ExecutorParams, Pose2D, Setpoint, wrap_angle
 
 DEG = math.pi / 180
 # Measured steady state of the policy: commanded vx → actual vx; wz → 1.16·wz, plus +0.1 rad/s left yaw drift.

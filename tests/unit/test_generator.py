@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from engines.generator import (  # noqa: E402
+from engines.vlm.generator import (  # noqa: E402
     IMAGE_TOKEN_INDEX, GenerationRequest, TransformersGenerator, TransformersSession, fake_prompt_ids, splice_layout,
     validate_request)
 

@@ -7,8 +7,8 @@ from unitree_sdk2py.idl.default import unitree_go_msg_dds__LowCmd_, unitree_go_m
 from unitree_sdk2py.utils.crc import CRC
 
 from drivers.robot_io import JointCommand
-from drivers.unitree_go2 import crc_ok, fill_lowcmd, make_lowcmd, make_lowstate
-from edge.robot import POS_STOP_F, VEL_STOP_F
+from drivers.unitree.go2 import crc_ok, fill_lowcmd, make_lowcmd, make_lowstate
+from drivers.unitree.go2_constants import POS_STOP_F, VEL_STOP_F
 
 
 def test_crc_lowcmd_all_zero():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.unitree_go2 import SportModeError, release_sport_mode
+from drivers.unitree.go2 import SportModeError, release_sport_mode
 
 
 # --------------------------------------------------------------------------- release_sport_mode with typed fakes

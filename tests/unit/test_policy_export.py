@@ -10,10 +10,12 @@ import onnx
 import pytest
 
 from drivers.robot_io import RobotState
-from edge.config import resolve_path
-from edge.policy import Policy, load_policy_config
-from engines.manifest import load_model, read_manifest
-from engines.runtime import OrtModel, TensorSpec
+from edge.common.config import resolve_path
+from edge.controls.locomotion import Policy, load_policy_config
+from engines.manifest import read_manifest
+from engines.loader import load_model
+from engines.runtime import TensorSpec
+from engines.ort_runner import OrtModel
 from exporters import EXPORTER_VERSION
 from exporters.parity import ParityError, RecordingModel, check_parity
 

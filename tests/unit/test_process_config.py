@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import REPO_ROOT
-from edge.messages import TOPICS
-from edge.process_config import PROCS, ProcessSpec, check_table, procs_for, render_units, write_units
+from edge.common.config import REPO_ROOT
+from edge.msg.messages import TOPICS
+from edge.system.process_config import PROCS, ProcessSpec, check_table, procs_for, render_units, write_units
 
 
 def test_table_is_consistent():
@@ -44,7 +44,7 @@ def test_committed_units_equal_generated():
 def test_control_unit_has_realtime_watchdog_and_damping():
     unit = render_units()["edge-control.service"]
     for line in ("Type=notify", "WatchdogSec=500ms", "CPUSchedulingPolicy=fifo", "CPUSchedulingPriority=80",
-                 "CPUAffinity=3", "ExecStopPost=/opt/edge/venv/bin/python -m edge.damp", "Restart=on-failure"):
+                 "CPUAffinity=3", "ExecStopPost=/opt/edge/venv/bin/python -m edge.controls.damp", "Restart=on-failure"):
         assert line in unit
 
 

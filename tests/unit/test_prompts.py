@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from engines.prompts import navila_prompt, navila_question, streamvln_prompt
+from engines.vlm.prompts import navila_prompt, navila_question, streamvln_prompt
 
 INSTR = "Walk past the sofa and stop at the door."
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge.realtime import Ratekeeper
+from edge.common.realtime import Ratekeeper
 
 
 class FakeClock:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import socket
 
-from edge.sdnotify import Notifier
+from edge.common.sdnotify import Notifier
 
 
 def test_ready_and_watchdog_reach_the_notify_socket(tmp_path, monkeypatch):

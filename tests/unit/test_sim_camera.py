@@ -16,9 +16,9 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from drivers.camera import frame_to_messages  # noqa: E402
-from drivers.go2_mujoco import HEAD_CAM, Go2Sim  # noqa: E402
-from drivers.sim_camera import SimHeadCamera, intrinsics_from_fovy  # noqa: E402
+from edge.camera.frames import frame_to_messages  # noqa: E402
+from drivers.sim.go2_physics import HEAD_CAM, Go2Sim  # noqa: E402
+from drivers.sim.head_camera import SimHeadCamera, intrinsics_from_fovy  # noqa: E402
 
 W, H = 160, 120
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from edge.states import SafetyInputs, SafetyLimits, SafetyStateMachine
+from edge.controls.safety import SafetyInputs, SafetyLimits, SafetyStateMachine
 
 LIM = SafetyLimits(lowstate_max_age_s=0.05, max_tilt_rad=1.0, stand_duration_s=2.0, zero_then_hold_s=1.0)
 

@@ -13,10 +13,10 @@ pytest.importorskip("transformers")
 
 import torch.nn.functional as F  # noqa: E402
 
-from exporters.checkpoints import load_navila_checkpoint  # noqa: E402
-from exporters.vision import (DownSampleBlock, NavilaVisionEncoder, StreamVlnVisionEncoder,  # noqa: E402
-                              check_vision_parity, export_vision, export_vision_onnx, load_vision_encoder,
-                              preprocess_frames)
+from engines.vlm.checkpoints import load_navila_checkpoint  # noqa: E402
+from engines.vlm.vision import (DownSampleBlock, NavilaVisionEncoder, StreamVlnVisionEncoder,  # noqa: E402
+                                load_vision_encoder, preprocess_frames)
+from exporters.vision import check_vision_parity, export_vision, export_vision_onnx  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""engines.vlm on the tiny random-weight checkpoints: frame sampling, tokenisation, NaVILA end to end + vision cache,
+"""engines.vlm.models on the tiny random-weight checkpoints: frame sampling, tokenisation, NaVILA end to end + vision cache,
 StreamVLN windows / memory / KV reuse, FixedAnswerVlm, load_vlm."""
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from engines.generator import IMAGE_TOKEN_INDEX  # noqa: E402
-from engines.prompts import IMAGE, MEMORY, navila_prompt, streamvln_prompt  # noqa: E402
-from engines.vlm import (  # noqa: E402
+from engines.vlm.generator import IMAGE_TOKEN_INDEX  # noqa: E402
+from engines.vlm.prompts import IMAGE, MEMORY, navila_prompt, streamvln_prompt  # noqa: E402
+from engines.vlm.models import (  # noqa: E402
     FixedAnswerVlm, NavilaVlm, StreamVlnVlm, VlmAnswer, VlmFrame, cap_instruction, load_vlm, navila_sample,
     streamvln_memory_steps, tokenize_with_images)
-from exporters.vision import load_vision_encoder  # noqa: E402
+from engines.vlm.vision import load_vision_encoder  # noqa: E402
 
 
 class CountingVision:
@@ -129,7 +129,7 @@ def test_tokenize_with_images_matches_reference(navila, streamvln):
 
 def test_instruction_capped_at_256_tokens(navila, caplog):
     long = "walk forward and turn left at the door, then stop. " * 40
-    with caplog.at_level(logging.WARNING, logger="engines.vlm"):
+    with caplog.at_level(logging.WARNING, logger="engines.vlm.models"):
         capped = cap_instruction(navila.tokenizer, long)
     assert 250 <= len(navila.tokenizer(capped, add_special_tokens=False).input_ids) <= 256
     assert "truncated" in caplog.text and long.startswith(capped[:100])
@@ -280,8 +280,8 @@ def test_load_vlm_with_onnx_vision(tiny, tmp_path, navila):
 
 def test_tensorrt_llm_engine_without_a_matching_manifest_falls_back_to_transformers(tmp_path, tiny, caplog):
     import build_engines as be
-    from engines.generator import TransformersGenerator
-    from engines.vlm import load_vlm
+    from engines.vlm.generator import TransformersGenerator
+    from engines.vlm.models import load_vlm
     engine_dir = tmp_path / "out" / "llm" / "llm"
     m = load_vlm(tiny["navila"], generator_backend="tensorrt_llm", engine_dir=engine_dir)     # no manifest at all
     assert isinstance(m.generator, TransformersGenerator) and "FALLING BACK to transformers" in caplog.text

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exporters.checkpoints import (CheckpointError, load_navila_checkpoint, load_streamvln_checkpoint,
+from engines.vlm.checkpoints import (CheckpointError, load_navila_checkpoint, load_streamvln_checkpoint,
                                    load_vlm_checkpoint)
 from exporters.tiny import TINY_LLM, TINY_SIGLIP, write_tiny_checkpoints
 

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from edge.config import VlmConfig
-from edge.messages import ActionResult, NavigatorStatus
-from edge.vlm_scheduler import VlmScheduler
+from edge.common.config import VlmConfig
+from edge.msg.messages import ActionResult, NavigatorStatus
+from edge.vlm.scheduler import VlmScheduler
 
 
 def status(state="idle", queue=0, qid=-1, remaining=0.0):

@@ -1,0 +1,95 @@
+"""The 50 Hz control process: LowState + velocity command → LowCmd, through the safety state machine.
+
+Nothing here blocks: the newest state and command are read without waiting, their ages checked on the monotonic
+clock. Any exception inside a tick ends in damping, sent every cycle; the loop itself keeps running.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from drivers.robot_io import JointCommand
+from edge.msg.bus import Bus
+from edge.controls.controller import Controller
+from edge.system.process_main import process_main
+from edge.msg.messages import ControlState, Odometry
+from edge.controls.odometry import LegOdometry
+from edge.controls.locomotion import Policy, load_policy_config
+from edge.common.realtime import Ratekeeper, freeze_gc
+from edge.common.sdnotify import Notifier
+
+log = logging.getLogger("control")
+
+
+def run(cfg, stop, _args) -> int:
+    from drivers.unitree.go2 import Go2Robot, release_sport_mode
+    robot = Go2Robot(cfg.robot.dds_domain, cfg.robot.interface)
+    if cfg.robot.release_sport_mode:
+        release_sport_mode()
+    pcfg = load_policy_config(cfg.control.policy)
+    ctrl = Controller(cfg.control, Policy(pcfg, backend=cfg.control.backend))
+    odom = LegOdometry()
+    bus = Bus(cfg.bus.run_dir, cfg.bus.tcp)
+    vel_sub, estop_sub, op_sub = bus.sub("velocityCommand"), bus.sub("estop"), bus.sub("operatorCommand")
+    state_pub, odom_pub = bus.pub("controlState"), bus.pub("odometry")
+    notifier = Notifier()
+    rk = Ratekeeper(1.0 / pcfg.rate_hz)
+    estop, last_tick, work_ms, last_mode = False, -1, 0.0, ""
+    damp = JointCommand.damping(cfg.control.damp_kd)
+    log.info("policy %s (%s), %.0f Hz, auto_stand=%s", pcfg.name, cfg.control.backend, pcfg.rate_hz,
+             cfg.control.auto_stand)
+    freeze_gc()
+    notifier.ready()
+    while not stop.is_set():
+        tick = rk.wait()
+        try:
+            estop = estop or bool(estop_sub.drain(max_n=8))
+            # a stand confirmation counts for the tick it arrives in: one refused (robot tilted, no state) is gone
+            stand = cfg.control.auto_stand or any(r.msg.command == "stand" for r in op_sub.drain(max_n=8))
+            v = vel_sub.fresh()
+            velocity = None if v is None else np.array([v.msg.vx_m_s, v.msg.vy_m_s, v.msg.wz_rad_s])
+            state = robot.latest_state()
+            res = ctrl.tick(tick.start_s, state, velocity, estop, stand)
+            robot.write(res.command)
+            if state is not None and state.tick != last_tick:
+                last_tick = state.tick
+                o = odom.update(state)
+                odom_pub.publish(Odometry(x_m=o.x, y_m=o.y, yaw_rad=o.yaw, vx_m_s=o.vx, vy_m_s=o.vy,
+                                          wz_rad_s=o.wz, stance=tuple(o.stance)))
+            if res.mode != last_mode:
+                log.info("mode %s: %s", res.mode, res.reason)
+                last_mode = res.mode
+            state_pub.publish(ControlState(
+                mode=res.mode, reason=res.reason, tick=tick.index, missed_ticks=tick.missed,
+                period_ms=tick.period_s * 1e3, lateness_ms=tick.lateness_s * 1e3, work_ms=work_ms,
+                vx_m_s=res.velocity[0], vy_m_s=res.velocity[1], wz_rad_s=res.velocity[2], roll_rad=res.roll,
+                pitch_rad=res.pitch,
+                lowstate_age_ms=-1.0 if state is None else (tick.start_s - state.recv_mono_s) * 1e3))
+        except Exception:                                  # defined safe state, whatever went wrong
+            log.exception("control tick failed: damping")
+            try:
+                robot.write(ctrl.damp_now("exception in control tick", tick.start_s))
+            except Exception:                              # keep looping: the next tick sends damping again
+                log.exception("damping write failed")
+        if not rk.lagging:
+            notifier.watchdog(tick.start_s)
+        work_ms = (time.monotonic() - tick.start_s) * 1e3
+    for _ in range(10):                                    # leaving: damp for 0.2 s (ExecStopPost damps too)
+        try:
+            robot.write(damp)
+        except Exception:
+            log.exception("damping write failed")
+        time.sleep(0.02)
+    log.info("stopped after %d ticks, %d missed", rk.index + 1, rk.missed)
+    robot.close()
+    return 0
+
+
+def main(argv=None) -> int:
+    return process_main("control", run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

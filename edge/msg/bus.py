@@ -1,0 +1,236 @@
+"""ZeroMQ pub/sub for the topics in edge.msg.messages.TOPICS.
+
+Wire format, one single-part ZeroMQ message per bus message:
+    u32 little-endian header length | header (UTF-8 JSON) | raw payload bytes (camera pixels; empty otherwise)
+The header is {"topic", "seq", "mono_ns", "msg"}; mono_ns is the sender's time.monotonic_ns() (CLOCK_MONOTONIC is
+system-wide, so ages are exact between processes of one machine). No pickle, no base64.
+
+Endpoints derive from the topic name: ipc://<run_dir>/<topic> unless the config gives a tcp:// endpoint.
+Event topics with one consumer and several, possibly short-lived, senders (operator commands, e-stop, the VLM's
+answers) are PUSH/PULL: the consumer binds, senders connect, and what is sent before the connection completes is
+queued and delivered, never silently dropped as a PUB would.
+Latest-only topics are conflated at the subscriber; a malformed or foreign message is counted, logged and dropped.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import struct
+import time
+from dataclasses import dataclass, field
+
+import zmq
+
+from edge.msg.messages import TOPICS, Msg, Topic
+
+log = logging.getLogger(__name__)
+_LEN = struct.Struct("<I")
+MAX_HEADER_BYTES = 1 << 20
+# Topics bound by their single consumer (PULL), sent to by any number of connecting producers (PUSH).
+SUBSCRIBER_BOUND = frozenset({"actionText", "estop", "operatorCommand", "instruction"})
+
+
+class BusError(ValueError):
+    """A message that cannot be decoded; carries a reason for the log."""
+
+
+def encode(topic: Topic, seq: int, mono_ns: int, msg: Msg, payload: bytes | memoryview = b"") -> bytes:
+    if type(msg) is not topic.schema:
+        raise TypeError(f"{topic.name} carries {topic.schema.__name__}, not {type(msg).__name__}")
+    if topic.payload and len(payload) != msg.payload_size():
+        raise ValueError(f"{topic.name}: payload is {len(payload)} bytes, header says {msg.payload_size()}")
+    if payload and not topic.payload:
+        raise ValueError(f"{topic.name} has no payload")
+    header = b'{"topic":"%s","seq":%d,"mono_ns":%d,"msg":%s}' % (
+        topic.name.encode(), seq, mono_ns, msg.model_dump_json().encode())
+    return b"".join((_LEN.pack(len(header)), header, payload))
+
+
+@dataclass(frozen=True)
+class Received:
+    msg: Msg
+    seq: int
+    mono_ns: int                    # the sender's monotonic time (same machine), or our receive time (tcp)
+    payload: memoryview | None = None
+
+    def age_s(self, now_ns: int | None = None) -> float:
+        return ((time.monotonic_ns() if now_ns is None else now_ns) - self.mono_ns) * 1e-9
+
+
+def decode(topic: Topic, raw: bytes | memoryview, local_clock: bool = False) -> Received:
+    """local_clock: stamp with our receive time instead of the sender's (another machine's monotonic clock is
+    unrelated to ours, so ages across tcp links are measured from arrival: an upper bound on freshness)."""
+    view = memoryview(raw)
+    if len(view) < _LEN.size:
+        raise BusError(f"truncated: {len(view)} bytes")
+    (n,) = _LEN.unpack_from(view)
+    if n > MAX_HEADER_BYTES or _LEN.size + n > len(view):
+        raise BusError(f"header length {n} does not fit a {len(view)}-byte message")
+    try:
+        head = json.loads(bytes(view[_LEN.size:_LEN.size + n]))
+        name, seq, mono_ns, body = head["topic"], head["seq"], head["mono_ns"], head["msg"]
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
+        raise BusError(f"bad header: {type(e).__name__}: {e}") from None
+    if type(seq) is not int or type(mono_ns) is not int:
+        raise BusError(f"bad header: seq {seq!r} / mono_ns {mono_ns!r} are not integers")
+    if name != topic.name:
+        raise BusError(f"message for {name!r} on {topic.name!r}")
+    try:
+        msg = topic.schema.model_validate(body)
+    except (ValueError, TypeError, RecursionError) as e:
+        raise BusError(f"schema {topic.schema.__name__}: {str(e).splitlines()[0]}") from None
+    if local_clock:
+        mono_ns = time.monotonic_ns()
+    payload = view[_LEN.size + n:]
+    if topic.payload:
+        if len(payload) != msg.payload_size():
+            raise BusError(f"payload {len(payload)} bytes, header says {msg.payload_size()}")
+        return Received(msg, seq, mono_ns, payload)
+    if len(payload):
+        raise BusError(f"{len(payload)} unexpected trailing bytes")
+    return Received(msg, seq, mono_ns)
+
+
+@dataclass
+class Bus:
+    """Endpoint resolution and socket factory for one process."""
+    run_dir: str
+    tcp: dict[str, str] = field(default_factory=dict)
+    ctx: zmq.Context = field(default_factory=zmq.Context.instance)
+
+    def __post_init__(self):
+        unknown = set(self.tcp) - set(TOPICS)
+        if unknown:
+            raise ValueError(f"tcp endpoints for unknown topics: {sorted(unknown)}")
+        os.makedirs(self.run_dir, exist_ok=True)
+
+    def endpoint(self, name: str) -> str:
+        if name not in TOPICS:
+            raise KeyError(f"unknown topic {name!r}; known: {sorted(TOPICS)}")
+        return self.tcp.get(name) or f"ipc://{os.path.join(self.run_dir, name)}"
+
+    def pub(self, name: str) -> "Pub":
+        return Pub(self, TOPICS[name])
+
+    def sub(self, name: str, conflate: bool | None = None) -> "Sub":
+        topic = TOPICS[name]
+        return Sub(self, topic, topic.latest_only if conflate is None else conflate)
+
+
+def _attach(sock: zmq.Socket, endpoint: str, bind: bool) -> None:
+    if bind:
+        if endpoint.startswith("ipc://") and os.path.exists(endpoint[6:]):
+            os.unlink(endpoint[6:])  # a stale socket file from a crashed process
+        sock.bind(endpoint)
+    else:
+        sock.connect(endpoint)
+
+
+class Pub:
+    def __init__(self, bus: Bus, topic: Topic):
+        self.topic = topic
+        self.binds = topic.name not in SUBSCRIBER_BOUND
+        self.sock = bus.ctx.socket(zmq.PUB if self.binds else zmq.PUSH)
+        # A PUB at its high-water mark drops the NEWEST messages, so keep it roomy; subscribers conflate.
+        self.sock.setsockopt(zmq.SNDHWM, 1000)
+        self.sock.setsockopt(zmq.LINGER, 0 if topic.latest_only else 1000)
+        self._peer = self.binds
+        self._monitor = None if self.binds else self.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        _attach(self.sock, bus.endpoint(topic.name), bind=self.binds)
+        self.dropped = 0
+        self.seq = 0
+
+    def wait_peer(self, timeout_s: float = 2.0) -> bool:
+        """Connecting senders: wait until the consumer's socket has completed the handshake (what was sent before is
+        queued and follows). True at once for a publisher that binds. False: nobody is listening."""
+        if not self._peer and self._monitor.poll(int(timeout_s * 1000)):
+            self._peer = True
+            self.sock.disable_monitor()
+            self._monitor.close()
+        return self._peer
+
+    def publish(self, msg: Msg, payload: bytes | memoryview = b"") -> int:
+        """Never blocks: a full queue drops the message (zmq PUB semantics). Returns the sequence number."""
+        self.seq += 1
+        try:
+            self.sock.send(encode(self.topic, self.seq, time.monotonic_ns(), msg, payload), zmq.NOBLOCK, copy=False)
+        except zmq.Again:                       # PUSH with its queue full (consumer gone): drop, never block
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 100 == 0:
+                log.warning("%s: consumer not keeping up, %d messages dropped", self.topic.name, self.dropped)
+        return self.seq
+
+    def close(self) -> None:
+        if self._monitor is not None and not self._monitor.closed:
+            self.sock.disable_monitor()
+            self._monitor.close()
+        self.sock.close()
+
+
+class Sub:
+    def __init__(self, bus: Bus, topic: Topic, conflate: bool):
+        self.topic = topic
+        pull = topic.name in SUBSCRIBER_BOUND
+        self.sock = bus.ctx.socket(zmq.PULL if pull else zmq.SUB)
+        if conflate:
+            self.sock.setsockopt(zmq.CONFLATE, 1)   # one socket per topic, single-part messages only
+        else:
+            self.sock.setsockopt(zmq.RCVHWM, 10000)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        if not pull:
+            self.sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self.endpoint = bus.endpoint(topic.name)
+        self.local_clock = self.endpoint.startswith("tcp://")
+        _attach(self.sock, self.endpoint, bind=topic.name in SUBSCRIBER_BOUND)
+        self.last: Received | None = None
+        self.received = 0
+        self.invalid = 0
+        self.gaps = 0        # messages lost between sequence numbers (queued topics)
+
+    def _take(self, raw) -> Received | None:
+        try:
+            r = decode(self.topic, raw, self.local_clock)
+        except BusError as e:
+            self.invalid += 1
+            if self.invalid == 1 or self.invalid % 100 == 0:
+                log.warning("%s: dropped malformed message #%d: %s", self.topic.name, self.invalid, e)
+            return None
+        if self.last is not None and r.seq > self.last.seq + 1 and not self.topic.latest_only:
+            self.gaps += r.seq - self.last.seq - 1
+        self.received += 1
+        self.last = r
+        return r
+
+    def drain(self, max_n: int | None = None) -> list[Received]:
+        """Messages waiting now, oldest first, without blocking; at most max_n (the rest stay queued)."""
+        out = []
+        while max_n is None or len(out) < max_n:
+            try:
+                raw = self.sock.recv(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return out
+            r = self._take(raw.buffer)
+            if r is not None:
+                out.append(r)
+        return out
+
+    def latest(self) -> Received | None:
+        """The newest message ever received (possibly old: check age), without blocking."""
+        self.drain()
+        return self.last
+
+    def fresh(self, now_ns: int | None = None) -> Received | None:
+        """The newest message if younger than the topic's max age, else None. A stamp from the future (a clock that
+        is not ours) is not fresh either."""
+        r = self.latest()
+        return r if r is not None and -0.005 <= r.age_s(now_ns) <= self.topic.max_age_s else None
+
+    def wait(self, timeout_s: float) -> list[Received]:
+        """Block up to timeout_s for at least one message (for event-driven processes, never the control loop)."""
+        if self.sock.poll(int(timeout_s * 1000)):
+            return self.drain()
+        return []
+
+    def close(self) -> None:
+        self.sock.close()

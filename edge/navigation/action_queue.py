@@ -1,0 +1,145 @@
+"""Navigator core (no I/O): action sentences → a queue of typed actions → velocity setpoints, one action at a time.
+
+Invalid text stops the robot and holds (the queue is cleared). Actions start only while control is standing
+(hold or walk); if control damps, everything pending is dropped. Closed-loop execution needs fresh odometry and
+aborts the current action when it goes stale.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from edge.navigation.parse import Forward, Invalid, Stop, Turn, parse_navila, parse_streamvln
+from edge.common.config import NavigatorConfig
+from edge.navigation.executor import ActionExecutor, ExecutorParams, Pose2D
+from edge.msg.messages import ActionResult, ActionText, ControlMode, NavigatorStatus
+
+ZERO = (0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class Pending:
+    action_id: int
+    query_id: int
+    text: str
+    action: Forward | Turn | Stop
+    source: str = "operator"
+
+
+def kind_of(action) -> str:
+    return {Forward: "forward", Turn: "turn", Stop: "stop"}[type(action)]
+
+
+def amount_of(action) -> float:
+    return action.distance_m if isinstance(action, Forward) else action.angle_rad if isinstance(action, Turn) else 0.0
+
+
+class Navigator:
+    def __init__(self, cfg: NavigatorConfig, params: ExecutorParams | None = None):
+        self.cfg = cfg
+        self.executor = ActionExecutor(cfg.execution, params or ExecutorParams(
+            forward_speed_m_s=cfg.forward_speed_m_s, turn_rate_rad_s=cfg.turn_rate_rad_s))
+        self.queue: deque[Pending] = deque()
+        self.current: Pending | None = None
+        self.started_ns = 0
+        self.next_id = 1
+        self.done = 0
+        self.invalid = 0
+        self.holding = False
+        self.idle_since_ns: int | None = None    # robot idle after a VLM action, waiting for the next answer
+        self.vlm_wait_s = 0.0
+        self.vlm_waits = 0
+
+    def _result(self, p: Pending | None, now_ns: int, outcome: str, reason: str = "", estimated: float = 0.0,
+                text: str = "", query_id: int = -1) -> ActionResult:
+        return ActionResult(
+            action_id=-1 if p is None else p.action_id, query_id=query_id if p is None else p.query_id,
+            text=text if p is None else p.text, kind="invalid" if p is None else kind_of(p.action),
+            execution=self.cfg.execution, commanded=0.0 if p is None else amount_of(p.action), estimated=estimated,
+            start_mono_ns=now_ns if p is None else self.started_ns, end_mono_ns=now_ns, outcome=outcome,
+            reason=reason)
+
+    def _drop_all(self, now_ns: int, reason: str) -> list[ActionResult]:
+        out = []
+        if self.current is not None:
+            out.append(self._result(self.current, now_ns, "preempted", reason, self.executor.estimate_so_far()))
+            self.current = None
+        self.queue.clear()
+        return out
+
+    def submit(self, msg: ActionText, now_ns: int) -> list[ActionResult]:
+        if msg.grammar == "streamvln":
+            parsed = parse_streamvln(msg.text)
+        else:   # an operator or script may omit NaVILA's "The next action is"; the VLM's answer may not
+            parsed = parse_navila(msg.text, style=self.cfg.navila_style, require_prefix=msg.source == "vlm")
+        if isinstance(parsed, Invalid):
+            self.invalid += 1
+            self.holding = True
+            out = self._drop_all(now_ns, "invalid text")
+            out.append(self._result(None, now_ns, "invalid", parsed.reason, text=msg.text, query_id=msg.query_id))
+            return out
+        self.holding = False
+        if msg.source != "vlm":
+            self.idle_since_ns = None
+        for a in parsed.actions:
+            self.queue.append(Pending(self.next_id, msg.query_id, msg.text, a, msg.source))
+            self.next_id += 1
+        return []
+
+    def step(self, now_s: float, now_ns: int, pose: Pose2D | None, control: ControlMode | None
+             ) -> tuple[tuple[float, float, float], list[ActionResult]]:
+        """pose: the newest fresh odometry (None if stale); control: the control loop's current mode."""
+        if control == "damp" and (self.current or self.queue):
+            return ZERO, self._drop_all(now_ns, "control is damping")
+        if control not in ("hold", "walk"):
+            return ZERO, []
+        closed = self.cfg.execution == "closed_loop"
+        if self.current is not None and closed and pose is None:
+            return ZERO, self._drop_all(now_ns, "odometry stale")
+        results = []
+        if self.current is None:
+            if not self.queue or (closed and pose is None):
+                return ZERO, []
+            self.current = self.queue.popleft()
+            self.started_ns = now_ns
+            if self.current.source == "vlm" and self.idle_since_ns is not None:
+                self.vlm_wait_s += (now_ns - self.idle_since_ns) * 1e-9
+                self.vlm_waits += 1
+            self.idle_since_ns = None
+            self.executor.start(self.current.action, now_s, pose or Pose2D(0.0, 0.0, 0.0))
+        sp = self.executor.step(now_s, pose or self.executor.last_pose)
+        if sp.done:
+            r = self.executor.result()
+            outcome = "timeout" if r.timed_out else "completed"
+            results.append(self._result(self.current, now_ns, outcome, estimated=r.achieved))
+            self.done += 1
+            if isinstance(self.current.action, Stop):
+                self.queue.clear()
+            elif self.current.source == "vlm" and not self.queue:
+                self.idle_since_ns = now_ns
+            self.current = None
+            return ZERO, results
+        return (sp.vx, sp.vy, sp.wz), results
+
+    def nominal_s(self, action, done: float = 0.0) -> float:
+        """Nominal time left for an action at the configured speeds, given the amount already achieved."""
+        if isinstance(action, Forward):
+            return max(0.0, abs(action.distance_m) - abs(done)) / self.cfg.forward_speed_m_s
+        if isinstance(action, Turn):
+            return max(0.0, abs(action.angle_rad) - abs(done)) / self.cfg.turn_rate_rad_s
+        return 0.0
+
+    def remaining_s(self) -> float:
+        rest = sum(self.nominal_s(p.action) for p in self.queue)
+        if self.current is not None:
+            rest += self.nominal_s(self.current.action, self.executor.estimate_so_far())
+        return rest
+
+    def status(self) -> NavigatorStatus:
+        state = "executing" if self.current else "holding" if self.holding else "idle"
+        return NavigatorStatus(state=state, execution=self.cfg.execution, queue_len=len(self.queue),
+                               current_action_id=self.current.action_id if self.current else -1,
+                               current_query_id=self.current.query_id if self.current else -1,
+                               current_text=self.current.text if self.current else "", actions_done=self.done,
+                               invalid_texts=self.invalid, remaining_s=self.remaining_s(),
+                               vlm_wait_s=self.vlm_wait_s, vlm_waits=self.vlm_waits)

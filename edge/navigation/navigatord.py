@@ -1,0 +1,53 @@
+"""Navigator process: actionText in; velocityCommand (every tick, zero when idle), actionResult, navigatorStatus out."""
+from __future__ import annotations
+
+import logging
+import time
+
+from edge.msg.bus import Bus
+from edge.navigation.executor import Pose2D
+from edge.system.process_main import process_main
+from edge.msg.messages import VelocityCommand
+from edge.navigation.action_queue import Navigator
+from edge.common.realtime import Ratekeeper
+
+log = logging.getLogger("navigator")
+
+
+def run(cfg, stop, _args) -> int:
+    bus = Bus(cfg.bus.run_dir, cfg.bus.tcp)
+    text_sub, odom_sub, ctrl_sub = bus.sub("actionText"), bus.sub("odometry"), bus.sub("controlState")
+    vel_pub, result_pub, status_pub = bus.pub("velocityCommand"), bus.pub("actionResult"), bus.pub("navigatorStatus")
+    nav = Navigator(cfg.navigator)
+    rk = Ratekeeper(1.0 / cfg.navigator.publish_hz)
+    status_every = max(1, round(cfg.navigator.publish_hz / 10))
+    log.info("execution %s, grammar %s", cfg.navigator.execution, cfg.navigator.grammar)
+    while not stop.is_set():
+        tick = rk.wait()
+        now_ns = time.monotonic_ns()
+        results = []
+        for r in text_sub.drain():
+            log.info("text from %s: %r", r.msg.source, r.msg.text)
+            results += nav.submit(r.msg, now_ns)
+        o = odom_sub.fresh(now_ns)
+        c = ctrl_sub.fresh(now_ns)
+        pose = None if o is None else Pose2D(o.msg.x_m, o.msg.y_m, o.msg.yaw_rad)
+        (vx, vy, wz), done = nav.step(tick.start_s, now_ns, pose, None if c is None else c.msg.mode)
+        results += done
+        vel_pub.publish(VelocityCommand(vx_m_s=vx, vy_m_s=vy, wz_rad_s=wz,
+                                        action_id=nav.current.action_id if nav.current else -1))
+        for res in results:
+            log.info("%s %s: %s commanded %+.3f estimated %+.3f %s", res.outcome, res.kind, res.text,
+                     res.commanded, res.estimated, res.reason)
+            result_pub.publish(res)
+        if results or tick.index % status_every == 0:
+            status_pub.publish(nav.status())
+    return 0
+
+
+def main(argv=None) -> int:
+    return process_main("navigator", run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

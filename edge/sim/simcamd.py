@@ -1,0 +1,60 @@
+"""Simulated head camera: renders the simulator's scene from the newest simTruth pose and publishes cameraFrame
+(the same messages as the RealSense process). A process of its own: software rendering takes tens of milliseconds
+a frame and, inside the simulator, would hold up the physics loop and the LowState stream."""
+from __future__ import annotations
+
+import logging
+import os
+
+from edge.msg.bus import Bus
+from edge.system.process_main import process_main
+from edge.common.realtime import Ratekeeper
+
+log = logging.getLogger("simcam")
+
+
+def run(cfg, stop, _args) -> int:
+    s = cfg.sim
+    if s.camera_hz <= 0:
+        log.info("camera off (sim.camera_hz = 0)")
+        stop.wait()
+        return 0
+    os.environ.setdefault("MUJOCO_GL", "egl")          # headless rendering; must precede the mujoco import
+    import mujoco
+
+    from edge.camera.frames import frame_to_messages
+    from drivers.sim.go2_physics import build_spec
+    from drivers.sim.head_camera import SimHeadCamera
+    model = build_spec(s.physics_dt, s.landmarks).compile()
+    data = mujoco.MjData(model)
+    bus = Bus(cfg.bus.run_dir, cfg.bus.tcp)
+    truth, pub = bus.sub("simTruth"), bus.pub("cameraFrame")
+    cam = SimHeadCamera(model, data, width=s.camera_width, height=s.camera_height, fps=s.camera_hz)
+    rk = Ratekeeper(1.0 / s.camera_hz)
+    frames, last_seq = 0, -1
+    log.info("head camera %dx%d at %.0f Hz", s.camera_width, s.camera_height, s.camera_hz)
+    try:
+        while not stop.is_set():
+            rk.wait()
+            t = truth.fresh()
+            if t is None or t.seq == last_seq or len(t.msg.qpos) != model.nq:
+                continue                                # no new pose: no new frame
+            last_seq = t.seq
+            data.qpos[:] = t.msg.qpos
+            data.time = t.msg.sim_time_s
+            mujoco.mj_forward(model, data)
+            for header, pixels in frame_to_messages(cam.render()):
+                pub.publish(header, pixels)
+            frames += 1
+    finally:
+        cam.close()
+        log.info("stopped after %d frames, %d deadlines missed", frames, rk.missed)
+    return 0
+
+
+def main(argv=None) -> int:
+    return process_main("simcam", run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,141 @@
+"""The process table (PROCS): one record per robot process. It drives `edge run` (subprocesses for dev and the
+simulator) and the systemd units in systemd/ (generated; a test keeps the committed files equal to the output)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from edge.common.config import Frozen
+from edge.msg.messages import TOPICS
+
+Profile = Literal["sim", "robot"]
+
+
+class ProcessSpec(Frozen):
+    name: str
+    module: str
+    description: str
+    rate_hz: float = 0.0                      # 0: event-driven
+    cpus: tuple[int, ...] = ()                # affinity on the Orin (cores 0–5 on Orin NX/AGX 8-core variants)
+    rt_priority: int = Field(0, ge=0, le=99)  # SCHED_FIFO priority; 0 = normal scheduling
+    nice: int = 0
+    restart: Literal["always", "on-failure", "no"] = "on-failure"
+    watchdog_s: float = 0.0                   # systemd WatchdogSec, fed only while the loop keeps its deadlines
+    damp_on_stop: bool = False                # ExecStopPost= runs edge.controls.damp after any stop, crash or restart
+    pubs: tuple[str, ...] = ()
+    subs: tuple[str, ...] = ()
+    profiles: tuple[Profile, ...] = ("sim", "robot")
+
+
+PROCS: tuple[ProcessSpec, ...] = (
+    ProcessSpec(name="sim", module="edge.sim.simd", description="MuJoCo Go2 speaking the Go2 DDS topics",
+                rate_hz=400, restart="no", pubs=("simTruth",), profiles=("sim",)),
+    ProcessSpec(name="simcam", module="edge.sim.simcamd", description="simulated head camera (MuJoCo offscreen)",
+                rate_hz=5, restart="no", pubs=("cameraFrame",), subs=("simTruth",), profiles=("sim",)),
+    ProcessSpec(name="camera", module="edge.camera.camerad", description="RealSense colour (and depth) frames",
+                rate_hz=10, cpus=(1,), restart="always", pubs=("cameraFrame",), profiles=("robot",)),
+    ProcessSpec(name="control", module="edge.controls.controlsd", description="50 Hz joint control loop",
+                rate_hz=50, cpus=(3,), rt_priority=80, restart="on-failure", watchdog_s=0.5, damp_on_stop=True,
+                pubs=("controlState", "odometry"), subs=("velocityCommand", "estop", "operatorCommand")),
+    ProcessSpec(name="navigator", module="edge.navigation.navigatord",
+                description="language actions → velocity setpoints (open or closed loop)", rate_hz=20, cpus=(2,),
+                nice=-5, restart="always", pubs=("velocityCommand", "actionResult", "navigatorStatus"),
+                subs=("actionText", "odometry", "controlState")),
+    ProcessSpec(name="vlm", module="edge.vlm.vlmd", description="navigation VLM: instruction + frames → next action",
+                rate_hz=20, cpus=(4, 5), restart="always", pubs=("actionText", "vlmOutput"),
+                subs=("instruction", "cameraFrame", "controlState", "navigatorStatus", "actionResult")),
+    ProcessSpec(name="recorder", module="edge.system.recordd", description="records the bus to runs/ for reports and replay",
+                nice=10, restart="always",
+                subs=("actionResult", "controlState", "odometry", "velocityCommand", "navigatorStatus", "simTruth",
+                      "vlmOutput")),
+)
+
+
+def procs_for(profile: Profile, only: list[str] | None = None, block: list[str] | None = None) -> list[ProcessSpec]:
+    names = {p.name for p in PROCS}
+    for n in (only or []) + (block or []):
+        if n not in names:
+            raise ValueError(f"unknown process {n!r}; known: {sorted(names)}")
+    return [p for p in PROCS if profile in p.profiles and (not only or p.name in only)
+            and p.name not in (block or [])]
+
+
+def check_table(procs: tuple[ProcessSpec, ...] = PROCS) -> None:
+    """Static checks: unique names, known topics, one publisher per topic (operator tools excepted)."""
+    names = [p.name for p in procs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate process names: {names}")
+    for p in procs:
+        for t in p.pubs + p.subs:
+            if t not in TOPICS:
+                raise ValueError(f"{p.name}: unknown topic {t!r}")
+    for profile in ("sim", "robot"):
+        publishers: dict[str, str] = {}
+        for p in (p for p in procs if profile in p.profiles):
+            for t in p.pubs:
+                if t in publishers:
+                    raise ValueError(f"topic {t!r} published by both {publishers[t]} and {p.name} ({profile})")
+                publishers[t] = p.name
+
+
+# ---- systemd --------------------------------------------------------------------------------------------------
+
+UNIT_PREFIX = "edge-"
+TARGET = "edge.target"
+
+
+def unit_name(p: ProcessSpec) -> str:
+    return f"{UNIT_PREFIX}{p.name}.service"
+
+
+def render_service(p: ProcessSpec, python: str, workdir: str, config: str) -> str:
+    exec_args = f"{python} -m {p.module} --config {config}"
+    lines = ["[Unit]", f"Description=edge {p.name}: {p.description}", f"PartOf={TARGET}",
+             "After=network-online.target", "Wants=network-online.target",     # DDS binds the robot's NIC
+             "StartLimitIntervalSec=60", "StartLimitBurst=5", "",
+             "[Service]", "Type=notify" if p.watchdog_s else "Type=simple"]
+    if p.watchdog_s:
+        lines += ["NotifyAccess=main", f"WatchdogSec={int(p.watchdog_s * 1000)}ms"]
+    lines += [f"ExecStart={exec_args}"]
+    if p.damp_on_stop:
+        lines += [f"ExecStopPost={python} -m edge.controls.damp --config {config}"]
+    lines += [f"Restart={p.restart}", "RestartSec=1", f"WorkingDirectory={workdir}",
+              "Environment=PYTHONUNBUFFERED=1", "RuntimeDirectory=edge", "RuntimeDirectoryPreserve=yes",
+              "KillSignal=SIGINT", "TimeoutStopSec=5"]
+    if p.cpus:
+        lines += [f"CPUAffinity={' '.join(map(str, p.cpus))}"]
+    if p.rt_priority:
+        lines += ["CPUSchedulingPolicy=fifo", f"CPUSchedulingPriority={p.rt_priority}", "LimitRTPRIO=95",
+                  "LimitMEMLOCK=infinity"]
+    if p.nice:
+        lines += [f"Nice={p.nice}"]
+    lines += ["", "[Install]", f"WantedBy={TARGET}", ""]
+    return "\n".join(lines)
+
+
+def render_target(procs: list[ProcessSpec]) -> str:
+    wants = " ".join(unit_name(p) for p in procs)
+    return "\n".join(["[Unit]", "Description=edge: onboard vision-language navigation stack",
+                      f"Wants={wants}", "After=network-online.target", "Wants=network-online.target", "",
+                      "[Install]", "WantedBy=multi-user.target", ""])
+
+
+def render_units(python: str = "/opt/edge/venv/bin/python", workdir: str = "/opt/edge/src",
+                 config: str = "/etc/edge/go2.yaml") -> dict[str, str]:
+    """Units for the robot profile (the simulator never runs under systemd)."""
+    procs = procs_for("robot")
+    units = {unit_name(p): render_service(p, python, workdir, config) for p in procs}
+    units[TARGET] = render_target(procs)
+    return units
+
+
+def write_units(out_dir: str | Path, **kw) -> list[Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in render_units(**kw).items():
+        (out / name).write_text(text)
+        written.append(out / name)
+    return written

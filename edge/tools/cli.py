@@ -1,0 +1,144 @@
+"""`edge` command line: run the stack, speak to it, stop it, write units, run the demo."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from edge.msg.bus import Bus
+from edge.common.config import load_config
+from edge.system.process_main import parse_overrides
+
+
+def _bus(args) -> Bus:
+    cfg = load_config(args.config, parse_overrides(args.set))
+    return Bus(cfg.bus.run_dir, cfg.bus.tcp)
+
+
+def cmd_run(args) -> int:
+    from edge.system.manager import Manager
+    from edge.system.process_config import procs_for
+    cfg = load_config(args.config, parse_overrides(args.set))
+    procs = procs_for(cfg.profile, args.only.split(",") if args.only else None,
+                      args.block.split(",") if args.block else None)
+    mgr = Manager(procs, args.config, args.set)
+    mgr.start()
+    return mgr.supervise()
+
+
+def cmd_say(args) -> int:
+    from edge.tools.operator_client import Operator
+    op = Operator(_bus(args))
+    qid = op.say(args.text, source="operator", grammar=args.grammar)
+    if args.wait:
+        for r in op.wait_for(qid, args.timeout):
+            print(f"{r.kind:8s} {r.outcome:9s} commanded {r.commanded:+.3f} estimated {r.estimated:+.3f} {r.reason}")
+    op.close()
+    return 0
+
+
+def cmd_script(args) -> int:
+    from edge.tools.operator_client import Operator, read_script
+    op = Operator(_bus(args))
+    for sentence in read_script(args.file):
+        qid = op.say(sentence, source="script", grammar=args.grammar)
+        for r in op.wait_for(qid, args.timeout):
+            print(f"{sentence!r}: {r.kind} {r.outcome} commanded {r.commanded:+.3f} estimated {r.estimated:+.3f}")
+    op.close()
+    return 0
+
+
+def cmd_estop(args) -> int:
+    from edge.tools.operator_client import estop
+    estop(_bus(args), args.reason)
+    return 0
+
+
+def cmd_instruct(args) -> int:
+    from edge.tools.operator_client import instruct
+    instruct(_bus(args), args.text)
+    return 0
+
+
+def cmd_stand(args) -> int:
+    from edge.tools.operator_client import stand
+    stand(_bus(args))
+    return 0
+
+
+def cmd_units(args) -> int:
+    from edge.system.process_config import render_units, write_units
+    if args.write:
+        for p in write_units(args.write):
+            print(p)
+        return 0
+    stale = [n for n, text in render_units().items()
+             if not (Path(args.check) / n).exists() or (Path(args.check) / n).read_text() != text]
+    if stale:
+        print("stale units (run `make units`): " + ", ".join(stale), file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from edge.tools.demo import run_demo
+    report = run_demo(Path(args.out), args.modes.split(","), config=args.config)
+    print(f"\nreport: {Path(args.out) / 'latest' / 'report.json'} and report.png")
+    print(f"{'execution':12s} {'kind':8s} {'n':>2s} {'mean |err|':>11s} {'max |err|':>10s}")
+    for row in report["accuracy"]:
+        print(f"{row['execution']:12s} {row['kind']:8s} {row['n']:2d} {row['mean_abs_error']:8.2f} {row['unit']:3s}"
+              f"{row['max_abs_error']:7.2f} {row['unit']}")
+    loop = report["loop"]
+    print(f"fell: {report['fell']}; control loop: {loop['ticks']} ticks, {loop['missed']} missed, period error "
+          f"p50 {loop['period_error_p50_ms']:.3f} ms, p99 {loop['period_error_p99_ms']:.3f} ms")
+    for ex, v in report["vlm"].items():
+        print(f"{ex:16s} {v['n_queries']} VLM queries ({v['early_queries']} early), latency p50 "
+              f"{v['total_ms_p50']:.0f} ms; robot idle waiting for the VLM {v['idle_wait_s']:.2f} s "
+              f"({v['idle_waits']} waits); ended: {v['episode_over']}")
+    return 1 if report["fell"] else 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="edge", description=__doc__)
+    ap.add_argument("--config", help="EdgeConfig YAML (default: $EDGE_CONFIG or configs/sim.yaml)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("run", help="start the processes of the profile (Ctrl-C stops all)")
+    p.add_argument("--only", help="comma-separated process names")
+    p.add_argument("--block", help="comma-separated process names to leave out")
+    p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("say", help="send one action sentence, as the VLM would")
+    p.add_argument("text")
+    p.add_argument("--grammar", choices=["navila", "streamvln"], default="navila")
+    p.add_argument("--wait", action="store_true", help="print the results when done")
+    p.add_argument("--timeout", type=float, default=60.0)
+    p.set_defaults(fn=cmd_say)
+    p = sub.add_parser("script", help="send a file of action sentences, each after the previous is done")
+    p.add_argument("file")
+    p.add_argument("--grammar", choices=["navila", "streamvln"], default="navila")
+    p.add_argument("--timeout", type=float, default=60.0)
+    p.set_defaults(fn=cmd_script)
+    p = sub.add_parser("estop", help="damp the motors now (latched until control restarts)")
+    p.add_argument("--reason", default="operator")
+    p.set_defaults(fn=cmd_estop)
+    sub.add_parser("stand", help="confirm stand-up on the real robot").set_defaults(fn=cmd_stand)
+    p = sub.add_parser("instruct", help="give the VLM a navigation instruction (starts an episode)")
+    p.add_argument("text")
+    p.set_defaults(fn=cmd_instruct)
+    p = sub.add_parser("units", help="write or check the systemd units generated from the process table")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--write", metavar="DIR")
+    g.add_argument("--check", metavar="DIR")
+    p.set_defaults(fn=cmd_units)
+    p = sub.add_parser("demo", help="simulated Go2 through the whole stack, open- and closed-loop; writes a report")
+    p.add_argument("--out", default="runs")
+    p.add_argument("--modes", default="open_loop,closed_loop,vlm_overlap,vlm_no_overlap,vlm_tiny_navila")
+    p.set_defaults(fn=cmd_demo)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)9s %(levelname)s %(message)s")
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

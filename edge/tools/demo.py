@@ -1,0 +1,118 @@
+"""`make demo`: the simulated Go2 driven through the whole stack (sim ⇄ DDS ⇄ control ⇄ ZeroMQ ⇄ navigator ⇄ VLM).
+
+Runs, each on a fresh simulator:
+  open_loop / closed_loop   a scripted operator stands in for the VLM (configs/demo_script.txt): execution accuracy
+  vlm_overlap / vlm_no_overlap   instruction → head camera → VLM process (fixed answers, 0.8 s inference) → motion:
+                            robot idle time waiting for the VLM, with and without overlapping inference and motion
+  vlm_tiny_navila           the real NaVILA code path on tiny random weights: garbage answers → invalid → hold
+Writes runs/<stamp>/report.json and report.png, and points runs/latest at them.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from edge.msg.bus import Bus
+from edge.common.config import REPO_ROOT, load_config
+from edge.system.process_main import parse_overrides
+from edge.system.manager import Manager
+from edge.tools.operator_client import Operator, instruct, read_script
+from edge.system.process_config import procs_for
+from edge.tools.report import build_report
+
+log = logging.getLogger("demo")
+DEMO_SCRIPT = REPO_ROOT / "configs" / "demo_script.txt"
+INSTRUCTION = "Walk forward past the sofa, turn left and stop in front of the door."
+VLM_ANSWERS = ["The next action is move forward 50 cm.", "The next action is turn left 30 degrees.",
+               "The next action is move forward 50 cm.", "The next action is turn right 15 degrees.",
+               "The next action is stop."]
+
+
+@contextmanager
+def sim_stack(run_out: Path, overrides: list[str], with_vlm: bool, config: str | None = None,
+              stand_timeout_s: float = 40.0):
+    """Start sim + control + navigator + recorder (+ VLM), wait until the robot stands, stop all on exit."""
+    run_dir = tempfile.mkdtemp(prefix="edge-", dir="/tmp")
+    overrides = [f"bus.run_dir={run_dir}", f"robot.dds_domain={random.randint(100, 200)}", *overrides]
+    run_out.mkdir(parents=True, exist_ok=True)
+    cfg = load_config(config, parse_overrides(overrides))
+    mgr = Manager(procs_for("sim", block=[] if with_vlm else ["vlm", "simcam"]), config, overrides,
+                  extra_args={"recorder": ["--out", str(run_out / "bus.jsonl")]})
+    mgr.start()
+    bus = Bus(cfg.bus.run_dir, cfg.bus.tcp)
+    op = Operator(bus)
+    try:
+        op.wait_mode(("hold",), stand_timeout_s)
+        time.sleep(0.5)
+        yield mgr, op, bus
+        time.sleep(1.0)
+    finally:
+        op.close()
+        mgr.stop()
+
+
+def run_script(sentences: list[str], run_out: Path, execution: str, config: str | None = None) -> Path:
+    """Each sentence after the previous one is done, as a VLM would be queried after each action."""
+    with sim_stack(run_out, [f"navigator.execution={execution}", "sim.camera_hz=0"], False, config) as (mgr, op, _):
+        for sentence in sentences:
+            if mgr.dead():
+                raise RuntimeError(f"a process died: {mgr.dead()}")
+            for r in op.wait_for(op.say(sentence, source="script")):
+                log.info("%-45s %-8s commanded %+.3f estimated %+.3f (%s)", r.text, r.kind, r.commanded,
+                         r.estimated, r.outcome)
+    return run_out / "bus.jsonl"
+
+
+def run_vlm_episode(run_out: Path, vlm_overrides: list[str], config: str | None = None,
+                    timeout_s: float = 60.0) -> Path:
+    """Give the instruction, wait until the VLM ends the episode and the navigator has finished."""
+    overrides = ["navigator.execution=closed_loop", "sim.camera_hz=5", *vlm_overrides]
+    with sim_stack(run_out, overrides, True, config) as (mgr, op, bus):
+        outputs = bus.sub("vlmOutput")
+        instruct(bus, INSTRUCTION)
+        deadline, over = time.monotonic() + timeout_s, ""
+        while not over and time.monotonic() < deadline:
+            if mgr.dead():
+                raise RuntimeError(f"a process died: {mgr.dead()}")
+            for r in outputs.wait(0.1):
+                log.info("VLM %d (%s, %.0f ms): %r", r.msg.query_id, r.msg.trigger, r.msg.total_ms, r.msg.text)
+                over = r.msg.episode_over
+        if not over:
+            raise TimeoutError(f"VLM episode did not end within {timeout_s} s")
+        log.info("episode over: %s", over)
+        while time.monotonic() < deadline:                       # let the navigator finish what it was given
+            st = op.status.latest()
+            if st is not None and st.age_s() < 0.3 and st.msg.state != "executing" and st.msg.queue_len == 0:
+                break
+            time.sleep(0.05)
+    return run_out / "bus.jsonl"
+
+
+def run_demo(out_root: Path, modes: list[str], script: Path = DEMO_SCRIPT, config: str | None = None) -> dict:
+    stamp = out_root / time.strftime("%Y%m%d-%H%M%S")
+    logs = {}
+    fixed = ["vlm.model=fixed", "vlm.fixed_latency_s=0.8", "vlm.fixed_answers=[" + ", ".join(VLM_ANSWERS) + "]"]
+    for mode in modes:
+        t0 = time.monotonic()
+        if mode in ("open_loop", "closed_loop"):
+            logs[mode] = run_script(read_script(script), stamp / mode, mode, config)
+        elif mode in ("vlm_overlap", "vlm_no_overlap"):
+            logs[mode] = run_vlm_episode(stamp / mode, [*fixed, f"vlm.overlap={mode == 'vlm_overlap'}"], config)
+        elif mode == "vlm_tiny_navila":
+            from exporters.tiny import write_tiny_navila
+            ckpt = write_tiny_navila(stamp / "tiny_navila_checkpoint")
+            logs[mode] = run_vlm_episode(stamp / mode, ["vlm.model=navila", f"vlm.checkpoint={ckpt}"], config)
+        else:
+            raise ValueError(f"unknown demo run {mode!r}")
+        log.info("%s run: %.1f s", mode, time.monotonic() - t0)
+    report = build_report(logs, stamp)
+    latest = out_root / "latest"
+    if latest.is_symlink() or latest.exists():
+        latest.unlink()
+    os.symlink(stamp.name, latest)
+    return report
