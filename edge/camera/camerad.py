@@ -14,7 +14,7 @@ from edge.camera.frames import frame_to_messages
 from edge.msg.bus import Bus
 from edge.system.process_main import process_main
 
-log = logging.getLogger("camera")
+log = logging.getLogger("camerad")
 STATUS_EVERY_S = 5.0
 
 
@@ -66,7 +66,7 @@ def run(cfg, stop, args) -> int:
 
 
 def main(argv=None) -> int:
-    return process_main("camera", run, argv, add_args=add_args)
+    return process_main("camerad", run, argv, add_args=add_args)
 
 
 if __name__ == "__main__":

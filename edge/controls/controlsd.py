@@ -20,7 +20,7 @@ from edge.controls.locomotion import Policy, load_policy_config
 from edge.common.realtime import Ratekeeper, freeze_gc
 from edge.common.sdnotify import Notifier
 
-log = logging.getLogger("control")
+log = logging.getLogger("controlsd")
 
 
 def run(cfg, stop, _args) -> int:
@@ -88,7 +88,7 @@ def run(cfg, stop, _args) -> int:
 
 
 def main(argv=None) -> int:
-    return process_main("control", run, argv)
+    return process_main("controlsd", run, argv)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from edge.msg.messages import VelocityCommand
 from edge.navigation.action_queue import Navigator
 from edge.common.realtime import Ratekeeper
 
-log = logging.getLogger("navigator")
+log = logging.getLogger("navigatord")
 
 
 def run(cfg, stop, _args) -> int:
@@ -46,7 +46,7 @@ def run(cfg, stop, _args) -> int:
 
 
 def main(argv=None) -> int:
-    return process_main("navigator", run, argv)
+    return process_main("navigatord", run, argv)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from edge.msg.bus import Bus
 from edge.system.process_main import process_main
 from edge.common.realtime import Ratekeeper
 
-log = logging.getLogger("simcam")
+log = logging.getLogger("simcamd")
 
 
 def run(cfg, stop, _args) -> int:
@@ -53,7 +53,7 @@ def run(cfg, stop, _args) -> int:
 
 
 def main(argv=None) -> int:
-    return process_main("simcam", run, argv)
+    return process_main("simcamd", run, argv)
 
 
 if __name__ == "__main__":

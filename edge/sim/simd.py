@@ -11,7 +11,7 @@ from edge.system.process_main import process_main
 from edge.msg.messages import SimTruth
 from edge.common.realtime import Ratekeeper
 
-log = logging.getLogger("sim")
+log = logging.getLogger("simd")
 
 
 def run(cfg, stop, _args) -> int:
@@ -46,7 +46,7 @@ def run(cfg, stop, _args) -> int:
 
 
 def main(argv=None) -> int:
-    return process_main("sim", run, argv)
+    return process_main("simd", run, argv)
 
 
 if __name__ == "__main__":

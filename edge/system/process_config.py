@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from edge.common.config import Frozen
 from edge.msg.messages import TOPICS
@@ -28,25 +28,32 @@ class ProcessSpec(Frozen):
     subs: tuple[str, ...] = ()
     profiles: tuple[Profile, ...] = ("sim", "robot")
 
+    @model_validator(mode="after")
+    def _one_name(self):
+        """One name per process: process = module (edge.<package>.<name>) = unit (edge-<name>.service) = logger."""
+        if self.module.rsplit(".", 1)[-1] != self.name:
+            raise ValueError(f"process {self.name!r} must live in a module named {self.name!r}, not {self.module!r}")
+        return self
+
 
 PROCS: tuple[ProcessSpec, ...] = (
-    ProcessSpec(name="sim", module="edge.sim.simd", description="MuJoCo Go2 speaking the Go2 DDS topics",
+    ProcessSpec(name="simd", module="edge.sim.simd", description="MuJoCo Go2 speaking the Go2 DDS topics",
                 rate_hz=400, restart="no", pubs=("simTruth",), profiles=("sim",)),
-    ProcessSpec(name="simcam", module="edge.sim.simcamd", description="simulated head camera (MuJoCo offscreen)",
+    ProcessSpec(name="simcamd", module="edge.sim.simcamd", description="simulated head camera (MuJoCo offscreen)",
                 rate_hz=5, restart="no", pubs=("cameraFrame",), subs=("simTruth",), profiles=("sim",)),
-    ProcessSpec(name="camera", module="edge.camera.camerad", description="RealSense colour (and depth) frames",
+    ProcessSpec(name="camerad", module="edge.camera.camerad", description="RealSense colour (and depth) frames",
                 rate_hz=10, cpus=(1,), restart="always", pubs=("cameraFrame",), profiles=("robot",)),
-    ProcessSpec(name="control", module="edge.controls.controlsd", description="50 Hz joint control loop",
+    ProcessSpec(name="controlsd", module="edge.controls.controlsd", description="50 Hz joint control loop",
                 rate_hz=50, cpus=(3,), rt_priority=80, restart="on-failure", watchdog_s=0.5, damp_on_stop=True,
                 pubs=("controlState", "odometry"), subs=("velocityCommand", "estop", "operatorCommand")),
-    ProcessSpec(name="navigator", module="edge.navigation.navigatord",
+    ProcessSpec(name="navigatord", module="edge.navigation.navigatord",
                 description="language actions → velocity setpoints (open or closed loop)", rate_hz=20, cpus=(2,),
                 nice=-5, restart="always", pubs=("velocityCommand", "actionResult", "navigatorStatus"),
                 subs=("actionText", "odometry", "controlState")),
-    ProcessSpec(name="vlm", module="edge.vlm.vlmd", description="navigation VLM: instruction + frames → next action",
+    ProcessSpec(name="vlmd", module="edge.vlm.vlmd", description="navigation VLM: instruction + frames → next action",
                 rate_hz=20, cpus=(4, 5), restart="always", pubs=("actionText", "vlmOutput"),
                 subs=("instruction", "cameraFrame", "controlState", "navigatorStatus", "actionResult")),
-    ProcessSpec(name="recorder", module="edge.system.recordd", description="records the bus to runs/ for reports and replay",
+    ProcessSpec(name="recordd", module="edge.system.recordd", description="records the bus to runs/ for reports and replay",
                 nice=10, restart="always",
                 subs=("actionResult", "controlState", "odometry", "velocityCommand", "navigatorStatus", "simTruth",
                       "vlmOutput")),

@@ -14,12 +14,12 @@ from edge.common.config import resolve_path
 from edge.system.process_main import process_main
 from edge.system.process_config import PROCS
 
-log = logging.getLogger("recorder")
+log = logging.getLogger("recordd")
 
 
 def run(cfg, stop, args) -> int:
     bus = Bus(cfg.bus.run_dir, cfg.bus.tcp)
-    topics = next(p for p in PROCS if p.name == "recorder").subs
+    topics = next(p for p in PROCS if p.name == "recordd").subs
     subs = [bus.sub(t, conflate=False) for t in topics]
     poller = zmq.Poller()
     for s in subs:
@@ -50,7 +50,7 @@ def run(cfg, stop, args) -> int:
 
 
 def main(argv=None) -> int:
-    return process_main("recorder", run, argv,
+    return process_main("recordd", run, argv,
                         add_args=lambda ap: ap.add_argument("--out", help="JSON-lines file (default: recorder.out_dir)"))
 
 

@@ -41,8 +41,8 @@ def sim_stack(run_out: Path, overrides: list[str], with_vlm: bool, config: str |
     overrides = [f"bus.run_dir={run_dir}", f"robot.dds_domain={random.randint(100, 200)}", *overrides]
     run_out.mkdir(parents=True, exist_ok=True)
     cfg = load_config(config, parse_overrides(overrides))
-    mgr = Manager(procs_for("sim", block=[] if with_vlm else ["vlm", "simcam"]), config, overrides,
-                  extra_args={"recorder": ["--out", str(run_out / "bus.jsonl")]})
+    mgr = Manager(procs_for("sim", block=[] if with_vlm else ["vlmd", "simcamd"]), config, overrides,
+                  extra_args={"recordd": ["--out", str(run_out / "bus.jsonl")]})
     mgr.start()
     bus = Bus(cfg.bus.run_dir, cfg.bus.tcp)
     op = Operator(bus)

@@ -25,7 +25,7 @@ class Operator:
 
     def say(self, text: str, source: str = "operator", grammar: str = "navila") -> int:
         if not self.text_pub.wait_peer():
-            raise TimeoutError("nobody is listening on actionText (is the navigator running?)")
+            raise TimeoutError("nobody is listening on actionText (is navigatord running?)")
         qid = self._next_query
         self._next_query += 1
         self.text_pub.publish(ActionText(text=text, source=source, grammar=grammar, query_id=qid))

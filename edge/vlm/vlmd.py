@@ -23,7 +23,7 @@ from edge.vlm.remote import AsyncVlmClient
 from edge.vlm.scheduler import VlmScheduler
 from engines.vlm.models import navila_sample
 
-log = logging.getLogger("vlm")
+log = logging.getLogger("vlmd")
 class LocalInference:
     """One worker thread owns the model: reset and infer are serialised, the caller polls."""
 
@@ -160,7 +160,7 @@ def run(cfg, stop, _args) -> int:
 
 
 def main(argv=None) -> int:
-    return process_main("vlm", run, argv)
+    return process_main("vlmd", run, argv)
 
 
 if __name__ == "__main__":

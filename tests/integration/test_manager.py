@@ -15,20 +15,20 @@ pytestmark = pytest.mark.integration
 
 
 def _manager(run_dir):
-    return Manager(procs_for("sim", only=["navigator", "recorder"]), None, [f"bus.run_dir={run_dir}"],
-                   extra_args={"recorder": ["--out", f"{run_dir}/bus.jsonl"]})
+    return Manager(procs_for("sim", only=["navigatord", "recordd"]), None, [f"bus.run_dir={run_dir}"],
+                   extra_args={"recordd": ["--out", f"{run_dir}/bus.jsonl"]})
 
 
 def test_child_death_stops_all(run_dir):
     mgr = _manager(run_dir)
     mgr.start()
     time.sleep(1.5)
-    mgr.children["navigator"].kill()
+    mgr.children["navigatord"].kill()
     t0 = time.monotonic()
     assert mgr.supervise() == 1
     assert time.monotonic() - t0 < 5
     assert all(c.poll() is not None for c in mgr.children.values())
-    assert mgr.children["recorder"].returncode == 0          # asked to stop, stopped cleanly
+    assert mgr.children["recordd"].returncode == 0          # asked to stop, stopped cleanly
 
 
 def test_sigint_stops_all_cleanly(run_dir):
@@ -36,5 +36,5 @@ def test_sigint_stops_all_cleanly(run_dir):
     mgr.start()
     threading.Timer(1.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
     assert mgr.supervise() == 0
-    assert {n: c.returncode for n, c in mgr.children.items()} == {"navigator": 0, "recorder": 0}
+    assert {n: c.returncode for n, c in mgr.children.items()} == {"navigatord": 0, "recordd": 0}
     assert os.path.exists(f"{run_dir}/bus.jsonl")

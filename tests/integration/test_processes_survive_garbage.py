@@ -25,7 +25,7 @@ GARBAGE = [b"", b"\x00", b"\xff\xff\xff\xff", b"\x03\x00\x00\x00{}}", b"\x02\x00
            + b" " * 11]
 
 
-@pytest.mark.parametrize("name", ["control", "navigator", "recorder"])
+@pytest.mark.parametrize("name", ["controlsd", "navigatord", "recordd"])
 def test_process_survives_garbage_on_all_its_inputs(name):
     run_dir = tempfile.mkdtemp(prefix="edge-g-", dir="/tmp")
     spec = next(p for p in PROCS if p.name == name)
@@ -41,7 +41,7 @@ def test_process_survives_garbage_on_all_its_inputs(name):
             s.bind(bus.endpoint(topic))
             socks.append((s, None, "bound"))
     out_sub = bus.sub(spec.pubs[0]) if spec.pubs else None
-    mgr = Manager([spec], None, overrides, extra_args={"recorder": ["--out", f"{run_dir}/bus.jsonl"]})
+    mgr = Manager([spec], None, overrides, extra_args={"recordd": ["--out", f"{run_dir}/bus.jsonl"]})
     mgr.start()
     try:
         time.sleep(2.0)             # imports, DDS participant, sockets
@@ -63,7 +63,7 @@ def test_process_survives_garbage_on_all_its_inputs(name):
         if out_sub is not None:     # still alive *and* still publishing
             r = out_sub.latest()
             assert r is not None and r.age_s() < 0.5
-            if name == "control":
+            if name == "controlsd":
                 assert r.msg.mode == "passive"   # no LowState here: garbage did not make it stand or damp
     finally:
         codes = mgr.stop()

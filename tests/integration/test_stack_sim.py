@@ -32,7 +32,7 @@ class Stack:
                           "navigator.execution=closed_loop", "sim.camera_hz=0"]
         self.cfg = load_config(None, parse_overrides(self.overrides))
         self.bus = Bus(self.run_dir)
-        self.mgr = Manager(procs_for("sim", block=["recorder", "vlm", "simcam"]), None, self.overrides)
+        self.mgr = Manager(procs_for("sim", block=["recordd", "vlmd", "simcamd"]), None, self.overrides)
         self.mgr.start()
         self.op = Operator(self.bus)
         self.truth = self.bus.sub("simTruth")
@@ -139,7 +139,7 @@ def test_killing_navigator_mid_walk_zeroes_velocity_and_robot_stays_up(stack):
     else:
         pytest.fail("robot never started walking")
     stack.states.drain()
-    stack.mgr.children["navigator"].kill()
+    stack.mgr.children["navigatord"].kill()
     t_kill = time.monotonic_ns()
     zero_ns = None
     deadline = time.monotonic() + 2
@@ -157,7 +157,7 @@ def test_killing_navigator_mid_walk_zeroes_velocity_and_robot_stays_up(stack):
 
 
 def test_stopping_the_sim_state_stream_damps_within_100ms(stack):
-    sim = stack.mgr.children["sim"]
+    sim = stack.mgr.children["simd"]
     stack.states.drain()
     os.kill(sim.pid, signal.SIGSTOP)
     t_stop = time.monotonic_ns()

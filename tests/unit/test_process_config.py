@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib
 import shutil
 import subprocess
 import sys
@@ -9,18 +10,29 @@ import pytest
 
 from edge.common.config import REPO_ROOT
 from edge.msg.messages import TOPICS
-from edge.system.process_config import PROCS, ProcessSpec, check_table, procs_for, render_units, write_units
+from edge.system.process_config import (PROCS, ProcessSpec, check_table, procs_for, render_units, unit_name,
+                                        write_units)
 
 
 def test_table_is_consistent():
     check_table()
-    assert {p.name for p in procs_for("sim")} >= {"sim", "control", "navigator"}
-    assert "sim" not in {p.name for p in procs_for("robot")}
+    assert {p.name for p in procs_for("sim")} >= {"simd", "controlsd", "navigatord"}
+    assert "simd" not in {p.name for p in procs_for("robot")}
     subscribed = {t for p in PROCS for t in p.subs}
     published = {t for p in PROCS for t in p.pubs}
     operator_topics = {"actionText", "estop", "operatorCommand", "instruction"}   # edge say / estop / stand / instruct
     assert subscribed <= published | operator_topics
     assert set(TOPICS) >= subscribed | published
+
+
+def test_one_name_per_process_module_unit_and_logger():
+    for p in PROCS:
+        module = importlib.import_module(p.module)
+        assert p.module.rsplit(".", 1)[-1] == p.name
+        assert module.log.name == p.name, f"{p.module} logs as {module.log.name!r}"
+        assert unit_name(p) == f"edge-{p.name}.service"
+    with pytest.raises(ValueError, match="must live in a module named 'navigator'"):
+        ProcessSpec(name="navigator", module="edge.navigation.navigatord", description="x")
 
 
 def test_duplicate_publisher_is_refused():
@@ -31,7 +43,7 @@ def test_duplicate_publisher_is_refused():
 
 def test_unknown_process_name_is_refused():
     with pytest.raises(ValueError, match="unknown process"):
-        procs_for("sim", only=["contrl"])
+        procs_for("sim", only=["contrlsd"])
 
 
 def test_committed_units_equal_generated():
@@ -42,7 +54,7 @@ def test_committed_units_equal_generated():
 
 
 def test_control_unit_has_realtime_watchdog_and_damping():
-    unit = render_units()["edge-control.service"]
+    unit = render_units()["edge-controlsd.service"]
     for line in ("Type=notify", "WatchdogSec=500ms", "CPUSchedulingPolicy=fifo", "CPUSchedulingPriority=80",
                  "CPUAffinity=3", "ExecStopPost=/opt/edge/venv/bin/python -m edge.controls.damp", "Restart=on-failure"):
         assert line in unit
@@ -58,8 +70,8 @@ def test_systemd_analyze_verify_accepts_units(tmp_path):
                        env={"SYSTEMD_UNIT_PATH": f"{tmp_path}:", "PATH": "/usr/bin:/bin"})
     assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
     # and it does reject a broken unit
-    (tmp_path / "edge-control.service").write_text(render_units()["edge-control.service"].replace(
+    (tmp_path / "edge-controlsd.service").write_text(render_units()["edge-controlsd.service"].replace(
         "CPUSchedulingPolicy=fifo", "CPUSchedulingPolicy=fastest"))
-    r = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "edge-control.service")], capture_output=True,
+    r = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "edge-controlsd.service")], capture_output=True,
                        text=True, env={"SYSTEMD_UNIT_PATH": f"{tmp_path}:", "PATH": "/usr/bin:/bin"})
     assert "fastest" in r.stderr
