@@ -15,6 +15,7 @@ demo: $(STAMP)
 	$(PY) -m edge.tools.cli demo --out runs
 
 test: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q --benchmark-disable
 
 bench: $(STAMP)

@@ -1,6 +1,6 @@
 """Typed robot state and joint command, and the RobotIO protocol every robot driver implements.
 
-Arrays are float64 numpy, joints in SDK order (drivers.unitree.go2_constants.JOINT_NAMES_SDK). Construction validates shapes, so a
+Arrays are float64 numpy, joints in SDK order (drivers.go2.constants.JOINT_NAMES_SDK). Construction validates shapes, so a
 misspelled or mis-sized field fails at the boundary, not at the motor.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Protocol
 
 import numpy as np
 
-from drivers.unitree.go2_constants import NUM_JOINTS
+from drivers.go2.constants import NUM_JOINTS
 
 
 def _vec(x, n: int, name: str) -> np.ndarray:

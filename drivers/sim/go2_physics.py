@@ -16,7 +16,7 @@ import numpy as np
 
 from drivers.robot_io import JointCommand, RobotState
 from drivers.geometry import quat_to_rpy
-from drivers.unitree.go2_constants import JOINT_NAMES_SDK, LEGS_SDK, POSE_LYING
+from drivers.go2.constants import JOINT_NAMES_SDK, LEGS_SDK, POSE_LYING
 
 # Static scene landmarks: (name, kind, x, y, size, rgba); size = box half-extents (x, y, z) or cylinder (radius,
 # half height). Kept ≥ 1 m off the line y = 0 for 0 ≤ x ≤ 2.5 so a straight walk is clear; the door is far ahead.
@@ -117,7 +117,7 @@ class Go2Sim:
         self.dof_idx = m.jnt_dofadr[jid].astype(np.intp)
         self.act_idx = np.array(aid, dtype=np.intp)
         self.tau_limit = m.actuator_ctrlrange[self.act_idx, 1].copy()
-        # SDK → MJCF joint index (x_sdk = x_mjcf[i]); comparable with drivers.unitree.go2_constants.reorder_index.
+        # SDK → MJCF joint index (x_sdk = x_mjcf[i]); comparable with drivers.go2.constants.reorder_index.
         self.sdk_from_mjcf = (self.qpos_idx - 7).astype(np.intp)
 
         self.foot_geoms = np.array([mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, leg) for leg in LEGS_SDK])

@@ -24,7 +24,7 @@ from unitree_sdk2py.utils.crc import CRC
 
 from drivers.robot_io import JointCommand, RobotState
 from drivers.geometry import quat_to_rpy
-from drivers.unitree.go2_constants import (HEAD, LEVEL_FLAG_LOW, MOTOR_MODE_SERVO, NUM_JOINTS, POS_STOP_F,
+from drivers.go2.constants import (HEAD, LEVEL_FLAG_LOW, MOTOR_MODE_SERVO, NUM_JOINTS, POS_STOP_F,
                         VEL_STOP_F)
 
 log = logging.getLogger(__name__)

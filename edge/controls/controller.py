@@ -13,7 +13,7 @@ from edge.common.config import ControlConfig
 from edge.msg.messages import ControlMode
 from drivers.geometry import quat_to_rpy
 from edge.controls.locomotion import Policy
-from drivers.unitree.go2_constants import NUM_JOINTS, soft_limits
+from drivers.go2.constants import NUM_JOINTS, soft_limits
 from edge.controls.safety import SafetyInputs, SafetyLimits, SafetyStateMachine
 
 

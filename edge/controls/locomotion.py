@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 from drivers.robot_io import JointCommand, RobotState
 from edge.common.config import Frozen, load_yaml_model, resolve_path
 from drivers.geometry import projected_gravity
-from drivers.unitree.go2_constants import JOINT_NAMES_SDK, NUM_JOINTS, reorder_index
+from drivers.go2.constants import JOINT_NAMES_SDK, NUM_JOINTS, reorder_index
 from engines.runtime import TensorModel
 from engines.loader import load_tensor_model
 

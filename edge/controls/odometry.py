@@ -19,8 +19,8 @@ import numpy as np
 
 from drivers.geometry import quat_to_matrix
 from drivers.robot_io import RobotState
-from drivers.unitree.go2_constants import FOOT_RADIUS
-from drivers.unitree.go2_kinematics import leg_kinematics
+from drivers.go2.constants import FOOT_RADIUS
+from drivers.go2.kinematics import leg_kinematics
 
 
 # --- odometry -----------------------------------------------------------------------------------------------------

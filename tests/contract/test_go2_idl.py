@@ -10,7 +10,7 @@ from unitree_sdk2py.idl.unitree_go.msg.dds_ import LowCmd_, LowState_
 from drivers.robot_io import JointCommand
 from drivers.unitree.go2 import (crc_ok, lowcmd_to_joint_command, lowstate_to_robot_state, make_lowcmd,
                                  make_lowstate)
-from drivers.unitree.go2_constants import NUM_JOINTS, NUM_MOTOR_SLOTS, POS_STOP_F, VEL_STOP_F
+from drivers.go2.constants import NUM_JOINTS, NUM_MOTOR_SLOTS, POS_STOP_F, VEL_STOP_F
 
 f32 = np.float32
 J = np.arange(NUM_JOINTS)

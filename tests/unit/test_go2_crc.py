@@ -8,7 +8,7 @@ from unitree_sdk2py.utils.crc import CRC
 
 from drivers.robot_io import JointCommand
 from drivers.unitree.go2 import crc_ok, fill_lowcmd, make_lowcmd, make_lowstate
-from drivers.unitree.go2_constants import POS_STOP_F, VEL_STOP_F
+from drivers.go2.constants import POS_STOP_F, VEL_STOP_F
 
 
 def test_crc_lowcmd_all_zero():

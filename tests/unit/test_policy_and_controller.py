@@ -7,7 +7,7 @@ from drivers.robot_io import RobotState
 from edge.common.config import ControlConfig
 from edge.controls.controller import Controller
 from edge.controls.locomotion import ObservationBuilder, Policy, load_policy_config
-from drivers.unitree.go2_constants import JOINT_NAMES_LEGGED_GYM, JOINT_NAMES_SDK, reorder_index, soft_limits
+from drivers.go2.constants import JOINT_NAMES_LEGGED_GYM, JOINT_NAMES_SDK, reorder_index, soft_limits
 from engines.runtime import TensorSpec
 
 CFG = load_policy_config("configs/policies/go2_robot_lab.yaml")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from drivers.unitree.go2_constants import (JOINT_NAMES_ISAAC_LAB, JOINT_NAMES_LEGGED_GYM, JOINT_NAMES_SDK, Q_MAX, Q_MIN, reorder_index,
+from drivers.go2.constants import (JOINT_NAMES_ISAAC_LAB, JOINT_NAMES_LEGGED_GYM, JOINT_NAMES_SDK, Q_MAX, Q_MIN, reorder_index,
                         soft_limits)
 
 

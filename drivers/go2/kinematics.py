@@ -1,9 +1,9 @@
-"""Go2 leg forward kinematics from the constants in drivers.unitree.go2_constants (SDK order FR, FL, RR, RL)."""
+"""Go2 leg forward kinematics from the constants in drivers.go2.constants (SDK order FR, FL, RR, RL)."""
 from __future__ import annotations
 
 import numpy as np
 
-from drivers.unitree.go2_constants import CALF_LENGTH, FOOT_OFFSET, HIP_OFFSETS, LEGS_SDK, THIGH_LATERAL, THIGH_LENGTH
+from drivers.go2.constants import CALF_LENGTH, FOOT_OFFSET, HIP_OFFSETS, LEGS_SDK, THIGH_LATERAL, THIGH_LENGTH
 
 _HIP = np.array([HIP_OFFSETS[leg] for leg in LEGS_SDK], dtype=np.float64)       # (4, 3)
 _LAT = np.array([THIGH_LATERAL[leg] for leg in LEGS_SDK], dtype=np.float64)     # (4,)
