@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -70,10 +71,17 @@ class ControlConfig(Frozen):
     soft_limit_factor: float = Field(0.9, gt=0, le=1, allow_inf_nan=False)
 
 
+class ParserConfig(Frozen):
+    """How language becomes actions (edge.navigation.parse.ActionParser): the one configuration that the VLM process
+    (which counts answers and ends episodes) and the navigator (which executes them) both parse with."""
+    navila_style: Literal["habitat", "isaac"] = "habitat"     # NaVILA's Habitat regexes or its Isaac substring tests
+    max_forward_m: float = Field(3.0, gt=0, allow_inf_nan=False)                  # longer: Invalid (robot holds)
+    max_turn_rad: float = Field(2 * math.pi, gt=0, allow_inf_nan=False)           # larger: Invalid
+    streamvln_max_actions: int = Field(4, ge=1)             # StreamVLN answers cut to this many actions
+
+
 class NavigatorConfig(Frozen):
     execution: Literal["open_loop", "closed_loop"] = "closed_loop"
-    grammar: Literal["navila", "streamvln"] = "navila"
-    navila_style: Literal["habitat", "isaac"] = "habitat"
     publish_hz: float = Field(20.0, gt=0)
     forward_speed_m_s: float = Field(0.5, gt=0)
     turn_rate_rad_s: float = Field(0.5235987755982988, gt=0)
@@ -129,6 +137,7 @@ class EdgeConfig(Frozen):
     bus: BusConfig = BusConfig()
     robot: RobotConfig = RobotConfig()
     control: ControlConfig = ControlConfig()
+    parser: ParserConfig = ParserConfig()
     navigator: NavigatorConfig = NavigatorConfig()
     sim: SimConfig = SimConfig()
     camera: CameraConfig = CameraConfig()

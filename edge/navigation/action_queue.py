@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from edge.navigation.parse import Forward, Invalid, Stop, Turn, parse_navila, parse_streamvln
+from edge.navigation.parse import ActionParser, Forward, Invalid, Stop, Turn
 from edge.common.config import NavigatorConfig
 from edge.navigation.executor import ActionExecutor, ExecutorParams, Pose2D
 from edge.msg.messages import ActionResult, ActionText, ControlMode, NavigatorStatus
@@ -34,9 +34,10 @@ def amount_of(action) -> float:
     return action.distance_m if isinstance(action, Forward) else action.angle_rad if isinstance(action, Turn) else 0.0
 
 
-class Navigator:
-    def __init__(self, cfg: NavigatorConfig, params: ExecutorParams | None = None):
+class ActionQueue:
+    def __init__(self, cfg: NavigatorConfig, parser: ActionParser, params: ExecutorParams | None = None):
         self.cfg = cfg
+        self.parser = parser
         self.executor = ActionExecutor(cfg.execution, params or ExecutorParams(
             forward_speed_m_s=cfg.forward_speed_m_s, turn_rate_rad_s=cfg.turn_rate_rad_s))
         self.queue: deque[Pending] = deque()
@@ -68,10 +69,7 @@ class Navigator:
         return out
 
     def submit(self, msg: ActionText, now_ns: int) -> list[ActionResult]:
-        if msg.grammar == "streamvln":
-            parsed = parse_streamvln(msg.text)
-        else:   # an operator or script may omit NaVILA's "The next action is"; the VLM's answer may not
-            parsed = parse_navila(msg.text, style=self.cfg.navila_style, require_prefix=msg.source == "vlm")
+        parsed = self.parser.parse(msg.text, msg.grammar, msg.source)
         if isinstance(parsed, Invalid):
             self.invalid += 1
             self.holding = True

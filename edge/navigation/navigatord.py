@@ -8,7 +8,8 @@ from edge.msg.bus import Bus
 from edge.navigation.executor import Pose2D
 from edge.system.process_main import process_main
 from edge.msg.messages import VelocityCommand
-from edge.navigation.action_queue import Navigator
+from edge.navigation.action_queue import ActionQueue
+from edge.navigation.parse import ActionParser
 from edge.common.realtime import Ratekeeper
 
 log = logging.getLogger("navigatord")
@@ -18,10 +19,10 @@ def run(cfg, stop, _args) -> int:
     bus = Bus(cfg.bus.run_dir, cfg.bus.tcp)
     text_sub, odom_sub, ctrl_sub = bus.sub("actionText"), bus.sub("odometry"), bus.sub("controlState")
     vel_pub, result_pub, status_pub = bus.pub("velocityCommand"), bus.pub("actionResult"), bus.pub("navigatorStatus")
-    nav = Navigator(cfg.navigator)
+    nav = ActionQueue(cfg.navigator, ActionParser(cfg.parser))
     rk = Ratekeeper(1.0 / cfg.navigator.publish_hz)
     status_every = max(1, round(cfg.navigator.publish_hz / 10))
-    log.info("execution %s, grammar %s", cfg.navigator.execution, cfg.navigator.grammar)
+    log.info("execution %s, NaVILA parser style %s", cfg.navigator.execution, cfg.parser.navila_style)
     while not stop.is_set():
         tick = rk.wait()
         now_ns = time.monotonic_ns()

@@ -32,12 +32,13 @@ import re
 from dataclasses import dataclass
 from typing import Union
 
+from edge.common.config import ParserConfig
+
 FORWARD_STEP_M = 0.25
 TURN_STEP_DEG = 15
 NAVILA_FORWARD_SPEED_M_S = 0.5
 NAVILA_TURN_RATE_RAD_S = math.pi / 6.0
-DEFAULT_MAX_FORWARD_M = 3.0
-DEFAULT_MAX_TURN_RAD = 2.0 * math.pi
+_DEFAULT = ParserConfig()      # the bounds' defaults live in the config section
 
 
 @dataclass(frozen=True)
@@ -176,8 +177,8 @@ def _isaac(text: str) -> ParseResult:
 
 
 def parse_navila(text: str, style: str = "habitat", require_prefix: bool = True,
-                 max_forward_m: float = DEFAULT_MAX_FORWARD_M,
-                 max_turn_rad: float = DEFAULT_MAX_TURN_RAD) -> ParseResult:
+                 max_forward_m: float = _DEFAULT.max_forward_m,
+                 max_turn_rad: float = _DEFAULT.max_turn_rad) -> ParseResult:
     """One NaVILA answer → ``Parsed`` with one Forward / Turn / Stop, or ``Invalid``. Never raises.
 
     style: "habitat" (`navila_trainer.py` regexes) or "isaac" (`get_vel_command` substrings).
@@ -200,7 +201,7 @@ def parse_navila(text: str, style: str = "habitat", require_prefix: bool = True,
     return result
 
 
-def parse_streamvln(text: str, max_actions: int = 4) -> ParseResult:
+def parse_streamvln(text: str, max_actions: int = _DEFAULT.streamvln_max_actions) -> ParseResult:
     """StreamVLN arrows → up to ``max_actions`` of Forward(0.25) / Turn(±15°) / Stop, in order. Never raises."""
     if not isinstance(text, str):
         return _invalid(f"expected str, got {type(text).__name__}", text, "streamvln")
@@ -224,10 +225,22 @@ def parse_streamvln(text: str, max_actions: int = 4) -> ParseResult:
     return Parsed(actions=tuple(table[t] for t in tokens), grammar="streamvln", raw=text, note="; ".join(notes))
 
 
-def parse(text: str, grammar: str = "navila", **opts) -> ParseResult:
-    """Dispatch on grammar: "navila" → parse_navila, "streamvln" → parse_streamvln, anything else → Invalid."""
-    if grammar == "navila":
-        return parse_navila(text, **opts)
-    if grammar == "streamvln":
-        return parse_streamvln(text, **opts)
-    return _invalid(f"unknown grammar {grammar!r} (navila | streamvln)", text, str(grammar))
+class ActionParser:
+    """THE parser of the stack: one configured style (config section `parser`) for every caller, so the VLM process
+    counts an answer exactly as the navigator will execute it. Never raises.
+
+    grammar: "navila" or "streamvln" (ActionText.grammar). source: who wrote the text; only a VLM answer must carry
+    NaVILA's "The next action is" prefix (habitat style), an operator or a script may leave it out.
+    """
+
+    def __init__(self, cfg: ParserConfig):
+        self.cfg = cfg
+
+    def parse(self, text: str, grammar: str, source: str = "vlm") -> ParseResult:
+        c = self.cfg
+        if grammar == "navila":
+            return parse_navila(text, style=c.navila_style, require_prefix=source == "vlm",
+                                max_forward_m=c.max_forward_m, max_turn_rad=c.max_turn_rad)
+        if grammar == "streamvln":
+            return parse_streamvln(text, max_actions=c.streamvln_max_actions)
+        return _invalid(f"unknown grammar {grammar!r} (navila | streamvln)", text, str(grammar))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge.navigation.parse import Invalid, Stop, parse
+from edge.navigation.parse import ActionParser, Invalid, Stop
 from edge.common.config import VlmConfig
 from edge.msg.messages import ActionResult, NavigatorStatus
 
@@ -37,9 +37,10 @@ class Episode:
 
 
 class VlmScheduler:
-    def __init__(self, cfg: VlmConfig, grammar: str):
+    def __init__(self, cfg: VlmConfig, grammar: str, parser: ActionParser):
         self.cfg = cfg
         self.grammar = grammar
+        self.parser = parser                  # the navigator's parser and configuration: answers counted as executed
         self.episode: Episode | None = None
         self.in_flight: int | None = None
         self.next_qid = 1
@@ -108,7 +109,7 @@ class VlmScheduler:
             return False
         self.latency_s = 0.7 * self.latency_s + 0.3 * latency_s
         ep.answered_qid, ep.answered_ns, ep.seen_result_ns = query_id, now_ns, 0
-        parsed = parse(text, self.grammar)
+        parsed = self.parser.parse(text, self.grammar, source="vlm")
         if isinstance(parsed, Invalid):
             ep.invalid_streak += 1
             if ep.invalid_streak >= self.cfg.max_invalid:

@@ -18,6 +18,7 @@ from edge.common.config import resolve_path
 from edge.system.process_main import process_main
 from edge.msg.messages import MAX_TEXT, ActionText, VlmOutput
 from edge.common.realtime import Ratekeeper
+from edge.navigation.parse import ActionParser
 from edge.vlm.model import build_model, to_model_frame
 from edge.vlm.remote import AsyncVlmClient
 from edge.vlm.scheduler import VlmScheduler
@@ -91,7 +92,7 @@ def run(cfg, stop, _args) -> int:
     family = model.family if model is not None else vcfg.model
     grammar = "streamvln" if family == "streamvln" else "navila"
     infer = RemoteInference(vcfg.remote) if vcfg.remote else LocalInference(model)
-    sched = VlmScheduler(vcfg, grammar)
+    sched = VlmScheduler(vcfg, grammar, ActionParser(cfg.parser))
     bus = Bus(cfg.bus.run_dir, cfg.bus.tcp)
     instr_sub, cam_sub = bus.sub("instruction"), bus.sub("cameraFrame")
     ctrl_sub, status_sub, result_sub = bus.sub("controlState"), bus.sub("navigatorStatus"), bus.sub("actionResult")

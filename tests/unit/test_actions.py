@@ -7,7 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.navigation.parse import Forward, Invalid, Parsed, Stop, Turn, parse, parse_navila, parse_streamvln
+from edge.common.config import ParserConfig
+from edge.navigation.parse import (ActionParser, Forward, Invalid, Parsed, Stop, Turn, parse_navila,
+                                   parse_streamvln)
 
 DEG = math.pi / 180
 
@@ -230,12 +232,17 @@ def test_streamvln_no_match_is_invalid(text):
 
 # ---- dispatcher, types ----------------------------------------------------------------------------------------
 
-def test_dispatcher():
-    assert parse("The next action is move forward 75 cm.") == parse_navila("The next action is move forward 75 cm.")
-    assert parse("move forward 75 cm", "navila", require_prefix=False).actions[0].distance_m == pytest.approx(0.75)
-    assert parse("turn left 30", "navila", style="isaac").actions[0].angle_rad == pytest.approx(30 * DEG)
-    assert parse("↑↑", "streamvln", max_actions=1).actions == (F,)
-    bad = parse("↑", "rt-2")
+def test_action_parser_dispatches_with_its_configuration():
+    p = ActionParser(ParserConfig())
+    assert p.parse("The next action is move forward 75 cm.", "navila") == parse_navila("The next action is move forward 75 cm.")
+    assert isinstance(p.parse("move forward 75 cm", "navila", source="vlm"), Invalid)    # a VLM answer needs the prefix
+    assert p.parse("move forward 75 cm", "navila", source="operator").actions[0].distance_m == pytest.approx(0.75)
+    isaac = ActionParser(ParserConfig(navila_style="isaac"))
+    assert isaac.parse("turn left 30", "navila").actions[0].angle_rad == pytest.approx(30 * DEG)
+    assert ActionParser(ParserConfig(streamvln_max_actions=1)).parse("↑↑", "streamvln").actions == (F,)
+    assert isinstance(ActionParser(ParserConfig(max_forward_m=0.5)).parse("The next action is move forward 75 cm.",
+                                                                          "navila"), Invalid)
+    bad = p.parse("↑", "rt-2")
     assert isinstance(bad, Invalid) and "unknown grammar" in bad.reason
     assert isinstance(parse_navila("stop", style="gazebo"), Invalid)
 

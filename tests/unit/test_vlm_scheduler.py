@@ -1,8 +1,12 @@
 from __future__ import annotations
 
-from edge.common.config import VlmConfig
-from edge.msg.messages import ActionResult, NavigatorStatus
+from edge.common.config import NavigatorConfig, ParserConfig, VlmConfig
+from edge.msg.messages import ActionResult, ActionText, NavigatorStatus
+from edge.navigation.action_queue import ActionQueue
+from edge.navigation.parse import ActionParser, Forward
 from edge.vlm.scheduler import VlmScheduler
+
+PARSER = ActionParser(ParserConfig())
 
 
 def status(state="idle", queue=0, qid=-1, remaining=0.0):
@@ -16,7 +20,7 @@ def result(qid, kind="forward"):
 
 
 def test_no_query_without_instruction_or_standing_robot():
-    s = VlmScheduler(VlmConfig(), "navila")
+    s = VlmScheduler(VlmConfig(), "navila", PARSER)
     assert s.decide("hold", status(), 1) is None                  # no instruction yet
     s.start("walk to the door")
     assert s.decide("stand_up", status(), 1) is None              # robot not ready
@@ -27,7 +31,7 @@ def test_no_query_without_instruction_or_standing_robot():
 
 
 def test_stop_and_go_waits_for_the_answer_to_be_executed():
-    s = VlmScheduler(VlmConfig(overlap=False), "navila")
+    s = VlmScheduler(VlmConfig(overlap=False), "navila", PARSER)
     s.start("go")
     s.decide("hold", status(), 1)
     assert s.on_answer(1, "The next action is move forward 50 cm.", 0.8, now_ns=10)
@@ -38,7 +42,7 @@ def test_stop_and_go_waits_for_the_answer_to_be_executed():
 
 
 def test_overlap_launches_early_from_measured_latency():
-    s = VlmScheduler(VlmConfig(overlap=True, overlap_margin_s=0.1), "navila")
+    s = VlmScheduler(VlmConfig(overlap=True, overlap_margin_s=0.1), "navila", PARSER)
     s.start("go")
     s.decide("hold", status(), 1)
     s.on_answer(1, "The next action is move forward 75 cm.", 1.0, now_ns=10)    # latency estimate stays ≈ 1.0 s
@@ -48,7 +52,7 @@ def test_overlap_launches_early_from_measured_latency():
 
 
 def test_stop_and_repeated_invalid_end_the_episode():
-    s = VlmScheduler(VlmConfig(max_invalid=2), "navila")
+    s = VlmScheduler(VlmConfig(max_invalid=2), "navila", PARSER)
     s.start("go")
     s.decide("hold", status(), 1)
     assert s.on_answer(1, "The next action is stop.", 0.5, 5)
@@ -63,21 +67,44 @@ def test_stop_and_repeated_invalid_end_the_episode():
 
 
 def test_history_frames_per_motion_period_or_per_step():
-    s = VlmScheduler(VlmConfig(history="motion", history_period_s=0.5), "navila")
+    s = VlmScheduler(VlmConfig(history="motion", history_period_s=0.5), "navila", PARSER)
     s.start("go")
     picks = [t for t in (0.0, 0.1, 0.5, 0.6, 1.0, 1.2) if s.want_history_frame(t, "walk", [])]
     assert picks == [0.0, 0.5, 1.0]
     assert not s.want_history_frame(2.0, "hold", [])              # standing still adds nothing
-    s = VlmScheduler(VlmConfig(history="step"), "navila")
+    s = VlmScheduler(VlmConfig(history="step"), "navila", PARSER)
     s.start("go")
     assert s.want_history_frame(0.0, "walk", [result(1)]) and not s.want_history_frame(0.1, "walk", [])
 
 
 def test_answer_to_an_earlier_instruction_is_dropped():
-    s = VlmScheduler(VlmConfig(), "navila")
+    s = VlmScheduler(VlmConfig(), "navila", PARSER)
     s.start("go to the kitchen")
     launch = s.decide("hold", status(), 1)
     s.start("go to the door")                                        # new instruction while query 1 runs
     assert not s.on_answer(launch.query_id, "The next action is stop.", 0.5, 5)
     assert s.active and s.in_flight is None                          # the new episode goes on, asks afresh
     assert s.decide("hold", status(), 6) is not None
+
+
+def test_isaac_style_answer_is_counted_as_the_navigator_executes_it():
+    """One parser, one configured style: with NaVILA's Isaac parser, "Move forward 75 cm." (no "The next action is")
+    is a valid answer for the scheduler exactly as it is an action for the navigator, so the episode goes on."""
+    parser = ActionParser(ParserConfig(navila_style="isaac"))
+    s = VlmScheduler(VlmConfig(max_invalid=1), "navila", parser)
+    s.start("go to the door")
+    s.decide("hold", status(), 1)
+    assert s.on_answer(1, "Move forward 75 cm.", 0.5, now_ns=10)
+    assert s.active and s.episode.invalid_streak == 0          # habitat rules would have ended the episode here
+    queue = ActionQueue(NavigatorConfig(), parser)
+    assert queue.submit(ActionText(text="Move forward 75 cm.", source="vlm", query_id=1), 0) == []
+    assert [p.action for p in queue.queue] == [Forward(distance_m=0.75, steps=3, text="Move forward 75 cm.")]
+    # and the habitat style refuses it in both places alike
+    habitat = ActionParser(ParserConfig(navila_style="habitat"))
+    s = VlmScheduler(VlmConfig(max_invalid=1), "navila", habitat)
+    s.start("go")
+    s.decide("hold", status(), 1)
+    s.on_answer(1, "Move forward 75 cm.", 0.5, now_ns=10)
+    assert not s.active and "unparseable" in s.episode.end_reason
+    out = ActionQueue(NavigatorConfig(), habitat).submit(ActionText(text="Move forward 75 cm.", source="vlm"), 0)
+    assert [r.outcome for r in out] == ["invalid"]

@@ -4,10 +4,11 @@ import math
 
 import pytest
 
-from edge.common.config import NavigatorConfig
+from edge.common.config import NavigatorConfig, ParserConfig
 from edge.navigation.executor import Pose2D
 from edge.msg.messages import ActionText
-from edge.navigation.action_queue import Navigator
+from edge.navigation.action_queue import ActionQueue
+from edge.navigation.parse import ActionParser
 
 NS = 1_000_000_000
 
@@ -31,14 +32,14 @@ def run(nav, t0, seconds, pose_fn, control="walk", dt=0.02):
 
 
 def test_invalid_text_holds_and_reports_reason():
-    nav = Navigator(NavigatorConfig())
+    nav = ActionQueue(NavigatorConfig(), ActionParser(ParserConfig()))
     [r] = nav.submit(text("the kitchen looks nice"), 5)
     assert r.outcome == "invalid" and r.kind == "invalid" and r.reason
     assert nav.status().state == "holding" and nav.invalid == 1
 
 
 def test_closed_loop_forward_completes_and_reports_estimate():
-    nav = Navigator(NavigatorConfig(execution="closed_loop"))
+    nav = ActionQueue(NavigatorConfig(execution="closed_loop"), ActionParser(ParserConfig()))
     assert nav.submit(text("move forward 50 cm"), 0) == []
     results, (x, _, _), _ = run(nav, 0.0, 4.0, (0.0, 0.0, 0.0))
     [r] = results
@@ -47,7 +48,7 @@ def test_closed_loop_forward_completes_and_reports_estimate():
 
 
 def test_actions_wait_for_standing_and_damp_drops_everything():
-    nav = Navigator(NavigatorConfig())
+    nav = ActionQueue(NavigatorConfig(), ActionParser(ParserConfig()))
     nav.submit(text("move forward 50 cm"), 0)
     sp, res = nav.step(0.0, 0, Pose2D(0, 0, 0), "stand_up")
     assert sp == (0.0, 0.0, 0.0) and res == [] and nav.current is None and len(nav.queue) == 1
@@ -58,7 +59,7 @@ def test_actions_wait_for_standing_and_damp_drops_everything():
 
 
 def test_closed_loop_aborts_on_stale_odometry():
-    nav = Navigator(NavigatorConfig(execution="closed_loop"))
+    nav = ActionQueue(NavigatorConfig(execution="closed_loop"), ActionParser(ParserConfig()))
     nav.submit(text("turn left 30 degrees"), 0)
     nav.step(0.0, 0, Pose2D(0, 0, 0), "hold")
     sp, [r] = nav.step(0.02, int(0.02 * NS), None, "walk")
@@ -66,7 +67,7 @@ def test_closed_loop_aborts_on_stale_odometry():
 
 
 def test_stop_clears_the_queue():
-    nav = Navigator(NavigatorConfig())
+    nav = ActionQueue(NavigatorConfig(), ActionParser(ParserConfig()))
     nav.submit(text("↑STOP", grammar="streamvln"), 0)
     assert len(nav.queue) == 2
     nav.submit(text("move forward 25 cm"), 0)
@@ -75,7 +76,7 @@ def test_stop_clears_the_queue():
 
 
 def test_remaining_time_and_vlm_wait_accounting():
-    nav = Navigator(NavigatorConfig(execution="open_loop"))
+    nav = ActionQueue(NavigatorConfig(execution="open_loop"), ActionParser(ParserConfig()))
     nav.submit(text("The next action is move forward 50 cm.", source="vlm"), 0)
     assert nav.remaining_s() == pytest.approx(1.0)            # 0.5 m at 0.5 m/s
     results, pose, t = run(nav, 0.0, 1.5, (0.0, 0.0, 0.0))
