@@ -431,14 +431,14 @@ def record_sim_observations(seconds: float = 6.0, seed: int = 0, policy_config="
                             command: tuple[float, float, float] = (0.5, 0.0, 0.3)) -> np.ndarray:
     """Observations (N, obs) the real policy saw while the simulated Go2 stood up and walked (headless)."""
     from drivers.sim.go2_physics import Go2Sim
-    from edge.common.config import ControlConfig, resolve_path
+    from edge.common.config import ControlConfig, SafetyConfig, resolve_path
     from edge.controls.controller import Controller
     from edge.controls.locomotion import Policy
     from exporters.parity import RecordingModel
 
     cfg = load_contract(policy_config)
     rec = RecordingModel(OrtModel(resolve_path(cfg.model)))
-    ctrl = Controller(ControlConfig(), Policy(cfg, model=rec))
+    ctrl = Controller(control=ControlConfig(), safety=SafetyConfig(), policy=Policy(cfg, model=rec))
     sim = Go2Sim(start="standing", landmarks=False, seed=seed)
     dt = 1.0 / cfg.rate_hz
     substeps = max(1, round(dt / sim.model.opt.timestep))

@@ -32,11 +32,11 @@ _LIMITS = {"FR": (_HIP, _THIGH_FRONT, _CALF), "FL": (_HIP, _THIGH_FRONT, _CALF),
            "RR": (_HIP, _THIGH_REAR, _CALF), "RL": (_HIP, _THIGH_REAR, _CALF)}
 Q_MIN = np.array([lim[0] for leg in LEGS_SDK for lim in _LIMITS[leg]])
 Q_MAX = np.array([lim[1] for leg in LEGS_SDK for lim in _LIMITS[leg]])
-SOFT_LIMIT_FACTOR = 0.9  # training's soft_joint_pos_limit_factor
 
 
-def soft_limits(factor: float = SOFT_LIMIT_FACTOR) -> tuple[np.ndarray, np.ndarray]:
-    """Limits shrunk symmetrically about their midpoint."""
+def soft_limits(factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Limits shrunk symmetrically about their midpoint by `factor` (training used 0.9, soft_joint_pos_limit_factor;
+    the control loop's is safety.soft_limit_factor)."""
     mid, half = (Q_MAX + Q_MIN) / 2, (Q_MAX - Q_MIN) / 2 * factor
     return mid - half, mid + half
 
@@ -51,6 +51,12 @@ THIGH_LENGTH = 0.213
 CALF_LENGTH = 0.213
 FOOT_OFFSET = (-0.002, 0.0, -0.213)  # foot sphere centre in the calf frame
 FOOT_RADIUS = 0.022
+
+# LowState.foot_force above which a foot counts as in stance, per robot profile (config odometry.contact_threshold
+# overrides). sim: newtons (MuJoCo normal contact force; ≈35 N per foot standing). robot: the Go2's raw sensor units
+# (int16, not newtons); 20 is the contact threshold of inria-paris-robotics-lab/go2_odometry
+# (scripts/feet_to_odom_inekf.py) — calibrate on each robot.
+FOOT_CONTACT_THRESHOLD = {"sim": 15.0, "robot": 20.0}
 
 # Poses (SDK order).
 POSE_LYING = np.array([0.0, 1.36, -2.65] * 4)     # "crouch" (go2.md §5)

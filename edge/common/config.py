@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "sim.yaml"
@@ -51,24 +51,59 @@ class RobotConfig(Frozen):
     release_sport_mode: bool = False
 
 
-PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]      # no NaN / inf
+
+
+class SafetyConfig(Frozen):
+    """Every safety threshold of the control loop, by name and unit: the one place for them (config section
+    `safety`). Used by edge.controls.safety (state machine, command and target guards, damping) and nowhere else.
+    Ages are on the monotonic clock. Sources of the defaults: docs/go2.md §7 (safety practice), §5 (limits, gains)."""
+    # staleness
+    lowstate_max_age_s: Finite = Field(0.05, gt=0, le=0.5)     # older LowState: damp
+    command_max_age_s: Finite = Field(0.15, gt=0, le=1.0)      # older velocityCommand: zero velocity at once
+    zero_then_hold_s: Finite = Field(1.0, ge=0, le=10)         # zero / stale velocity this long: walk → hold
+    # attitude and IMU sanity
+    max_tilt_rad: Finite = Field(1.0, gt=0, le=1.6)            # |roll| or |pitch| above: damp
+    quat_norm_sq_min: Finite = Field(0.5, gt=0, lt=1)          # |q|² of the IMU quaternion outside
+    quat_norm_sq_max: Finite = Field(1.5, gt=1)                # [min, max]: state treated as not finite
+    moving_threshold: Finite = Field(1e-3, ge=0)               # m/s or rad/s: a larger component means walk
+    # joint targets
+    soft_limit_factor: Finite = Field(0.9, gt=0, le=1)         # targets within this fraction of the range
+    max_target_step_rad: Finite = Field(0.3, gt=0, le=1.0)     # largest target change per tick, rad
+    # velocity command (policy input): limits and slew per tick
+    max_vx_m_s: Finite = Field(1.0, gt=0)
+    max_vy_m_s: Finite = Field(0.5, gt=0)
+    max_wz_rad_s: Finite = Field(1.5, gt=0)
+    slew_vx_m_s: Finite = Field(0.05, gt=0)                    # per tick
+    slew_vy_m_s: Finite = Field(0.04, gt=0)
+    slew_wz_rad_s: Finite = Field(0.10, gt=0)
+    # gains: every command sent is within these (N·m/rad, N·m·s/rad)
+    max_kp: Finite = Field(200.0, gt=0)
+    max_kd: Finite = Field(20.0, gt=0)
+    # damping: kp 0, kd damp_kd, sent every tick; on leaving control and after any stop (systemd ExecStopPost)
+    damp_kd: Finite = Field(3.0, gt=0)
+    exit_damp_s: Finite = Field(0.2, ge=0, le=5)               # controlsd, on its way out
+    stop_post_damp_s: Finite = Field(1.0, ge=0, le=10)         # edge.controls.damp after any stop
+
+    @model_validator(mode="after")
+    def _gains_within_bounds(self):
+        if self.damp_kd > self.max_kd:
+            raise ValueError(f"damp_kd {self.damp_kd} exceeds max_kd {self.max_kd}")
+        return self
 
 
 class ControlConfig(Frozen):
     policy: str = "configs/policies/go2_robot_lab.yaml"
     backend: Literal["onnxruntime", "tensorrt"] = "onnxruntime"
     auto_stand: bool = True             # simulator: stand up by itself; robot: wait for `edge stand`
-    stand_duration_s: float = Field(2.0, gt=0, le=10, allow_inf_nan=False)
-    stand_kp: float = Field(50.0, ge=0, le=200, allow_inf_nan=False)
-    stand_kd: float = Field(3.5, ge=0, le=20, allow_inf_nan=False)
-    damp_kd: float = Field(3.0, gt=0, le=20, allow_inf_nan=False)
-    lowstate_max_age_s: float = Field(0.05, gt=0, le=0.5, allow_inf_nan=False)
-    max_tilt_rad: float = Field(1.0, gt=0, le=1.6, allow_inf_nan=False)
-    zero_then_hold_s: float = Field(1.0, ge=0, le=10, allow_inf_nan=False)   # stale/zero velocity: walk in place, then hold
-    cmd_limits: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = (1.0, 0.5, 1.5)
-    cmd_slew_per_tick: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = (0.05, 0.04, 0.10)
-    max_target_step_rad: float = Field(0.3, gt=0, le=1.0, allow_inf_nan=False)  # per tick, joint target rate limit
-    soft_limit_factor: float = Field(0.9, gt=0, le=1, allow_inf_nan=False)
+    stand_duration_s: Finite = Field(2.0, gt=0, le=10)   # smoothstep from the measured pose to the default
+    stand_kp: Finite = Field(50.0, ge=0)                 # stand-up and hold gains (≤ safety.max_kp / max_kd)
+    stand_kd: Finite = Field(3.5, ge=0)
+
+
+class OdometryConfig(Frozen):
+    # foot_force above which a foot is in stance; None: the profile's value (drivers.go2.constants.FOOT_CONTACT_THRESHOLD)
+    contact_threshold: Finite | None = Field(None, gt=0)
 
 
 class ParserConfig(Frozen):
@@ -136,13 +171,23 @@ class EdgeConfig(Frozen):
     profile: Literal["sim", "robot"] = "sim"
     bus: BusConfig = BusConfig()
     robot: RobotConfig = RobotConfig()
+    safety: SafetyConfig = SafetyConfig()
     control: ControlConfig = ControlConfig()
+    odometry: OdometryConfig = OdometryConfig()
     parser: ParserConfig = ParserConfig()
     navigator: NavigatorConfig = NavigatorConfig()
     sim: SimConfig = SimConfig()
     camera: CameraConfig = CameraConfig()
     vlm: VlmConfig = VlmConfig()
     recorder: RecorderConfig = RecorderConfig()
+
+    @model_validator(mode="after")
+    def _stand_gains_within_safety_bounds(self):
+        c, lim = self.control, self.safety
+        if c.stand_kp > lim.max_kp or c.stand_kd > lim.max_kd:
+            raise ValueError(f"control.stand_kp / stand_kd {c.stand_kp} / {c.stand_kd} exceed safety.max_kp / max_kd "
+                             f"{lim.max_kp} / {lim.max_kd}")
+        return self
 
 
 def load_yaml_model(model: type[BaseModel], path: str | Path, overrides: dict | None = None):

@@ -10,6 +10,11 @@ from typing import Callable
 
 log = logging.getLogger(__name__)
 
+# Loop periods, s. The control period is the locomotion policy's (its contract's rate_hz must match: 50 Hz for the
+# Go2 policies, docs/go2.md §8.4); the damping routine sends at the same period.
+DT_CONTROL = 0.02
+DT_VLM = 0.05          # the VLM process's bookkeeping loop (frames, scheduler, answers), not inference
+
 
 @dataclass(frozen=True)
 class Tick:

@@ -10,14 +10,14 @@ import time
 
 import numpy as np
 
-from drivers.robot_io import JointCommand
 from edge.msg.bus import Bus
 from edge.controls.controller import Controller
 from edge.system.process_main import process_main
 from edge.msg.messages import ControlState, Odometry
-from edge.controls.odometry import LegOdometry
+from edge.controls.odometry import leg_odometry
+from edge.controls.safety import send_damping
 from edge.controls.locomotion import Policy, load_policy_config
-from edge.common.realtime import Ratekeeper, freeze_gc
+from edge.common.realtime import DT_CONTROL, Ratekeeper, freeze_gc
 from edge.common.sdnotify import Notifier
 
 log = logging.getLogger("controlsd")
@@ -29,15 +29,14 @@ def run(cfg, stop, _args) -> int:
     if cfg.robot.release_sport_mode:
         release_sport_mode()
     pcfg = load_policy_config(cfg.control.policy)
-    ctrl = Controller(cfg.control, Policy(pcfg, backend=cfg.control.backend))
-    odom = LegOdometry()
+    ctrl = Controller(control=cfg.control, safety=cfg.safety, policy=Policy(pcfg, backend=cfg.control.backend))
+    odom = leg_odometry(cfg)
     bus = Bus(cfg.bus.run_dir, cfg.bus.tcp)
     vel_sub, estop_sub, op_sub = bus.sub("velocityCommand"), bus.sub("estop"), bus.sub("operatorCommand")
     state_pub, odom_pub = bus.pub("controlState"), bus.pub("odometry")
     notifier = Notifier()
-    rk = Ratekeeper(1.0 / pcfg.rate_hz)
+    rk = Ratekeeper(DT_CONTROL)
     estop, last_tick, work_ms, last_mode = False, -1, 0.0, ""
-    damp = JointCommand.damping(cfg.control.damp_kd)
     log.info("policy %s (%s), %.0f Hz, auto_stand=%s", pcfg.name, cfg.control.backend, pcfg.rate_hz,
              cfg.control.auto_stand)
     freeze_gc()
@@ -48,7 +47,7 @@ def run(cfg, stop, _args) -> int:
             estop = estop or bool(estop_sub.drain(max_n=8))
             # a stand confirmation counts for the tick it arrives in: one refused (robot tilted, no state) is gone
             stand = cfg.control.auto_stand or any(r.msg.command == "stand" for r in op_sub.drain(max_n=8))
-            v = vel_sub.fresh()
+            v = vel_sub.fresh(max_age_s=cfg.safety.command_max_age_s)
             velocity = None if v is None else np.array([v.msg.vx_m_s, v.msg.vy_m_s, v.msg.wz_rad_s])
             state = robot.latest_state()
             res = ctrl.tick(tick.start_s, state, velocity, estop, stand)
@@ -76,12 +75,7 @@ def run(cfg, stop, _args) -> int:
         if not rk.lagging:
             notifier.watchdog(tick.start_s)
         work_ms = (time.monotonic() - tick.start_s) * 1e3
-    for _ in range(10):                                    # leaving: damp for 0.2 s (ExecStopPost damps too)
-        try:
-            robot.write(damp)
-        except Exception:
-            log.exception("damping write failed")
-        time.sleep(0.02)
+    send_damping(robot, cfg.safety, duration_s=cfg.safety.exit_damp_s)     # leaving (ExecStopPost damps too)
     log.info("stopped after %d ticks, %d missed", rk.index + 1, rk.missed)
     robot.close()
     return 0

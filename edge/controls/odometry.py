@@ -19,8 +19,9 @@ import numpy as np
 
 from drivers.geometry import quat_to_matrix
 from drivers.robot_io import RobotState
-from drivers.go2.constants import FOOT_RADIUS
+from drivers.go2.constants import FOOT_CONTACT_THRESHOLD, FOOT_RADIUS
 from drivers.go2.kinematics import leg_kinematics
+from edge.common.config import EdgeConfig
 
 
 # --- odometry -----------------------------------------------------------------------------------------------------
@@ -40,8 +41,8 @@ class OdomEstimate:
 class LegOdometry:
     """Kinematic leg odometry, one `update` per LowState (every control cycle, ~20 ms).
 
-    contact_threshold: foot_force above which a foot is in stance (simulator: newtons, ~35 N per foot standing;
-        real Go2 raw units differ — calibrate).
+    contact_threshold: foot_force above which a foot is in stance, in the robot's units (per profile:
+        drivers.go2.constants.FOOT_CONTACT_THRESHOLD; `leg_odometry(cfg)` picks it).
     fallback_feet: if > 0 and no foot exceeds the threshold, the `fallback_feet` feet with the largest positive
         force count as in stance instead (for uncalibrated or drifting sensors). 0 disables.
     vel_tau_s: time constant of the first-order low-pass on vx, vy (0 = raw per-update displacement / dt).
@@ -53,7 +54,7 @@ class LegOdometry:
     returned and `skipped` incremented.
     """
 
-    def __init__(self, contact_threshold: float = 15.0, fallback_feet: int = 0, vel_tau_s: float = 0.05,
+    def __init__(self, *, contact_threshold: float, fallback_feet: int = 0, vel_tau_s: float = 0.05,
                  hold_s: float = 0.2, foot_radius: float = FOOT_RADIUS):
         self.contact_threshold = float(contact_threshold)
         self.fallback_feet = int(fallback_feet)
@@ -135,3 +136,10 @@ class LegOdometry:
         self._last = OdomEstimate(float(self._pos[0]), float(self._pos[1]), yaw, float(vx), float(vy), wz,
                                   tuple(bool(b) for b in stance))
         return self._last
+
+
+def leg_odometry(cfg: EdgeConfig) -> LegOdometry:
+    """The odometry for this config's robot: its foot-contact threshold (odometry.contact_threshold, else the
+    profile's: simulator newtons or the real Go2's raw sensor units)."""
+    threshold = cfg.odometry.contact_threshold
+    return LegOdometry(contact_threshold=FOOT_CONTACT_THRESHOLD[cfg.profile] if threshold is None else threshold)

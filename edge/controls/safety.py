@@ -1,43 +1,72 @@
-"""The control loop's safety state machine (pure: time comes in, mode and reason go out).
+"""Safety of the control loop, in one place: the state machine, the checks on what comes in (LowState, IMU quaternion,
+velocity command), the guards on what goes out (velocity limits and slew, joint-target clamp and step, gain bounds)
+and the one damping routine. Every number comes from SafetyConfig (config section `safety`, edge/common/config.py)
+by name; nothing here is a bare literal.
 
     passive ──stand──▶ stand_up ──ramp done──▶ hold ◀──zero/stale velocity for a while── walk
                                                  └────────── fresh non-zero velocity ───────▶┘
     any mode but passive: LowState stale / non-finite, tilt over limit, policy fault, e-stop ──▶ damp (latched)
 
 Damp is left only by restarting the process (which re-enters passive and ramps from the measured pose).
+The state machine is pure (time comes in, mode and reason go out); the guards are pure but for the last target.
 """
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from dataclasses import dataclass
 
+import numpy as np
+
+from drivers.go2.constants import soft_limits
+from drivers.robot_io import JointCommand, RobotIO, RobotState
+from edge.common.config import SafetyConfig
+from edge.common.realtime import DT_CONTROL, Ratekeeper
 from edge.msg.messages import ControlMode
 
+log = logging.getLogger(__name__)
+
+
+# ---- inputs ----------------------------------------------------------------------------------------------------
+
+def state_is_sane(state: RobotState, safety: SafetyConfig) -> bool:
+    """Finite joints and IMU, and an IMU quaternion of plausible norm: a degenerate one (e.g. all zeros) would read
+    as a level robot."""
+    n = float(state.quat_wxyz @ state.quat_wxyz)
+    return state.is_finite() and safety.quat_norm_sq_min < n < safety.quat_norm_sq_max
+
+
+def is_moving(velocity: np.ndarray, safety: SafetyConfig) -> bool:
+    """A velocity command that asks the robot to walk (any component above the threshold)."""
+    return bool(np.any(np.abs(velocity) > safety.moving_threshold))
+
+
+def damping(safety: SafetyConfig) -> JointCommand:
+    """Zero stiffness, viscous damping: the safe command, sent every cycle."""
+    return JointCommand.damping(safety.damp_kd)
+
+
+# ---- state machine ---------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class SafetyInputs:
     now_s: float
     state_age_s: float | None      # None: no LowState received yet
-    state_finite: bool = True
+    state_finite: bool = True      # finite and a sane IMU quaternion (state_is_sane)
     roll_rad: float = 0.0
     pitch_rad: float = 0.0
     estop: bool = False
     stand_requested: bool = False
-    velocity_fresh: bool = False   # a velocity command younger than its max age
+    velocity_fresh: bool = False   # a velocity command younger than safety.command_max_age_s
     velocity_nonzero: bool = False
     policy_fault: str = ""         # non-empty: last policy step failed (non-finite output, exception)
 
 
-@dataclass(frozen=True)
-class SafetyLimits:
-    lowstate_max_age_s: float = 0.05
-    max_tilt_rad: float = 1.0
-    stand_duration_s: float = 2.0
-    zero_then_hold_s: float = 1.0
-
-
 class SafetyStateMachine:
-    def __init__(self, limits: SafetyLimits):
-        self.limits = limits
+    def __init__(self, *, safety: SafetyConfig, stand_duration_s: float):
+        self.safety = safety
+        self.stand_duration_s = stand_duration_s
         self.mode: ControlMode = "passive"
         self.reason = "waiting for LowState"
         self.entered_s = 0.0
@@ -54,7 +83,7 @@ class SafetyStateMachine:
         self._go("damp", reason, now_s)
 
     def step(self, i: SafetyInputs) -> ControlMode:
-        lim = self.limits
+        lim = self.safety
         if self.mode == "damp":
             return self.mode
         if i.estop:
@@ -85,7 +114,7 @@ class SafetyStateMachine:
         elif i.policy_fault:
             self._go("damp", f"policy fault: {i.policy_fault}", i.now_s)
         elif self.mode == "stand_up":
-            if i.now_s - self.entered_s >= lim.stand_duration_s:
+            if i.now_s - self.entered_s >= self.stand_duration_s:
                 self._go("hold", "stand-up done", i.now_s)
         elif self.mode == "hold":
             if i.velocity_fresh and i.velocity_nonzero:
@@ -101,3 +130,86 @@ class SafetyStateMachine:
                 if i.now_s - self.idle_since_s >= lim.zero_then_hold_s:
                     self._go("hold", self.reason + ", holding", i.now_s)
         return self.mode
+
+
+# ---- outputs ---------------------------------------------------------------------------------------------------
+
+class VelocityLimiter:
+    """The velocity fed to the policy: clipped to the command limits and slew-limited per tick; zero at once when the
+    command is stale (None)."""
+
+    def __init__(self, safety: SafetyConfig):
+        self.limits = np.array([safety.max_vx_m_s, safety.max_vy_m_s, safety.max_wz_rad_s])
+        self.slew = np.array([safety.slew_vx_m_s, safety.slew_vy_m_s, safety.slew_wz_rad_s])
+        self.velocity = np.zeros(3)
+
+    def zero(self) -> None:
+        self.velocity[:] = 0.0
+
+    def step(self, goal: np.ndarray | None) -> np.ndarray:
+        if goal is None:
+            self.zero()
+        else:
+            target = np.clip(goal, -self.limits, self.limits)
+            self.velocity += np.clip(target - self.velocity, -self.slew, self.slew)
+        return self.velocity
+
+
+class JointGuard:
+    """Last line before the motors: position targets inside the soft joint limits and at most max_target_step_rad from
+    the previous target per tick; kp, kd within the gain bounds. Damping and zero-torque commands pass (and reset the
+    step limit)."""
+
+    def __init__(self, safety: SafetyConfig):
+        self.safety = safety
+        self.q_lo, self.q_hi = soft_limits(safety.soft_limit_factor)
+        self.last_target: np.ndarray | None = None
+
+    def check_gains(self, what: str, kp: float, kd: float) -> None:
+        """Refuse (ValueError) gains beyond the bounds, e.g. a policy contract's, at load time."""
+        if not (0 <= kp <= self.safety.max_kp and 0 <= kd <= self.safety.max_kd):
+            raise ValueError(f"{what}: kp {kp} / kd {kd} outside the safety bounds [0, {self.safety.max_kp}] / "
+                             f"[0, {self.safety.max_kd}]")
+
+    def reset(self) -> None:
+        self.last_target = None
+
+    def clamp_pose(self, q: np.ndarray) -> np.ndarray:
+        return np.clip(q, self.q_lo, self.q_hi)
+
+    def guard(self, cmd: JointCommand, mode: ControlMode) -> JointCommand:
+        if mode in ("passive", "damp"):
+            self.last_target = None
+            return cmd
+        q = np.clip(cmd.q, self.q_lo, self.q_hi)
+        if self.last_target is not None:
+            step = self.safety.max_target_step_rad
+            q = np.clip(q, self.last_target - step, self.last_target + step)
+        self.last_target = q
+        return JointCommand(q=q, dq=cmd.dq, kp=np.clip(cmd.kp, 0.0, self.safety.max_kp),
+                            kd=np.clip(cmd.kd, 0.0, self.safety.max_kd), tau=cmd.tau)
+
+
+# ---- damping on the way out ------------------------------------------------------------------------------------
+
+def send_damping(robot: RobotIO, safety: SafetyConfig, *, duration_s: float,
+                 stop: threading.Event | None = None) -> int:
+    """The one damping routine for leaving control: damping every control period for duration_s (or until stop is
+    set), a failed write logged and retried next period. Used by controlsd on its way out and by edge.controls.damp
+    (systemd ExecStopPost=) after any stop. Returns the number of commands sent."""
+    cmd = damping(safety)
+    rk = Ratekeeper(DT_CONTROL)
+    end = time.monotonic() + duration_s
+    sent = 0
+    while time.monotonic() < end and not (stop is not None and stop.is_set()):
+        rk.wait()
+        try:
+            robot.write(cmd)
+            sent += 1
+        except Exception:                      # keep damping: the next period tries again
+            log.exception("damping write failed")
+    return sent
+
+
+__all__ = ["JointGuard", "SafetyInputs", "SafetyStateMachine", "VelocityLimiter", "damping", "is_moving",
+           "send_damping", "state_is_sane"]

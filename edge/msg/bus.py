@@ -220,11 +220,14 @@ class Sub:
         self.drain()
         return self.last
 
-    def fresh(self, now_ns: int | None = None) -> Received | None:
-        """The newest message if younger than the topic's max age, else None. A stamp from the future (a clock that
-        is not ours) is not fresh either."""
+    def fresh(self, now_ns: int | None = None, max_age_s: float | None = None) -> Received | None:
+        """The newest message if younger than max_age_s (default: the topic's max age), else None. A stamp from the
+        future (a clock that is not ours) is not fresh either."""
+        limit = self.topic.max_age_s if max_age_s is None else max_age_s
+        if limit is None:
+            raise ValueError(f"{self.topic.name}: no max age in the registry; its consumer passes its own")
         r = self.latest()
-        return r if r is not None and -0.005 <= r.age_s(now_ns) <= self.topic.max_age_s else None
+        return r if r is not None and -0.005 <= r.age_s(now_ns) <= limit else None
 
     def wait(self, timeout_s: float) -> list[Received]:
         """Block up to timeout_s for at least one message (for event-driven processes, never the control loop)."""

@@ -183,7 +183,7 @@ class Topic:
     name: str
     schema: type[Msg]
     rate_hz: float            # nominal; 0 for event topics
-    max_age_s: float          # older than this = stale (inf for events)
+    max_age_s: float | None   # older than this = stale (inf for events); None: its consumer's own limit, by name
     latest_only: bool         # True: subscribers conflate and see only the newest message
     payload: bool = False     # raw bytes follow the header
 
@@ -191,7 +191,7 @@ class Topic:
 _INF = float("inf")
 TOPICS: dict[str, Topic] = {t.name: t for t in (
     Topic("actionText", ActionText, 0, _INF, latest_only=False),
-    Topic("velocityCommand", VelocityCommand, 20, 0.15, latest_only=True),
+    Topic("velocityCommand", VelocityCommand, 20, None, latest_only=True),     # safety.command_max_age_s
     Topic("odometry", Odometry, 50, 0.1, latest_only=True),
     Topic("actionResult", ActionResult, 0, _INF, latest_only=False),
     Topic("navigatorStatus", NavigatorStatus, 10, 0.5, latest_only=True),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from drivers.robot_io import RobotState
-from edge.common.config import ControlConfig
+from edge.common.config import ControlConfig, SafetyConfig
 from edge.controls.controller import Controller
 from edge.controls.locomotion import Policy, load_policy_config
 
@@ -43,7 +43,7 @@ def test_bench_lowcmd_pack_and_crc(benchmark, policy):
 
 def test_bench_control_step(benchmark, policy):
     """Safety state machine + observation + policy + limits + LowCmd fill + CRC, in walk mode."""
-    ctrl = Controller(ControlConfig(), policy)
+    ctrl = Controller(control=ControlConfig(), safety=SafetyConfig(), policy=policy)
     t = 0.0
     for i in range(120):                                  # stand up, hold, start walking
         t = i * 0.02

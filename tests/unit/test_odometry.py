@@ -12,9 +12,10 @@ from drivers.robot_io import RobotState
 from drivers.geometry import projected_gravity, quat_to_matrix, quat_to_rpy
 from drivers.go2.kinematics import foot_positions
 from edge.controls.odometry import LegOdometry, OdomEstimate
-from drivers.go2.constants import JOINT_NAMES_SDK, LEGS_SDK, POSE_STAND_SDK, Q_MAX, Q_MIN
+from drivers.go2.constants import FOOT_CONTACT_THRESHOLD, JOINT_NAMES_SDK, LEGS_SDK, POSE_STAND_SDK, Q_MAX, Q_MIN
 
 DT = 0.02
+SIM_CONTACT = FOOT_CONTACT_THRESHOLD["sim"]
 STAND_FORCE = 35.0
 
 
@@ -52,7 +53,7 @@ def make_state(q, quat, foot_force, t, gyro=(0.0, 0.0, 0.0)) -> RobotState:
 
 def kin_odo(**kw) -> LegOdometry:
     """The Walker keeps sphere centres fixed in the world (no rolling), so the rolling correction is off."""
-    return LegOdometry(foot_radius=0.0, **kw)
+    return LegOdometry(foot_radius=0.0, **{"contact_threshold": SIM_CONTACT, **kw})
 
 
 class Walker:
@@ -277,7 +278,8 @@ def test_mujoco_sway_with_rolling_feet():
     sim.set_command(JointCommand(q=np.array([0, 0.9, -1.8] * 4), kp=np.full(12, 60.0), kd=np.full(12, 3.0)))
     sim.step(400)
     x0, y0, _, _, _, yaw0 = sim.truth()
-    odos = {"rolling": LegOdometry(), "centre fixed": LegOdometry(foot_radius=0.0)}
+    odos = {"rolling": LegOdometry(contact_threshold=SIM_CONTACT),
+            "centre fixed": LegOdometry(contact_threshold=SIM_CONTACT, foot_radius=0.0)}
     n_sub = int(round(DT / sim.model.opt.timestep))
     worst, peak = dict.fromkeys(odos, 0.0), 0.0
     for k in range(200):

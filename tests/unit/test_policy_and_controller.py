@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from drivers.robot_io import RobotState
-from edge.common.config import ControlConfig
+from edge.common.config import ControlConfig, SafetyConfig
 from edge.controls.controller import Controller
 from edge.controls.locomotion import ObservationBuilder, Policy, load_policy_config
 from drivers.go2.constants import JOINT_NAMES_LEGGED_GYM, JOINT_NAMES_SDK, reorder_index, soft_limits
@@ -84,7 +84,7 @@ def test_model_io_mismatch_is_refused():
 
 def make_controller(value=0.0, **cfg):
     model = ConstantModel(value)
-    return Controller(ControlConfig(**cfg), Policy(CFG, model=model)), model
+    return Controller(control=ControlConfig(), safety=SafetyConfig(**cfg), policy=Policy(CFG, model=model)), model
 
 
 def stand(ctrl, q0):
@@ -100,7 +100,7 @@ def test_stand_up_ramps_from_measured_pose_to_default_then_holds():
     q0 = np.array([0.0, 1.36, -2.65] * 4)
     r0 = ctrl.tick(0.0, state(0.0, q=q0), None, stand_requested=True)
     assert r0.mode == "stand_up"
-    np.testing.assert_allclose(r0.command.q, np.clip(q0, *soft_limits()), atol=1e-9)   # starts where it is
+    np.testing.assert_allclose(r0.command.q, np.clip(q0, *soft_limits(SafetyConfig().soft_limit_factor)), atol=1e-9)   # starts where it is
     t, r = stand(ctrl, q0)
     assert r.mode == "hold"
     np.testing.assert_allclose(r.command.q, CFG.default_pose, atol=1e-9)
@@ -131,7 +131,7 @@ def test_nan_policy_output_damps_in_the_same_tick():
 def test_targets_clamped_and_rate_limited():
     ctrl, _ = make_controller(100.0)       # absurd actions: targets far outside the joint limits
     t, _ = stand(ctrl, np.array(CFG.default_pose))
-    lo, hi = soft_limits()
+    lo, hi = soft_limits(SafetyConfig().soft_limit_factor)
     prev = np.array(CFG.default_pose)
     for i in range(30):
         t += 0.02
@@ -159,3 +159,14 @@ def test_degenerate_quaternion_is_not_a_level_robot():
     t, _ = stand(ctrl, np.array(CFG.default_pose))
     r = ctrl.tick(t + 0.02, state(t + 0.02, quat=(0, 0, 0, 0)), None)
     assert r.mode == "damp"
+
+
+def test_gains_beyond_the_safety_bounds_are_refused_and_never_sent():
+    with pytest.raises(ValueError, match="policy go2_robot_lab: kp 20.0 / kd 0.5 outside the safety bounds"):
+        make_controller(max_kp=10.0)
+    with pytest.raises(ValueError, match="policy .* runs at 25.0 Hz, the control loop at 50 Hz"):
+        Controller(control=ControlConfig(), safety=SafetyConfig(),
+                   policy=Policy(CFG.model_copy(update={"rate_hz": 25.0}), model=ConstantModel(0.0)))
+    ctrl, _ = make_controller()
+    t, r = stand(ctrl, np.array(CFG.default_pose))
+    assert r.mode == "hold" and np.all(r.command.kp <= SafetyConfig().max_kp)

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from edge.controls.safety import SafetyInputs, SafetyLimits, SafetyStateMachine
+from edge.common.config import SafetyConfig
+from edge.controls.safety import SafetyInputs, SafetyStateMachine
 
-LIM = SafetyLimits(lowstate_max_age_s=0.05, max_tilt_rad=1.0, stand_duration_s=2.0, zero_then_hold_s=1.0)
+LIM = SafetyConfig(lowstate_max_age_s=0.05, max_tilt_rad=1.0, zero_then_hold_s=1.0)
 
 
 def run(sm, t, **kw):
@@ -12,7 +13,7 @@ def run(sm, t, **kw):
 
 
 def standing(t0=0.0):
-    sm = SafetyStateMachine(LIM)
+    sm = SafetyStateMachine(safety=LIM, stand_duration_s=2.0)
     assert run(sm, t0, stand_requested=True) == "stand_up"
     assert run(sm, t0 + 1.99, stand_requested=True) == "stand_up"
     assert run(sm, t0 + 2.0) == "hold"
@@ -20,7 +21,7 @@ def standing(t0=0.0):
 
 
 def test_passive_waits_for_state_then_for_stand():
-    sm = SafetyStateMachine(LIM)
+    sm = SafetyStateMachine(safety=LIM, stand_duration_s=2.0)
     assert run(sm, 0.0, state_age_s=None, stand_requested=True) == "passive"
     assert sm.reason == "waiting for LowState"
     assert run(sm, 0.1, state_age_s=0.2, stand_requested=True) == "passive"      # stale is not a fault yet
@@ -55,5 +56,5 @@ def test_faults_damp_and_damp_is_latched():
 
 
 def test_estop_in_passive_damps_too():
-    sm = SafetyStateMachine(LIM)
+    sm = SafetyStateMachine(safety=LIM, stand_duration_s=2.0)
     assert run(sm, 0.0, state_age_s=None, estop=True) == "damp"
