@@ -1,4 +1,5 @@
-"""Camera frames and the interface every camera driver offers (RealSense, simulator head camera).
+"""Camera frames and the interface a live camera offers (RealSense; the simulator's head camera renders the same
+Frame).
 
 On the bus (topic cameraFrame, header + raw bytes, see edge.msg.bus) a Frame becomes one rgb8 message and, when it has
 depth, one z16 message with the same frame_id and sensor time. The z16 message is published FIRST, so the newest
@@ -38,7 +39,7 @@ class Frame:
     color: np.ndarray                 # H×W×3 uint8, RGB
     depth: np.ndarray | None          # H×W uint16 in units of depth_scale_m (aligned to colour when so configured)
     depth_scale_m: float              # metres per depth unit
-    intrinsics: Intrinsics      # of the colour image (and of depth once aligned)
+    intrinsics: Intrinsics            # of the colour image (and of depth once aligned)
     frame_id: int                     # device frame number (may restart after a reconnect)
     sensor_time_ns: int               # device / simulation timestamp
     recv_mono_ns: int                 # time.monotonic_ns() when the driver received it
@@ -49,12 +50,21 @@ class Frame:
 
 
 class Camera(Protocol):
-    def open(self) -> None: ...
+    """A live camera (drivers.realsense.RealSenseCamera; the camera process takes any Camera). The simulator's head
+    camera is not one: it renders on demand from a given pose (drivers.sim.head_camera) into the same Frame."""
+
+    def open(self) -> None:
+        """Start streaming; raises CameraError if the device or recording cannot be opened."""
 
     def read_latest(self, max_age_s: float = 0.5) -> Frame | None:
         """The newest frame if younger than max_age_s, else None. Never blocks; the same frame may be returned
         again (compare frame_id / recv_mono_ns)."""
-        ...
+
+    def wait_new(self, timeout_s: float) -> Frame | None:
+        """Block up to timeout_s for a frame newer than the last one returned; None on timeout."""
+
+    def status(self) -> dict:
+        """Counters for the log (frames, reconnects, ...)."""
 
     def close(self) -> None: ...
 

@@ -41,7 +41,6 @@ def soft_limits(factor: float) -> tuple[np.ndarray, np.ndarray]:
     return mid - half, mid + half
 
 
-TAU_MAX = np.array([23.7, 23.7, 45.43] * 4)  # MJCF actuator ctrlrange, N·m
 
 # Leg geometry (body frame, metres), per leg in SDK order: hip joint origin, thigh lateral offset.
 HIP_OFFSETS = {"FR": (0.1934, -0.0465, 0.0), "FL": (0.1934, 0.0465, 0.0),

@@ -26,8 +26,8 @@ class SimHeadCamera:
     """Renders `camera` of (model, data) on demand. Call from the thread that owns `data` (the simulator loop)."""
 
     def __init__(self, model: mujoco.MjModel, data: mujoco.MjData, width: int = 320, height: int = 240,
-                 fps: float = 10, depth: bool = False, camera: str = CAMERA_NAME):
-        self.model, self.data, self.fps, self.depth = model, data, fps, depth
+                 depth: bool = False, camera: str = CAMERA_NAME):
+        self.model, self.data, self.depth = model, data, depth
         self.cam_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
         if self.cam_id < 0:
             raise ValueError(f"model has no camera {camera!r}")
@@ -41,17 +41,10 @@ class SimHeadCamera:
                      mujoco.mjtRndFlag.mjRND_SKYBOX):
             self.renderer.scene.flags[flag] = False        # kept across renders (Renderer restores its flags)
         self.frame_id = 0
-        self._last_render_t: float | None = None
-
-    def due(self) -> bool:
-        """True when 1/fps of simulation time has passed since the last render (for the simulator loop)."""
-        t = self._last_render_t
-        return t is None or self.data.time - t >= 1.0 / self.fps - 1e-9
 
     def render(self) -> Frame:
         """Render the current state of `data`. sensor_time_ns is the simulation time."""
         r = self.renderer
-        self._last_render_t = float(self.data.time)
         r.update_scene(self.data, camera=self.cam_id)
         color = r.render()
         depth = None

@@ -1,4 +1,5 @@
-"""Camera process: a RealSense (live by serial, or a .db3 recording) → topic cameraFrame, header + raw pixels.
+"""Camera process: a Camera (drivers.camera protocol; here a RealSense, live by serial or a .db3 recording) → topic
+cameraFrame, header + raw pixels.
 
 Every new frame is published as it arrives (latest-only topic; subscribers conflate). With --depth each frame is two
 messages, z16 then rgb8, same frame_id (drivers/camera.py). The driver reopens a lost device with backoff by itself;
@@ -9,10 +10,9 @@ from __future__ import annotations
 import logging
 import time
 
-from drivers.camera import CameraError
+from drivers.camera import Camera, CameraError
 from edge.camera.frames import frame_to_messages
-from edge.msg.bus import Bus
-from edge.system.process_main import process_main
+from edge.system.process_main import Process, process_main
 
 log = logging.getLogger("camerad")
 STATUS_EVERY_S = 5.0
@@ -32,11 +32,12 @@ def add_args(ap) -> None:
     ap.add_argument("--record", metavar="OUT.db3", help="also record the live streams to this file")
 
 
-def run(cfg, stop, args) -> int:
+def run(proc: Process) -> int:
+    cfg, stop, args = proc.cfg, proc.stop, proc.args
     from drivers.realsense import RealSenseCamera
     c = cfg.camera                                          # command-line flags override the config
     pick = lambda flag, default: default if flag is None else flag          # noqa: E731
-    cam = RealSenseCamera(serial=args.serial or c.serial, playback=args.playback or c.playback,
+    cam: Camera = RealSenseCamera(serial=args.serial or c.serial, playback=args.playback or c.playback,
                           width=pick(args.width, c.width), height=pick(args.height, c.height),
                           fps=pick(args.fps, c.fps), depth=pick(args.depth, c.depth), align_depth=not args.no_align,
                           real_time=not args.no_real_time, loop=args.loop, record=args.record)
@@ -45,7 +46,7 @@ def run(cfg, stop, args) -> int:
     except (CameraError, ValueError) as e:
         log.error("%s", e)
         return 1
-    pub = Bus(cfg.bus.run_dir, cfg.bus.tcp).pub("cameraFrame")
+    pub = proc.ports.pub["cameraFrame"]
     published = 0
     next_status = time.monotonic() + STATUS_EVERY_S
     try:
@@ -60,7 +61,6 @@ def run(cfg, stop, args) -> int:
                 log.info("published %d frames; %s", published, cam.status())
     finally:
         cam.close()
-        pub.close()
     log.info("stopped: published %d frames; %s", published, cam.status())
     return 0
 

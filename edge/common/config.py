@@ -119,7 +119,7 @@ class NavigatorConfig(Frozen):
     execution: Literal["open_loop", "closed_loop"] = "closed_loop"
     publish_hz: float = Field(20.0, gt=0)
     forward_speed_m_s: float = Field(0.5, gt=0)
-    turn_rate_rad_s: float = Field(0.5235987755982988, gt=0)
+    turn_rate_rad_s: float = Field(math.pi / 6, gt=0)
 
 
 class SimConfig(Frozen):

@@ -6,41 +6,35 @@ clock. Any exception inside a tick ends in damping, sent every cycle; the loop i
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import numpy as np
 
-from edge.msg.bus import Bus
-from edge.controls.controller import Controller
-from edge.system.process_main import process_main
-from edge.msg.messages import ControlState, Odometry
-from edge.controls.odometry import leg_odometry
-from edge.controls.safety import send_damping
-from edge.controls.locomotion import Policy, load_policy_config
+from drivers.robot_io import RobotIO
+from drivers.unitree.go2 import Go2Robot, release_sport_mode
+from edge.common.config import EdgeConfig
 from edge.common.realtime import DT_CONTROL, Ratekeeper, freeze_gc
 from edge.common.sdnotify import Notifier
+from edge.controls.controller import Controller
+from edge.controls.locomotion import Policy, load_policy_config
+from edge.controls.odometry import LegOdometry, leg_odometry
+from edge.controls.safety import send_damping
+from edge.msg.bus import Ports
+from edge.msg.messages import ControlState, Odometry
+from edge.system.process_main import Process, process_main
 
 log = logging.getLogger("controlsd")
 
 
-def run(cfg, stop, _args) -> int:
-    from drivers.unitree.go2 import Go2Robot, release_sport_mode
-    robot = Go2Robot(cfg.robot.dds_domain, cfg.robot.interface)
-    if cfg.robot.release_sport_mode:
-        release_sport_mode()
-    pcfg = load_policy_config(cfg.control.policy)
-    ctrl = Controller(control=cfg.control, safety=cfg.safety, policy=Policy(pcfg, backend=cfg.control.backend))
-    odom = leg_odometry(cfg)
-    bus = Bus(cfg.bus.run_dir, cfg.bus.tcp)
-    vel_sub, estop_sub, op_sub = bus.sub("velocityCommand"), bus.sub("estop"), bus.sub("operatorCommand")
-    state_pub, odom_pub = bus.pub("controlState"), bus.pub("odometry")
-    notifier = Notifier()
+def control_loop(robot: RobotIO, ctrl: Controller, odom: LegOdometry, ports: Ports, cfg: EdgeConfig,
+                 stop: threading.Event, notifier: Notifier | None = None) -> Ratekeeper:
+    """Tick every DT_CONTROL until stop is set, then damp for safety.exit_damp_s. Returns the rate keeper (ticks,
+    missed deadlines). `robot` is any RobotIO: the Go2 over DDS here, a typed fake in tests."""
+    vel_sub, estop_sub, op_sub = ports.sub["velocityCommand"], ports.sub["estop"], ports.sub["operatorCommand"]
+    state_pub, odom_pub = ports.pub["controlState"], ports.pub["odometry"]
     rk = Ratekeeper(DT_CONTROL)
     estop, last_tick, work_ms, last_mode = False, -1, 0.0, ""
-    log.info("policy %s (%s), %.0f Hz, auto_stand=%s", pcfg.name, cfg.control.backend, pcfg.rate_hz,
-             cfg.control.auto_stand)
-    freeze_gc()
-    notifier.ready()
     while not stop.is_set():
         tick = rk.wait()
         try:
@@ -72,10 +66,26 @@ def run(cfg, stop, _args) -> int:
                 robot.write(ctrl.damp_now("exception in control tick", tick.start_s))
             except Exception:                              # keep looping: the next tick sends damping again
                 log.exception("damping write failed")
-        if not rk.lagging:
+        if notifier is not None and not rk.lagging:
             notifier.watchdog(tick.start_s)
         work_ms = (time.monotonic() - tick.start_s) * 1e3
     send_damping(robot, cfg.safety, duration_s=cfg.safety.exit_damp_s)     # leaving (ExecStopPost damps too)
+    return rk
+
+
+def run(proc: Process) -> int:
+    cfg = proc.cfg
+    robot = Go2Robot(cfg.robot.dds_domain, cfg.robot.interface)
+    if cfg.robot.release_sport_mode:
+        release_sport_mode()
+    pcfg = load_policy_config(cfg.control.policy)
+    ctrl = Controller(control=cfg.control, safety=cfg.safety, policy=Policy(pcfg, backend=cfg.control.backend))
+    notifier = Notifier()
+    log.info("policy %s (%s), %.0f Hz, auto_stand=%s", pcfg.name, cfg.control.backend, pcfg.rate_hz,
+             cfg.control.auto_stand)
+    freeze_gc()
+    notifier.ready()
+    rk = control_loop(robot, ctrl, leg_odometry(cfg), proc.ports, cfg, proc.stop, notifier)
     log.info("stopped after %d ticks, %d missed", rk.index + 1, rk.missed)
     robot.close()
     return 0

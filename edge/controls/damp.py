@@ -7,12 +7,13 @@ import logging
 
 from drivers.unitree.go2 import Go2Robot
 from edge.controls.safety import send_damping
-from edge.system.process_main import process_main
+from edge.system.process_main import Process, process_main
 
 log = logging.getLogger("damp")
 
 
-def run(cfg, stop, args) -> int:
+def run(proc: Process) -> int:
+    cfg, stop, args = proc.cfg, proc.stop, proc.args
     robot = Go2Robot(cfg.robot.dds_domain, cfg.robot.interface)
     seconds = cfg.safety.stop_post_damp_s if args.seconds is None else args.seconds
     n = send_damping(robot, cfg.safety, duration_s=seconds, stop=stop)

@@ -18,6 +18,7 @@ import logging
 import os
 import struct
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import zmq
@@ -110,12 +111,16 @@ class Bus:
             raise KeyError(f"unknown topic {name!r}; known: {sorted(TOPICS)}")
         return self.tcp.get(name) or f"ipc://{os.path.join(self.run_dir, name)}"
 
-    def pub(self, name: str) -> "Pub":
+    def pub(self, name: str) -> Pub:
         return Pub(self, TOPICS[name])
 
-    def sub(self, name: str, conflate: bool | None = None) -> "Sub":
+    def sub(self, name: str, conflate: bool | None = None) -> Sub:
         topic = TOPICS[name]
         return Sub(self, topic, topic.latest_only if conflate is None else conflate)
+
+    def open(self, pubs: Iterable[str], subs: Iterable[str], conflate: bool | None = None) -> Ports:
+        """The sockets of one process, all at once (edge.system.process_main opens a process's table row)."""
+        return Ports(pub={n: self.pub(n) for n in pubs}, sub={n: self.sub(n, conflate) for n in subs})
 
 
 def _attach(sock: zmq.Socket, endpoint: str, bind: bool) -> None:
@@ -166,6 +171,31 @@ class Pub:
             self.sock.disable_monitor()
             self._monitor.close()
         self.sock.close()
+
+
+@dataclass(frozen=True)
+class Ports:
+    """A process's sockets by topic name: exactly its row of the process table (pubs, subs). Asking for a topic the
+    row does not declare is a KeyError naming the row."""
+    pub: Mapping[str, Pub]
+    sub: Mapping[str, Sub]
+
+    def __post_init__(self):
+        object.__setattr__(self, "pub", _Declared("publishes", self.pub))
+        object.__setattr__(self, "sub", _Declared("subscribes", self.sub))
+
+    def close(self) -> None:
+        for s in (*self.pub.values(), *self.sub.values()):
+            s.close()
+
+
+class _Declared(dict):
+    def __init__(self, what: str, sockets: Mapping):
+        super().__init__(sockets)
+        self.what = what
+
+    def __missing__(self, name: str):
+        raise KeyError(f"{name!r}: this process {self.what} only {sorted(self)} (edge/system/process_config.py)")
 
 
 class Sub:

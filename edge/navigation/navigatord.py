@@ -4,9 +4,8 @@ from __future__ import annotations
 import logging
 import time
 
-from edge.msg.bus import Bus
 from edge.navigation.executor import Pose2D
-from edge.system.process_main import process_main
+from edge.system.process_main import Process, process_main
 from edge.msg.messages import VelocityCommand
 from edge.navigation.action_queue import ActionQueue
 from edge.navigation.parse import ActionParser
@@ -15,10 +14,10 @@ from edge.common.realtime import Ratekeeper
 log = logging.getLogger("navigatord")
 
 
-def run(cfg, stop, _args) -> int:
-    bus = Bus(cfg.bus.run_dir, cfg.bus.tcp)
-    text_sub, odom_sub, ctrl_sub = bus.sub("actionText"), bus.sub("odometry"), bus.sub("controlState")
-    vel_pub, result_pub, status_pub = bus.pub("velocityCommand"), bus.pub("actionResult"), bus.pub("navigatorStatus")
+def run(proc: Process) -> int:
+    cfg, stop, sub, pub = proc.cfg, proc.stop, proc.ports.sub, proc.ports.pub
+    text_sub, odom_sub, ctrl_sub = sub["actionText"], sub["odometry"], sub["controlState"]
+    vel_pub, result_pub, status_pub = pub["velocityCommand"], pub["actionResult"], pub["navigatorStatus"]
     nav = ActionQueue(cfg.navigator, ActionParser(cfg.parser))
     rk = Ratekeeper(1.0 / cfg.navigator.publish_hz)
     status_every = max(1, round(cfg.navigator.publish_hz / 10))

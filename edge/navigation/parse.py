@@ -36,8 +36,6 @@ from edge.common.config import ParserConfig
 
 FORWARD_STEP_M = 0.25
 TURN_STEP_DEG = 15
-NAVILA_FORWARD_SPEED_M_S = 0.5
-NAVILA_TURN_RATE_RAD_S = math.pi / 6.0
 _DEFAULT = ParserConfig()      # the bounds' defaults live in the config section
 
 

@@ -6,15 +6,14 @@ from __future__ import annotations
 import logging
 import os
 
-from edge.msg.bus import Bus
-from edge.system.process_main import process_main
+from edge.system.process_main import Process, process_main
 from edge.common.realtime import Ratekeeper
 
 log = logging.getLogger("simcamd")
 
 
-def run(cfg, stop, _args) -> int:
-    s = cfg.sim
+def run(proc: Process) -> int:
+    s, stop = proc.cfg.sim, proc.stop
     if s.camera_hz <= 0:
         log.info("camera off (sim.camera_hz = 0)")
         stop.wait()
@@ -27,9 +26,8 @@ def run(cfg, stop, _args) -> int:
     from drivers.sim.head_camera import SimHeadCamera
     model = build_spec(s.physics_dt, s.landmarks).compile()
     data = mujoco.MjData(model)
-    bus = Bus(cfg.bus.run_dir, cfg.bus.tcp)
-    truth, pub = bus.sub("simTruth"), bus.pub("cameraFrame")
-    cam = SimHeadCamera(model, data, width=s.camera_width, height=s.camera_height, fps=s.camera_hz)
+    truth, pub = proc.ports.sub["simTruth"], proc.ports.pub["cameraFrame"]
+    cam = SimHeadCamera(model, data, width=s.camera_width, height=s.camera_height)
     rk = Ratekeeper(1.0 / s.camera_hz)
     frames, last_seq = 0, -1
     log.info("head camera %dx%d at %.0f Hz", s.camera_width, s.camera_height, s.camera_hz)

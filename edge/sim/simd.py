@@ -6,21 +6,21 @@ from __future__ import annotations
 
 import logging
 
-from edge.msg.bus import Bus
-from edge.system.process_main import process_main
+from edge.system.process_main import Process, process_main
 from edge.msg.messages import SimTruth
 from edge.common.realtime import Ratekeeper
 
 log = logging.getLogger("simd")
 
 
-def run(cfg, stop, _args) -> int:
+def run(proc: Process) -> int:
+    cfg, stop = proc.cfg, proc.stop
     from drivers.sim.go2_physics import Go2Sim
     from drivers.unitree.go2 import Go2SimEndpoint
     s = cfg.sim
     sim = Go2Sim(physics_dt=s.physics_dt, landmarks=s.landmarks, start=s.start)
     endpoint = Go2SimEndpoint(cfg.robot.dds_domain, cfg.robot.interface)
-    truth_pub = Bus(cfg.bus.run_dir, cfg.bus.tcp).pub("simTruth")
+    truth_pub = proc.ports.pub["simTruth"]
     rk = Ratekeeper(s.physics_dt * s.state_every_steps)
     truth_every = max(1, round(1.0 / (s.truth_hz * rk.period)))
     log.info("physics dt %.4f s, LowState at %.0f Hz, domain %d on %s", s.physics_dt, 1 / rk.period,

@@ -17,7 +17,6 @@ class ProcessSpec(Frozen):
     name: str
     module: str
     description: str
-    rate_hz: float = 0.0                      # 0: event-driven
     cpus: tuple[int, ...] = ()                # affinity on the Orin (cores 0–5 on Orin NX/AGX 8-core variants)
     rt_priority: int = Field(0, ge=0, le=99)  # SCHED_FIFO priority; 0 = normal scheduling
     nice: int = 0
@@ -38,20 +37,20 @@ class ProcessSpec(Frozen):
 
 PROCS: tuple[ProcessSpec, ...] = (
     ProcessSpec(name="simd", module="edge.sim.simd", description="MuJoCo Go2 speaking the Go2 DDS topics",
-                rate_hz=400, restart="no", pubs=("simTruth",), profiles=("sim",)),
+                restart="no", pubs=("simTruth",), profiles=("sim",)),
     ProcessSpec(name="simcamd", module="edge.sim.simcamd", description="simulated head camera (MuJoCo offscreen)",
-                rate_hz=5, restart="no", pubs=("cameraFrame",), subs=("simTruth",), profiles=("sim",)),
+                restart="no", pubs=("cameraFrame",), subs=("simTruth",), profiles=("sim",)),
     ProcessSpec(name="camerad", module="edge.camera.camerad", description="RealSense colour (and depth) frames",
-                rate_hz=10, cpus=(1,), restart="always", pubs=("cameraFrame",), profiles=("robot",)),
+                cpus=(1,), restart="always", pubs=("cameraFrame",), profiles=("robot",)),
     ProcessSpec(name="controlsd", module="edge.controls.controlsd", description="50 Hz joint control loop",
-                rate_hz=50, cpus=(3,), rt_priority=80, restart="on-failure", watchdog_s=0.5, damp_on_stop=True,
+                cpus=(3,), rt_priority=80, restart="on-failure", watchdog_s=0.5, damp_on_stop=True,
                 pubs=("controlState", "odometry"), subs=("velocityCommand", "estop", "operatorCommand")),
     ProcessSpec(name="navigatord", module="edge.navigation.navigatord",
-                description="language actions → velocity setpoints (open or closed loop)", rate_hz=20, cpus=(2,),
+                description="language actions → velocity setpoints (open or closed loop)", cpus=(2,),
                 nice=-5, restart="always", pubs=("velocityCommand", "actionResult", "navigatorStatus"),
                 subs=("actionText", "odometry", "controlState")),
     ProcessSpec(name="vlmd", module="edge.vlm.vlmd", description="navigation VLM: instruction + frames → next action",
-                rate_hz=20, cpus=(4, 5), restart="always", pubs=("actionText", "vlmOutput"),
+                cpus=(4, 5), restart="always", pubs=("actionText", "vlmOutput"),
                 subs=("instruction", "cameraFrame", "controlState", "navigatorStatus", "actionResult")),
     ProcessSpec(name="recordd", module="edge.system.recordd", description="records the bus to runs/ for reports and replay",
                 nice=10, restart="always",
@@ -85,6 +84,9 @@ def check_table(procs: tuple[ProcessSpec, ...] = PROCS) -> None:
                 if t in publishers:
                     raise ValueError(f"topic {t!r} published by both {publishers[t]} and {p.name} ({profile})")
                 publishers[t] = p.name
+
+
+check_table()      # at import: every process and tool sees a consistent table
 
 
 # ---- systemd --------------------------------------------------------------------------------------------------

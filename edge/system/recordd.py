@@ -9,18 +9,15 @@ from pathlib import Path
 
 import zmq
 
-from edge.msg.bus import Bus
 from edge.common.config import resolve_path
-from edge.system.process_main import process_main
-from edge.system.process_config import PROCS
+from edge.system.process_main import Process, process_main
 
 log = logging.getLogger("recordd")
 
 
-def run(cfg, stop, args) -> int:
-    bus = Bus(cfg.bus.run_dir, cfg.bus.tcp)
-    topics = next(p for p in PROCS if p.name == "recordd").subs
-    subs = [bus.sub(t, conflate=False) for t in topics]
+def run(proc: Process) -> int:
+    cfg, stop, args = proc.cfg, proc.stop, proc.args
+    subs = list(proc.ports.sub.values())          # every topic of its table row, queued (conflate=False below)
     poller = zmq.Poller()
     for s in subs:
         poller.register(s.sock, zmq.POLLIN)
@@ -50,7 +47,7 @@ def run(cfg, stop, args) -> int:
 
 
 def main(argv=None) -> int:
-    return process_main("recordd", run, argv,
+    return process_main("recordd", run, argv, conflate=False,
                         add_args=lambda ap: ap.add_argument("--out", help="JSON-lines file (default: recorder.out_dir)"))
 
 

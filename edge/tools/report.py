@@ -122,9 +122,6 @@ def accuracy_table(runs: dict[str, dict]) -> list[dict]:
 
 def build_report(run_logs: dict[str, Path], out_dir: Path) -> dict:
     runs = {ex: summarize_run(load_log(p), ex) for ex, p in run_logs.items()}
-    all_states = []
-    for ex, p in run_logs.items():
-        all_states += load_log(p).get("controlState", [])
     report = {"actions": [a for r in runs.values() for a in r["actions"]],
               "fell": any(r["fell"] for r in runs.values()),
               "loop": {ex: r["loop"] for ex, r in runs.items()} | {

@@ -30,7 +30,6 @@ class Episode:
     queries: int = 0
     invalid_streak: int = 0
     answered_qid: int = -1            # newest answer handed to the navigator
-    answered_ns: int = 0
     seen_result_ns: int = 0           # newest navigator result for answered_qid
     end_reason: str = ""
     first_qid: int = 0                # answers to queries before this one belong to an earlier instruction
@@ -100,7 +99,7 @@ class VlmScheduler:
         ep.queries += 1
         return Launch(qid, trigger)
 
-    def on_answer(self, query_id: int, text: str | None, latency_s: float, now_ns: int) -> bool:
+    def on_answer(self, query_id: int, text: str | None, latency_s: float) -> bool:
         """Record an answer (text None: the query failed). Returns True if the text should go to the navigator."""
         if self.in_flight == query_id:
             self.in_flight = None
@@ -108,7 +107,7 @@ class VlmScheduler:
         if text is None or ep is None or not ep.active or query_id < ep.first_qid:
             return False
         self.latency_s = 0.7 * self.latency_s + 0.3 * latency_s
-        ep.answered_qid, ep.answered_ns, ep.seen_result_ns = query_id, now_ns, 0
+        ep.answered_qid, ep.seen_result_ns = query_id, 0
         parsed = self.parser.parse(text, self.grammar, source="vlm")
         if isinstance(parsed, Invalid):
             ep.invalid_streak += 1

@@ -13,11 +13,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
-from edge.msg.bus import Bus
 from edge.common.config import resolve_path
-from edge.system.process_main import process_main
+from edge.system.process_main import Process, process_main
 from edge.msg.messages import MAX_TEXT, ActionText, VlmOutput
-from edge.common.realtime import Ratekeeper
+from edge.common.realtime import DT_VLM, Ratekeeper
 from edge.navigation.parse import ActionParser
 from edge.vlm.model import build_model, to_model_frame
 from edge.vlm.remote import AsyncVlmClient
@@ -86,20 +85,20 @@ class RemoteInference:
         self.client.close()
 
 
-def run(cfg, stop, _args) -> int:
+def run(proc: Process) -> int:
+    cfg, stop, sub, pub = proc.cfg, proc.stop, proc.ports.sub, proc.ports.pub
     vcfg = cfg.vlm
     model = None if vcfg.remote else build_model(vcfg)
     family = model.family if model is not None else vcfg.model
     grammar = "streamvln" if family == "streamvln" else "navila"
     infer = RemoteInference(vcfg.remote) if vcfg.remote else LocalInference(model)
     sched = VlmScheduler(vcfg, grammar, ActionParser(cfg.parser))
-    bus = Bus(cfg.bus.run_dir, cfg.bus.tcp)
-    instr_sub, cam_sub = bus.sub("instruction"), bus.sub("cameraFrame")
-    ctrl_sub, status_sub, result_sub = bus.sub("controlState"), bus.sub("navigatorStatus"), bus.sub("actionResult")
-    text_pub, out_pub = bus.pub("actionText"), bus.pub("vlmOutput")
+    instr_sub, cam_sub = sub["instruction"], sub["cameraFrame"]
+    ctrl_sub, status_sub, result_sub = sub["controlState"], sub["navigatorStatus"], sub["actionResult"]
+    text_pub, out_pub = pub["actionText"], pub["vlmOutput"]
     history: list = []
     launched: dict[int, tuple[int, str, tuple[int, ...]]] = {}      # query id → (launch ns, trigger, frame ids)
-    rk = Ratekeeper(0.05)
+    rk = Ratekeeper(DT_VLM)
     log.info("model %s (%s), history per %s, overlap %s", family, "remote" if vcfg.remote else "local",
              vcfg.history, vcfg.overlap)
     while not stop.is_set():
@@ -136,7 +135,7 @@ def run(cfg, stop, _args) -> int:
             qid, answer, error = done
             t0, trigger, ids = launched.pop(qid, (now_ns, "idle", ()))
             latency = (time.monotonic_ns() - t0) * 1e-9
-            send = sched.on_answer(qid, None if answer is None else answer.text, latency, time.monotonic_ns())
+            send = sched.on_answer(qid, None if answer is None else answer.text, latency)
             tm = None if answer is None else answer.timings
             out_pub.publish(VlmOutput(
                 query_id=qid, family=family, text="" if answer is None else answer.text,

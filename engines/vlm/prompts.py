@@ -43,8 +43,6 @@ STREAMVLN_MEMORY_CLAUSES = {
     "train": f" These are your historical observations: {MEMORY}.",
     "real": f" You have visited these areas {MEMORY}.",
 }
-STREAMVLN_CONJUNCTIONS = ("you can see ", "in front of you is ", "there is ", "you can spot ", "you are toward the ",
-                          "ahead of you is ", "in your sight is ")
 
 
 def _qwen_turn(role: str, content: str) -> str:

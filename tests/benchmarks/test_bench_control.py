@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drivers.robot_io import RobotState
 from edge.common.config import ControlConfig, SafetyConfig
 from edge.controls.controller import Controller
 from edge.controls.locomotion import Policy, load_policy_config
+from tests.fakes.robot import robot_state
 
 unitree = pytest.importorskip("drivers.unitree.go2")
 
@@ -19,9 +19,8 @@ CFG = load_policy_config("configs/policies/go2_robot_lab.yaml")
 
 def _state(t):
     rng = np.random.default_rng(0)
-    return RobotState(q=np.array(CFG.default_pose) + rng.normal(0, 0.05, 12), dq=rng.normal(0, 0.5, 12),
-                      tau=np.zeros(12), quat_wxyz=(1, 0, 0, 0), gyro=rng.normal(0, 0.1, 3), accel=(0, 0, 9.81),
-                      foot_force=np.full(4, 35.0), tick=1, recv_mono_s=t)
+    return robot_state(q=np.array(CFG.default_pose) + rng.normal(0, 0.05, 12), dq=rng.normal(0, 0.5, 12),
+                       gyro=rng.normal(0, 0.1, 3), t=t)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from drivers.robot_io import RobotState
 from edge.common.config import resolve_path
 from edge.controls.locomotion import Policy, load_policy_config
 from engines.ort_runner import OrtModel
+from tests.fakes.robot import robot_state
 
 pytest.importorskip("torch")
 from engines.torch_runner import TorchModel  # noqa: E402
@@ -24,9 +25,8 @@ CFG = load_policy_config("configs/policies/go2_robot_lab.yaml")
 
 def _state() -> RobotState:
     rng = np.random.default_rng(0)
-    return RobotState(q=np.array(CFG.default_pose) + rng.normal(0, 0.05, 12), dq=rng.normal(0, 0.5, 12),
-                      tau=np.zeros(12), quat_wxyz=(1, 0, 0, 0), gyro=rng.normal(0, 0.1, 3), accel=(0, 0, 9.81),
-                      foot_force=np.full(4, 35.0), tick=1, recv_mono_s=0.0)
+    return robot_state(q=np.array(CFG.default_pose) + rng.normal(0, 0.05, 12), dq=rng.normal(0, 0.5, 12),
+                       gyro=rng.normal(0, 0.1, 3))
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from engines.manifest import EngineMismatchError
 from engines.runtime import BACKENDS, TensorSpec, check_feeds, feed_errors
 from engines.ort_runner import OrtModel
 from engines.loader import load_tensor_model
+from tests.fakes.robot import robot_state
 
 torch = pytest.importorskip("torch")
 from engines.torch_runner import TorchModel  # noqa: E402
@@ -114,7 +115,5 @@ def test_control_loop_policy_runs_through_a_manifest(tiny):
     manifest = Path(str(tiny["onnx"]) + ".manifest.json")
     p = Policy(CFG.model_copy(update={"model": str(manifest)}))
     assert p.model.backend == "onnxruntime"
-    from drivers.robot_io import RobotState
-    s = RobotState(q=np.array(CFG.default_pose), dq=np.zeros(12), tau=np.zeros(12), quat_wxyz=(1, 0, 0, 0),
-                   gyro=np.zeros(3), accel=(0, 0, 9.81), foot_force=np.full(4, 30.0), tick=1, recv_mono_s=0.0)
+    s = robot_state(q=CFG.default_pose)
     assert p.step(s, np.array([0.5, 0, 0])).is_finite()

@@ -12,6 +12,7 @@ from drivers.robot_io import RobotState
 from drivers.geometry import projected_gravity, quat_to_matrix, quat_to_rpy
 from drivers.go2.kinematics import foot_positions
 from edge.controls.odometry import LegOdometry, OdomEstimate
+from tests.fakes.robot import robot_state
 from drivers.go2.constants import FOOT_CONTACT_THRESHOLD, JOINT_NAMES_SDK, LEGS_SDK, POSE_STAND_SDK, Q_MAX, Q_MIN
 
 DT = 0.02
@@ -46,9 +47,7 @@ def ik(p_body: np.ndarray, q0: np.ndarray) -> np.ndarray:
 
 
 def make_state(q, quat, foot_force, t, gyro=(0.0, 0.0, 0.0)) -> RobotState:
-    z = np.zeros(12)
-    return RobotState(q=q, dq=z, tau=z, quat_wxyz=quat, gyro=gyro, accel=(0, 0, 9.81), foot_force=foot_force,
-                      tick=int(round(t * 1000)), recv_mono_s=100.0 + t)
+    return robot_state(q=q, quat_wxyz=quat, foot_force=foot_force, gyro=gyro, tick=int(round(t * 1000)), t=100.0 + t)
 
 
 def kin_odo(**kw) -> LegOdometry:

@@ -3,22 +3,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drivers.robot_io import RobotState
 from edge.common.config import ControlConfig, SafetyConfig
 from edge.controls.controller import Controller
 from edge.controls.locomotion import ObservationBuilder, Policy, load_policy_config
 from drivers.go2.constants import JOINT_NAMES_LEGGED_GYM, JOINT_NAMES_SDK, reorder_index, soft_limits
 from engines.runtime import TensorSpec
+from tests.fakes.robot import STAND_Q, robot_state
 
 CFG = load_policy_config("configs/policies/go2_robot_lab.yaml")
 
 
-def state(t=0.0, q=None, quat=(1, 0, 0, 0), **kw):
-    base = dict(q=np.array([0, 0.8, -1.5] * 4) if q is None else q, dq=np.zeros(12), tau=np.zeros(12),
-                quat_wxyz=quat, gyro=np.zeros(3), accel=(0, 0, 9.81), foot_force=np.full(4, 35.0), tick=1,
-                recv_mono_s=t)
-    base.update(kw)
-    return RobotState(**base)
+def state(t=0.0, q=STAND_Q, quat=(1, 0, 0, 0), **kw):
+    return robot_state(t=t, q=q, quat_wxyz=quat, **kw)
 
 
 class ConstantModel:

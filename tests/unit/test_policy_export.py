@@ -9,7 +9,6 @@ import numpy as np
 import onnx
 import pytest
 
-from drivers.robot_io import RobotState
 from edge.common.config import resolve_path
 from edge.controls.locomotion import Policy, load_policy_config
 from engines.manifest import read_manifest
@@ -18,6 +17,7 @@ from engines.runtime import TensorSpec
 from engines.ort_runner import OrtModel
 from exporters import EXPORTER_VERSION
 from exporters.parity import ParityError, RecordingModel, check_parity
+from tests.fakes.robot import robot_state
 
 torch = pytest.importorskip("torch")
 from engines.torch_runner import TorchModel  # noqa: E402
@@ -105,9 +105,8 @@ def _states(n=20, seed=1):
     rng = np.random.default_rng(seed)
     for i in range(n):
         q = np.array(CFG.default_pose) + rng.normal(0, 0.1, 12)
-        yield RobotState(q=q, dq=rng.normal(0, 1, 12), tau=np.zeros(12), quat_wxyz=(1, 0, 0, 0),
-                         gyro=rng.normal(0, 0.3, 3), accel=(0, 0, 9.81), foot_force=np.full(4, 30.0), tick=i,
-                         recv_mono_s=i * 0.02), rng.uniform(-0.5, 0.5, 3)
+        yield robot_state(q=q, dq=rng.normal(0, 1, 12), gyro=rng.normal(0, 0.3, 3), tick=i,
+                          t=i * 0.02), rng.uniform(-0.5, 0.5, 3)
 
 
 def test_real_policy_onnx_round_trips_through_the_policy_path_identically(tmp_path, recorded):

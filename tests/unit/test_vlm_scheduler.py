@@ -34,7 +34,7 @@ def test_stop_and_go_waits_for_the_answer_to_be_executed():
     s = VlmScheduler(VlmConfig(overlap=False), "navila", PARSER)
     s.start("go")
     s.decide("hold", status(), 1)
-    assert s.on_answer(1, "The next action is move forward 50 cm.", 0.8, now_ns=10)
+    assert s.on_answer(1, "The next action is move forward 50 cm.", 0.8)
     assert s.decide("walk", status("executing", qid=1, remaining=0.1), 20) is None    # no overlap: wait
     assert s.decide("walk", status("idle"), 15) is None           # idle reported before our answer was taken
     s.on_results([result(1)], now_ns=30)
@@ -45,7 +45,7 @@ def test_overlap_launches_early_from_measured_latency():
     s = VlmScheduler(VlmConfig(overlap=True, overlap_margin_s=0.1), "navila", PARSER)
     s.start("go")
     s.decide("hold", status(), 1)
-    s.on_answer(1, "The next action is move forward 75 cm.", 1.0, now_ns=10)    # latency estimate stays ≈ 1.0 s
+    s.on_answer(1, "The next action is move forward 75 cm.", 1.0)    # latency estimate stays ≈ 1.0 s
     assert s.decide("walk", status("executing", qid=1, remaining=1.5), 20) is None
     launch = s.decide("walk", status("executing", qid=1, remaining=1.05), 30)
     assert launch is not None and launch.trigger == "early" and launch.query_id == 2
@@ -55,14 +55,14 @@ def test_stop_and_repeated_invalid_end_the_episode():
     s = VlmScheduler(VlmConfig(max_invalid=2), "navila", PARSER)
     s.start("go")
     s.decide("hold", status(), 1)
-    assert s.on_answer(1, "The next action is stop.", 0.5, 5)
+    assert s.on_answer(1, "The next action is stop.", 0.5)
     assert not s.active and s.episode.end_reason == "STOP"
     s.start("again")
     for qid in (2, 3):
         s.on_results([result(qid - 1, "invalid")], qid * 10)
         launch = s.decide("hold", status("holding"), qid * 10 + 1)
         assert launch is not None
-        assert s.on_answer(launch.query_id, "¿garbage?", 0.5, qid * 10 + 2)   # still handed on: navigator holds
+        assert s.on_answer(launch.query_id, "¿garbage?", 0.5)   # still handed on: navigator holds
     assert not s.active and "unparseable" in s.episode.end_reason
 
 
@@ -82,7 +82,7 @@ def test_answer_to_an_earlier_instruction_is_dropped():
     s.start("go to the kitchen")
     launch = s.decide("hold", status(), 1)
     s.start("go to the door")                                        # new instruction while query 1 runs
-    assert not s.on_answer(launch.query_id, "The next action is stop.", 0.5, 5)
+    assert not s.on_answer(launch.query_id, "The next action is stop.", 0.5)
     assert s.active and s.in_flight is None                          # the new episode goes on, asks afresh
     assert s.decide("hold", status(), 6) is not None
 
@@ -94,7 +94,7 @@ def test_isaac_style_answer_is_counted_as_the_navigator_executes_it():
     s = VlmScheduler(VlmConfig(max_invalid=1), "navila", parser)
     s.start("go to the door")
     s.decide("hold", status(), 1)
-    assert s.on_answer(1, "Move forward 75 cm.", 0.5, now_ns=10)
+    assert s.on_answer(1, "Move forward 75 cm.", 0.5)
     assert s.active and s.episode.invalid_streak == 0          # habitat rules would have ended the episode here
     queue = ActionQueue(NavigatorConfig(), parser)
     assert queue.submit(ActionText(text="Move forward 75 cm.", source="vlm", query_id=1), 0) == []
@@ -104,7 +104,7 @@ def test_isaac_style_answer_is_counted_as_the_navigator_executes_it():
     s = VlmScheduler(VlmConfig(max_invalid=1), "navila", habitat)
     s.start("go")
     s.decide("hold", status(), 1)
-    s.on_answer(1, "Move forward 75 cm.", 0.5, now_ns=10)
+    s.on_answer(1, "Move forward 75 cm.", 0.5)
     assert not s.active and "unparseable" in s.episode.end_reason
     out = ActionQueue(NavigatorConfig(), habitat).submit(ActionText(text="Move forward 75 cm.", source="vlm"), 0)
     assert [r.outcome for r in out] == ["invalid"]

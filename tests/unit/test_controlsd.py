@@ -1,0 +1,71 @@
+"""The control process's loop on a typed fake RobotIO, over the real bus: it stands, damps on a failed write, and
+damps on its way out with the one damping routine."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from edge.common.config import SafetyConfig, load_config
+from edge.controls.controller import Controller
+from edge.controls.controlsd import control_loop
+from edge.controls.locomotion import Policy, load_policy_config
+from edge.controls.odometry import leg_odometry
+from edge.controls.safety import send_damping
+from edge.system.process_main import open_ports
+from tests.fakes.robot import FakeRobot, robot_state
+
+CFG = load_config("configs/sim.yaml")
+
+
+def _is_damping(cmd, kd=SafetyConfig().damp_kd) -> bool:
+    return bool(np.all(cmd.kp == 0) and np.all(cmd.kd == kd))
+
+
+def _run_loop(robot, bus, seconds, during=None):
+    ctrl = Controller(control=CFG.control, safety=CFG.safety,
+                      policy=Policy(load_policy_config(CFG.control.policy)))
+    ports = open_ports("controlsd", bus)
+    states = bus.sub("controlState", conflate=False)
+    stop = threading.Event()
+    t = threading.Thread(target=control_loop, args=(robot, ctrl, leg_odometry(CFG), ports, CFG, stop))
+    t.start()
+    try:
+        time.sleep(seconds)
+        if during is not None:
+            during()
+            time.sleep(0.3)
+    finally:
+        stop.set()
+        t.join(5)
+        ports.close()
+    assert not t.is_alive()
+    return [r.msg for r in states.drain()]
+
+
+def test_loop_stands_up_and_damps_on_the_way_out(bus):
+    robot = FakeRobot(live=lambda now: robot_state(q=(0.0, 1.36, -2.65) * 4, t=now))   # lying, fresh every read
+    msgs = _run_loop(robot, bus, 0.6)
+    assert msgs and msgs[-1].mode == "stand_up"            # auto_stand (sim profile): ramping up
+    tail = [c for c in reversed(robot.written) if _is_damping(c)]
+    assert len(tail) >= 5                                  # exit_damp_s (0.2 s) of damping every 20 ms
+    assert _is_damping(robot.written[-1])
+
+
+def test_a_failed_write_damps_and_latches(bus):
+    robot = FakeRobot(live=lambda now: robot_state(t=now))
+    msgs = _run_loop(robot, bus, 0.4, during=lambda: setattr(robot, "fail_writes", 1))
+    damped = [m for m in msgs if m.mode == "damp"]
+    assert damped and damped[0].reason == "exception in control tick"
+    assert msgs[-1].mode == "damp"                         # latched
+
+
+def test_send_damping_keeps_going_through_failures_and_stops_on_request():
+    robot = FakeRobot()
+    robot.fail_writes = 2
+    n = send_damping(robot, SafetyConfig(), duration_s=0.15)
+    assert n == len(robot.written) >= 3 and all(_is_damping(c) for c in robot.written)
+    stop = threading.Event()
+    stop.set()
+    assert send_damping(FakeRobot(), SafetyConfig(), duration_s=1.0, stop=stop) == 0
