@@ -9,6 +9,7 @@ Artifacts: the locomotion policy (ONNX → TensorRT), the VLM vision encoder (ON
 files, options, exporter version, TensorRT / GPU on this machine) changed. Without TensorRT (a CPU machine) the
 ONNX artifacts and their ONNX Runtime / transformers manifests are built and the rest is skipped with the reason.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,23 +25,23 @@ from typing import Callable, Literal
 
 from edge.common.config import Frozen, load_yaml_model, resolve_path
 
-
 # ---- configuration ----------------------------------------------------------------------------------------------
 
+
 class PolicySpec(Frozen):
-    source: str                            # rsl_rl model_*.pt, TorchScript policy.jit, or ONNX (pkg:// allowed)
-    contract: str | None = None            # policy YAML stored in the ONNX metadata
+    source: str  # rsl_rl model_*.pt, TorchScript policy.jit, or ONNX (pkg:// allowed)
+    contract: str | None = None  # policy YAML stored in the ONNX metadata
     activation: str = "elu"
     fp16: bool = True
 
 
 class VlmSpec(Frozen):
-    checkpoint: str                        # NaVILA multi-folder or StreamVLN folder
-    frames: int | None = None              # None: the family's default (NaVILA 8)
+    checkpoint: str  # NaVILA multi-folder or StreamVLN folder
+    frames: int | None = None  # None: the family's default (NaVILA 8)
     llm_route: Literal["int4_wo", "int4_awq"] = "int4_wo"
     max_new_tokens: int = 32
     vision_max_batch: int = 8
-    trtllm_root: str | None = None         # TensorRT-LLM source tree with examples/ (default $TRTLLM_ROOT)
+    trtllm_root: str | None = None  # TensorRT-LLM source tree with examples/ (default $TRTLLM_ROOT)
 
 
 class BuildConfig(Frozen):
@@ -50,6 +51,7 @@ class BuildConfig(Frozen):
 
 
 # ---- content hashes ---------------------------------------------------------------------------------------------
+
 
 class HashCache:
     """sha256 of files and folders, cached by (path, size, mtime) so a re-run over a 16 GB checkpoint is instant."""
@@ -65,6 +67,7 @@ class HashCache:
         if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
             return hit[2]
         from engines.manifest import sha256_file
+
         digest = sha256_file(p, chunk=1 << 22)
         self.entries[key] = [st.st_size, st.st_mtime_ns, digest]
         return digest
@@ -88,16 +91,24 @@ def toolchain_fingerprint() -> dict:
     from engines.manifest import MachineInfo
     from engines.trt_runner import tensorrt_available
     from exporters import EXPORTER_VERSION
+
     m = MachineInfo.detect()
-    return {"exporter": EXPORTER_VERSION, "tensorrt": m.tensorrt if tensorrt_available() else None,
-            "tensorrt_llm": m.tensorrt_llm, "gpu_cc": m.compute_capability, "l4t": m.l4t}
+    return {
+        "exporter": EXPORTER_VERSION,
+        "tensorrt": m.tensorrt if tensorrt_available() else None,
+        "tensorrt_llm": m.tensorrt_llm,
+        "gpu_cc": m.compute_capability,
+        "l4t": m.l4t,
+    }
 
 
 # ---- steps ------------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Row:
     """One line of the summary table."""
+
     artifact: str
     backend: str
     precision: str = "-"
@@ -105,17 +116,17 @@ class Row:
     latency: str = "-"
     size: str = "-"
     status: str = "built"
-    manifest: str = ""          # the artifact's manifest: what "up to date" is checked against
+    manifest: str = ""  # the artifact's manifest: what "up to date" is checked against
 
 
 @dataclass
 class Step:
     name: str
-    inputs: dict[str, Path]                # name → file or folder whose content is hashed
+    inputs: dict[str, Path]  # name → file or folder whose content is hashed
     options: dict
-    plan: list[str]                        # what will happen, for --dry-run and the log
+    plan: list[str]  # what will happen, for --dry-run and the log
     run: Callable[[Path], list[Row]]
-    skipped: list[str] = field(default_factory=list)   # parts that cannot be built here, with the reason
+    skipped: list[str] = field(default_factory=list)  # parts that cannot be built here, with the reason
 
 
 def _size(path: Path) -> str:
@@ -128,10 +139,13 @@ def _size(path: Path) -> str:
 
 def _manifest_row(artifact: Path, label: str) -> Row:
     from engines.manifest import manifest_path_for, read_manifest
+
     m = read_manifest(manifest_path_for(artifact))
     parity = "-" if m.parity is None else f"{m.parity.max_abs_diff:.1e} {'ok' if m.parity.passed else 'FAIL'}"
     latency = "-" if m.latency is None else f"{m.latency.median_us / 1e3:.3f} ms p50 / {m.latency.p99_us / 1e3:.3f} p99"
-    return Row(label, m.backend, m.precision, parity, latency, _size(artifact), manifest=str(manifest_path_for(artifact)))
+    return Row(
+        label, m.backend, m.precision, parity, latency, _size(artifact), manifest=str(manifest_path_for(artifact))
+    )
 
 
 def _engine_part(have_trt: bool, plan: list[str], artifact: str, detail: str) -> list[str]:
@@ -146,17 +160,26 @@ def policy_step(spec: PolicySpec, have_trt: bool) -> Step:
     source = resolve_path(spec.source)
     inputs = {"source": source} | ({"contract": resolve_path(spec.contract)} if spec.contract else {})
     plan = [f"export {source.name} → policy.onnx (opset 17, IR ≤ 9, contract in metadata), parity on ONNX Runtime"]
-    skipped = _engine_part(have_trt, plan, "policy.engine",
-                           f"{'FP16' if spec.fp16 else 'FP32'}, parity vs ONNX Runtime, CUDA graph")
+    skipped = _engine_part(
+        have_trt, plan, "policy.engine", f"{'FP16' if spec.fp16 else 'FP32'}, parity vs ONNX Runtime, CUDA graph"
+    )
 
     def run(out: Path) -> list[Row]:
         from exporters.policy import export_policy
+
         contract = None
         if spec.contract:
             from edge.controls.locomotion import load_policy_config
+
             contract = load_policy_config(spec.contract)
-        res = export_policy(source, out, contract=contract, activation=spec.activation,
-                            tensorrt="on" if have_trt else "off", fp16=spec.fp16)
+        res = export_policy(
+            source,
+            out,
+            contract=contract,
+            activation=spec.activation,
+            tensorrt="on" if have_trt else "off",
+            fp16=spec.fp16,
+        )
         rows = [_manifest_row(res.onnx, "policy.onnx")]
         if res.engine is not None:
             rows.append(_manifest_row(res.engine, "policy.engine"))
@@ -167,7 +190,9 @@ def policy_step(spec: PolicySpec, have_trt: bool) -> Step:
 
 def vision_step(spec: VlmSpec, have_trt: bool) -> Step:
     ckpt = resolve_path(spec.checkpoint)
-    plan = [f"vision tower + projector of {ckpt.name} → vision.onnx (dynamic batch, 196 tokens/frame), parity vs PyTorch"]
+    plan = [
+        f"vision tower + projector of {ckpt.name} → vision.onnx (dynamic batch, 196 tokens/frame), parity vs PyTorch"
+    ]
     skipped = _engine_part(have_trt, plan, "vision.engine", f"FP16, batch 1…{spec.vision_max_batch}")
 
     def run(out: Path) -> list[Row]:
@@ -175,11 +200,13 @@ def vision_step(spec: VlmSpec, have_trt: bool) -> Step:
         from engines.ort_runner import OrtModel
         from exporters.policy import measure_latency
         from exporters.vision import build_vision_engine, export_vision
+
         res = export_vision(ckpt, out)
         spec_in = OrtModel(res.onnx).inputs[0]
         import numpy as np
+
         feed = {spec_in.name: np.zeros((1, *spec_in.shape[1:]), np.float32)}
-        mpath = manifest_path_for(res.onnx)            # latency per frame on ONNX Runtime, recorded in the manifest
+        mpath = manifest_path_for(res.onnx)  # latency per frame on ONNX Runtime, recorded in the manifest
         m = read_manifest(mpath)
         write_manifest(m.model_copy(update={"latency": measure_latency(OrtModel(res.onnx), feed, 50, 5)}), mpath)
         rows = [_manifest_row(res.onnx, "vision.onnx")]
@@ -194,31 +221,65 @@ def vision_step(spec: VlmSpec, have_trt: bool) -> Step:
 def llm_step(spec: VlmSpec, have_trtllm: bool, out: Path) -> Step:
     from engines.vlm.checkpoints import load_vlm_checkpoint
     from exporters.llm import plan_for
+
     ckpt_path = resolve_path(spec.checkpoint)
     ckpt = load_vlm_checkpoint(ckpt_path)
     family = "navila" if type(ckpt).__name__.startswith("Navila") else "streamvln"
-    llm_plan = plan_for(ckpt, family=family, route=spec.llm_route, frames=spec.frames,
-                        max_new_tokens=spec.max_new_tokens, trtllm_root=spec.trtllm_root, out_dir=out)
+    llm_plan = plan_for(
+        ckpt,
+        family=family,
+        route=spec.llm_route,
+        frames=spec.frames,
+        max_new_tokens=spec.max_new_tokens,
+        trtllm_root=spec.trtllm_root,
+        out_dir=out,
+    )
     plan = [f"{family} LLM → TensorRT-LLM {spec.llm_route} (plan below)", *llm_plan.render().splitlines()]
-    skipped = [] if have_trtllm else [
-        "llm engine: TensorRT-LLM is not installed on this machine; the transformers manifest is written instead "
-        "(the VLM runs its LLM through transformers here)"]
+    skipped = (
+        []
+        if have_trtllm
+        else [
+            "llm engine: TensorRT-LLM is not installed on this machine; the transformers manifest is written instead "
+            "(the VLM runs its LLM through transformers here)"
+        ]
+    )
 
     def run(out: Path) -> list[Row]:
         from exporters.llm import run_plan
+
         if have_trtllm:
             run_plan(llm_plan)
             engine_dir = Path(llm_plan.engine_dir)
-            write_llm_manifest(out / "llm.manifest.json", "tensorrt_llm", engine_dir, ckpt_path, llm_plan,
-                               spec.llm_route)
-            return [Row("llm (TensorRT-LLM)", "tensorrt_llm", spec.llm_route, "-", "-", _size(engine_dir),
-                        manifest=str(out / "llm.manifest.json"))]
+            write_llm_manifest(
+                out / "llm.manifest.json", "tensorrt_llm", engine_dir, ckpt_path, llm_plan, spec.llm_route
+            )
+            return [
+                Row(
+                    "llm (TensorRT-LLM)",
+                    "tensorrt_llm",
+                    spec.llm_route,
+                    "-",
+                    "-",
+                    _size(engine_dir),
+                    manifest=str(out / "llm.manifest.json"),
+                )
+            ]
         latency = transformers_latency(ckpt)
-        write_llm_manifest(out / "llm.manifest.json", "transformers", ckpt.llm_dir, ckpt_path, llm_plan,
-                           _dtype(ckpt), latency)
-        return [Row("llm (transformers)", "transformers", _dtype(ckpt), "reference",
-                    f"{latency.median_us / 1e3:.1f} ms p50 / 8 tokens", _size(ckpt.llm_dir), "fallback",
-                    manifest=str(out / "llm.manifest.json"))]
+        write_llm_manifest(
+            out / "llm.manifest.json", "transformers", ckpt.llm_dir, ckpt_path, llm_plan, _dtype(ckpt), latency
+        )
+        return [
+            Row(
+                "llm (transformers)",
+                "transformers",
+                _dtype(ckpt),
+                "reference",
+                f"{latency.median_us / 1e3:.1f} ms p50 / 8 tokens",
+                _size(ckpt.llm_dir),
+                "fallback",
+                manifest=str(out / "llm.manifest.json"),
+            )
+        ]
 
     return Step("llm", {"checkpoint": ckpt_path}, spec.model_dump(), plan, run, skipped)
 
@@ -231,8 +292,10 @@ def _dtype(ckpt) -> str:
 def transformers_latency(ckpt):
     """Median of a short greedy generation (one image, 8 new tokens) through the transformers generator."""
     import numpy as np
-    from engines.vlm.generator import GenerationRequest, TransformersGenerator
+
     from engines.manifest import LatencyResult
+    from engines.vlm.generator import GenerationRequest, TransformersGenerator
+
     gen = TransformersGenerator(ckpt.llm_dir)
     embeds = np.zeros((1, ckpt.tokens_per_frame, gen.hidden_size), np.float32)
     req = GenerationRequest(prompt_ids=[1, 2, -200, 3, 4], image_embeds=embeds, stop_ids=(-1,), max_new_tokens=8)
@@ -241,24 +304,42 @@ def transformers_latency(ckpt):
         t = time.perf_counter()
         gen.generate(req)
         times.append((time.perf_counter() - t) * 1e6)
-    return LatencyResult(backend="transformers", median_us=float(np.median(times)),
-                         p99_us=float(np.percentile(times, 99)), iterations=len(times))
+    return LatencyResult(
+        backend="transformers",
+        median_us=float(np.median(times)),
+        p99_us=float(np.percentile(times, 99)),
+        iterations=len(times),
+    )
 
 
-def write_llm_manifest(path: Path, backend: str, artifact: Path, source: Path, plan, precision: str,
-                       latency=None) -> None:
+def write_llm_manifest(
+    path: Path, backend: str, artifact: Path, source: Path, plan, precision: str, latency=None
+) -> None:
     from engines.manifest import EngineManifest, FileRef, MachineInfo, write_manifest
     from exporters import EXPORTER_VERSION
-    write_manifest(EngineManifest(
-        kind="llm", backend=backend, artifact=FileRef.of(artifact, path.parent), source=FileRef.of(source, path.parent),
-        exporter_version=EXPORTER_VERSION, built_on=MachineInfo.detect(), precision=precision,
-        build_flags={"plan": plan.model_dump(mode="json")}, latency=latency), path)
+
+    write_manifest(
+        EngineManifest(
+            kind="llm",
+            backend=backend,
+            artifact=FileRef.of(artifact, path.parent),
+            source=FileRef.of(source, path.parent),
+            exporter_version=EXPORTER_VERSION,
+            built_on=MachineInfo.detect(),
+            precision=precision,
+            build_flags={"plan": plan.model_dump(mode="json")},
+            latency=latency,
+        ),
+        path,
+    )
 
 
 # ---- driver -----------------------------------------------------------------------------------------------------
 
+
 def make_steps(cfg: BuildConfig, out_root: Path) -> list[Step]:
     from engines.trt_runner import tensorrt_available
+
     have_trt = tensorrt_available()
     have_trtllm = have_trt and _importable("tensorrt_llm")
     steps = []
@@ -271,6 +352,7 @@ def make_steps(cfg: BuildConfig, out_root: Path) -> list[Step]:
 
 def _importable(name: str) -> bool:
     import importlib.util
+
     try:
         return importlib.util.find_spec(name) is not None
     except (ImportError, ValueError):
@@ -278,8 +360,11 @@ def _importable(name: str) -> bool:
 
 
 def digest(step: Step, hashes: HashCache, toolchain: dict) -> str:
-    payload = {"inputs": {k: hashes.tree(v) for k, v in step.inputs.items()}, "options": step.options,
-               "toolchain": toolchain}
+    payload = {
+        "inputs": {k: hashes.tree(v) for k, v in step.inputs.items()},
+        "options": step.options,
+        "toolchain": toolchain,
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -343,6 +428,7 @@ def build(cfg: BuildConfig, dry_run: bool = False, force: bool = False, log=prin
 def _still_valid(row: dict) -> bool:
     """The artifact behind a stamped row still exists, matches its manifest's hash and loads on this machine."""
     from engines.manifest import ManifestError, verify
+
     try:
         _, reasons = verify(row["manifest"])
     except (KeyError, OSError, ManifestError, ValueError):

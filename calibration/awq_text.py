@@ -14,6 +14,7 @@ with one {"text": ...} per line; pass `<dir>` as `--calib_dataset`. (The path mu
 CLI: python -m calibration.awq_text --out calib.jsonl --n 32 [--family navila|streamvln]
      (writes calib.jsonl and the dataset folder calib/train.jsonl; an --out without .jsonl is the folder itself).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,10 +89,16 @@ INSTRUCTIONS = (
     "Turn right and go past the bookcase. Stop when you reach the desk lamp.",
 )
 
-NAVILA_ANSWERS = ("The next action is move forward 75 cm.", "The next action is move forward 25 cm.",
-                  "The next action is move forward 50 cm.", "The next action is turn left 15 degrees.",
-                  "The next action is turn left 30 degrees.", "The next action is turn right 45 degrees.",
-                  "The next action is turn right 15 degrees.", "The next action is stop.")
+NAVILA_ANSWERS = (
+    "The next action is move forward 75 cm.",
+    "The next action is move forward 25 cm.",
+    "The next action is move forward 50 cm.",
+    "The next action is turn left 15 degrees.",
+    "The next action is turn left 30 degrees.",
+    "The next action is turn right 45 degrees.",
+    "The next action is turn right 15 degrees.",
+    "The next action is stop.",
+)
 STREAMVLN_ANSWERS = ("↑↑↑↑", "←←↑↑", "→→↑↑", "↑↑←←", "↑↑→→", "↑↑↑STOP", "←←←←", "STOP")
 
 

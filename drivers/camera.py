@@ -8,6 +8,7 @@ rgb8 except in the short window between the two sends, and must check `encoding`
 subscribes with conflate=False, drains, and pairs the two by frame_id. z16 pixels are little-endian uint16 in
 millimetres (depth_scale_m = 0.001; other device scales are converted to mm when published).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,13 +16,13 @@ from typing import Protocol
 
 import numpy as np
 
-
-DEPTH_BUS_SCALE_M = 0.001   # z16 on the bus is always millimetres
+DEPTH_BUS_SCALE_M = 0.001  # z16 on the bus is always millimetres
 
 
 @dataclass(frozen=True)
 class Intrinsics:
     """Pinhole intrinsics in pixels (principal point cx, cy; focal lengths fx, fy)."""
+
     width: int
     height: int
     fx: float
@@ -36,14 +37,14 @@ class CameraError(RuntimeError):
 
 @dataclass(frozen=True)
 class Frame:
-    color: np.ndarray                 # H×W×3 uint8, RGB
-    depth: np.ndarray | None          # H×W uint16 in units of depth_scale_m (aligned to colour when so configured)
-    depth_scale_m: float              # metres per depth unit
-    intrinsics: Intrinsics            # of the colour image (and of depth once aligned)
-    frame_id: int                     # device frame number (may restart after a reconnect)
-    sensor_time_ns: int               # device / simulation timestamp
-    recv_mono_ns: int                 # time.monotonic_ns() when the driver received it
-    depth_intrinsics: Intrinsics | None = None   # only when depth is not aligned to colour
+    color: np.ndarray  # H×W×3 uint8, RGB
+    depth: np.ndarray | None  # H×W uint16 in units of depth_scale_m (aligned to colour when so configured)
+    depth_scale_m: float  # metres per depth unit
+    intrinsics: Intrinsics  # of the colour image (and of depth once aligned)
+    frame_id: int  # device frame number (may restart after a reconnect)
+    sensor_time_ns: int  # device / simulation timestamp
+    recv_mono_ns: int  # time.monotonic_ns() when the driver received it
+    depth_intrinsics: Intrinsics | None = None  # only when depth is not aligned to colour
 
     def age_s(self, now_ns: int) -> float:
         return (now_ns - self.recv_mono_ns) * 1e-9

@@ -1,5 +1,6 @@
 """Quaternion conventions shared by the drivers and the processes: the IMU quaternion is (w, x, y, z), body → world
 (docs/go2.md §2.2; unitree_sdk2 `IMUState_.quaternion`)."""
+
 from __future__ import annotations
 
 import math
@@ -12,9 +13,13 @@ def quat_to_matrix(q_wxyz) -> np.ndarray:
     w, x, y, z = (float(v) for v in q_wxyz)
     n = math.sqrt(w * w + x * x + y * y + z * z)
     w, x, y, z = w / n, x / n, y / n, z / n
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def quat_to_rpy(q_wxyz) -> tuple[float, float, float]:

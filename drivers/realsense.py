@@ -6,6 +6,7 @@ pipeline after a USB drop, no frame within `frame_timeout_s`, or the end of a re
 closes the pipeline and reopens it with exponential backoff (0.1 s doubling to 2 s); nothing is raised into the
 caller after open(). librealsense 2.59 records and plays back rosbag2 SQLite `.db3` files only.
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,12 +21,13 @@ from drivers.camera import CameraError, Frame, Intrinsics
 
 log = logging.getLogger(__name__)
 
-POLL_S = 0.1                 # wait_for_frames slice; also the close() latency
-BACKOFF_S = (0.1, 2.0)       # first and largest pause before a reopen
+POLL_S = 0.1  # wait_for_frames slice; also the close() latency
+BACKOFF_S = (0.1, 2.0)  # first and largest pause before a reopen
 
 
 def _rs():
-    import pyrealsense2 as rs   # lazy: the SDK is an optional dependency
+    import pyrealsense2 as rs  # lazy: the SDK is an optional dependency
+
     return rs
 
 
@@ -48,10 +50,21 @@ class RealSenseCamera:
     on_frame, if given, is called from the capture thread with every frame received (keep it short).
     """
 
-    def __init__(self, serial: str | None = None, playback: str | None = None, width: int = 640, height: int = 480,
-                 fps: int = 30, depth: bool = False, align_depth: bool = True, real_time: bool = True,
-                 loop: bool = False, record: str | None = None, frame_timeout_s: float | None = None,
-                 on_frame: Callable[[Frame], None] | None = None):
+    def __init__(
+        self,
+        serial: str | None = None,
+        playback: str | None = None,
+        width: int = 640,
+        height: int = 480,
+        fps: int = 30,
+        depth: bool = False,
+        align_depth: bool = True,
+        real_time: bool = True,
+        loop: bool = False,
+        record: str | None = None,
+        frame_timeout_s: float | None = None,
+        on_frame: Callable[[Frame], None] | None = None,
+    ):
         if serial and playback:
             raise ValueError("give a serial or a playback file, not both")
         if playback and record:
@@ -62,7 +75,7 @@ class RealSenseCamera:
         self.frame_timeout_s = frame_timeout_s or max(1.0, 10.0 / fps)
         self.on_frame = on_frame
         self._pipe = None
-        self._pb = None                 # playback device, when playing a file
+        self._pb = None  # playback device, when playing a file
         self._align = None
         self._intr: Intrinsics | None = None
         self._depth_intr: Intrinsics | None = None
@@ -121,7 +134,7 @@ class RealSenseCamera:
             try:
                 pipe.stop()
             except RuntimeError:
-                pass   # already stopped, or the device is gone
+                pass  # already stopped, or the device is gone
 
     def open(self) -> None:
         """Start streaming. Raises CameraError naming the device or file if the first start fails."""
@@ -137,8 +150,13 @@ class RealSenseCamera:
         except RuntimeError as e:
             self._stop_pipe()
             raise CameraError(f"cannot open RealSense {self.source}: {e}") from None
-        log.info("opened %s: colour %dx%d%s", self.source, self._intr.width, self._intr.height,
-                 ", depth" if self.depth else "")
+        log.info(
+            "opened %s: colour %dx%d%s",
+            self.source,
+            self._intr.width,
+            self._intr.height,
+            ", depth" if self.depth else "",
+        )
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="realsense", daemon=True)
         self._thread.start()
@@ -165,7 +183,7 @@ class RealSenseCamera:
                 last_frame, got_any = time.monotonic(), False
             try:
                 ok, fs = self._pipe.try_wait_for_frames(int(POLL_S * 1000))
-            except RuntimeError as e:            # device unplugged, pipeline stopped underneath, …
+            except RuntimeError as e:  # device unplugged, pipeline stopped underneath, …
                 self._lost(f"pipeline error: {e}")
                 continue
             if not ok:
@@ -198,12 +216,16 @@ class RealSenseCamera:
         if not color:
             return None
         depth = fs.get_depth_frame() if self.depth else None
-        return Frame(color=np.asanyarray(color.get_data()).copy(),
-                     depth=np.asanyarray(depth.get_data()).copy() if depth else None,
-                     depth_scale_m=float(depth.get_units()) if depth else 0.0,
-                     intrinsics=self._intr, depth_intrinsics=self._depth_intr if depth else None,
-                     frame_id=int(color.get_frame_number()), sensor_time_ns=int(round(color.get_timestamp() * 1e6)),
-                     recv_mono_ns=recv)
+        return Frame(
+            color=np.asanyarray(color.get_data()).copy(),
+            depth=np.asanyarray(depth.get_data()).copy() if depth else None,
+            depth_scale_m=float(depth.get_units()) if depth else 0.0,
+            intrinsics=self._intr,
+            depth_intrinsics=self._depth_intr if depth else None,
+            frame_id=int(color.get_frame_number()),
+            sensor_time_ns=int(round(color.get_timestamp() * 1e6)),
+            recv_mono_ns=recv,
+        )
 
     def _publish(self, frame: Frame) -> None:
         with self._cond:
@@ -240,9 +262,16 @@ class RealSenseCamera:
             return self._latest
 
     def status(self) -> dict:
-        return {"source": self.source, "streaming": self._pipe is not None, "frames": self.frames,
-                "fps": round(1.0 / self._dt_ema, 1) if self._dt_ema > 0 else 0.0, "dropped": self.dropped,
-                "superseded": self.superseded, "reconnects": self.reconnects, "last_error": self.last_error}
+        return {
+            "source": self.source,
+            "streaming": self._pipe is not None,
+            "frames": self.frames,
+            "fps": round(1.0 / self._dt_ema, 1) if self._dt_ema > 0 else 0.0,
+            "dropped": self.dropped,
+            "superseded": self.superseded,
+            "reconnects": self.reconnects,
+            "last_error": self.last_error,
+        }
 
     def close(self) -> None:
         self._stop.set()
@@ -261,6 +290,7 @@ class RealSenseCamera:
 
 # ---- synthetic recordings for tests --------------------------------------------------------------------------------
 
+
 def synthetic_pixels(i: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     """Frame i of write_synthetic_db3: colour (R = i mod 256, G = x mod 256, B = y mod 256), depth 1000 + i (mm)."""
     color = np.empty((height, width, 3), np.uint8)
@@ -275,8 +305,9 @@ def synthetic_intrinsics(width: int, height: int) -> Intrinsics:
     return Intrinsics(width=width, height=height, fx=f, fy=f, cx=width / 2, cy=height / 2)
 
 
-def write_synthetic_db3(path: str, n: int = 10, width: int = 64, height: int = 48, fps: int = 30,
-                        depth: bool = True, pace: bool = False) -> None:
+def write_synthetic_db3(
+    path: str, n: int = 10, width: int = 64, height: int = 48, fps: int = 30, depth: bool = True, pace: bool = False
+) -> None:
     """Record n frames of synthetic_pixels from an rs.software_device (shared/docs/dev-environment.md §2).
     Frame numbers 0…n−1, timestamps i/fps; depth units 1 mm. The recorder stores arrival times, so real-time
     playback replays the writing speed: pace=True writes at fps (n/fps seconds) for a realistic real-time rate."""
@@ -299,7 +330,7 @@ def write_synthetic_db3(path: str, n: int = 10, width: int = 64, height: int = 4
     if depth:
         streams.append(add("Depth", rs.stream.depth, 1, rs.format.z16, 2))
         streams[1][0].add_read_only_option(rs.option.depth_units, 0.001)
-    rec = rs.recorder(path, dev)          # before the sensors are opened
+    rec = rs.recorder(path, dev)  # before the sensors are opened
     sync = rs.syncer()
     for sensor, prof, _ in streams:
         sensor.open(prof)
@@ -319,4 +350,4 @@ def write_synthetic_db3(path: str, n: int = 10, width: int = 64, height: int = 4
     for sensor, _, _ in streams:
         sensor.stop()
         sensor.close()
-    del rec                               # flushes and closes the .db3
+    del rec  # flushes and closes the .db3

@@ -3,6 +3,7 @@
 Arrays are float64 numpy, joints in SDK order (drivers.go2.constants.JOINT_NAMES_SDK). Construction validates shapes, so a
 misspelled or mis-sized field fails at the boundary, not at the motor.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,19 +25,27 @@ def _vec(x, n: int, name: str) -> np.ndarray:
 @dataclass(frozen=True)
 class RobotState:
     """One LowState, converted. `recv_mono_s` is the receiver's time.monotonic() at arrival."""
-    q: np.ndarray            # rad
-    dq: np.ndarray           # rad/s
-    tau: np.ndarray          # N·m (motor estimate)
-    quat_wxyz: np.ndarray    # IMU orientation
-    gyro: np.ndarray         # rad/s, body frame
-    accel: np.ndarray        # m/s², body frame
-    foot_force: np.ndarray   # FR, FL, RR, RL (raw sensor units)
+
+    q: np.ndarray  # rad
+    dq: np.ndarray  # rad/s
+    tau: np.ndarray  # N·m (motor estimate)
+    quat_wxyz: np.ndarray  # IMU orientation
+    gyro: np.ndarray  # rad/s, body frame
+    accel: np.ndarray  # m/s², body frame
+    foot_force: np.ndarray  # FR, FL, RR, RL (raw sensor units)
     tick: int
     recv_mono_s: float
 
     def __post_init__(self):
-        for name, n in (("q", NUM_JOINTS), ("dq", NUM_JOINTS), ("tau", NUM_JOINTS), ("quat_wxyz", 4),
-                        ("gyro", 3), ("accel", 3), ("foot_force", 4)):
+        for name, n in (
+            ("q", NUM_JOINTS),
+            ("dq", NUM_JOINTS),
+            ("tau", NUM_JOINTS),
+            ("quat_wxyz", 4),
+            ("gyro", 3),
+            ("accel", 3),
+            ("foot_force", 4),
+        ):
             object.__setattr__(self, name, _vec(getattr(self, name), n, name))
 
     def is_finite(self) -> bool:
@@ -46,6 +55,7 @@ class RobotState:
 @dataclass(frozen=True)
 class JointCommand:
     """Per-joint PD targets: tau_motor = tau + kp·(q − q_meas) + kd·(dq − dq_meas)."""
+
     q: np.ndarray
     dq: np.ndarray = field(default_factory=lambda: np.zeros(NUM_JOINTS))
     kp: np.ndarray = field(default_factory=lambda: np.zeros(NUM_JOINTS))

@@ -1,11 +1,20 @@
 """Loading a tensor model: by file and backend, or through its engine manifest (which gates TensorRT engines by machine
 and source, and falls back loudly to ONNX Runtime)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from engines.manifest import (MANIFEST_SUFFIX, EngineMismatchError, Fallback, MachineInfo, file_reasons,
-                              manifest_path_for, verify, warn_fallback)
+from engines.manifest import (
+    MANIFEST_SUFFIX,
+    EngineMismatchError,
+    Fallback,
+    MachineInfo,
+    file_reasons,
+    manifest_path_for,
+    verify,
+    warn_fallback,
+)
 from engines.ort_runner import OrtModel
 from engines.runtime import BACKENDS, ENGINE_SUFFIXES, TensorModel
 
@@ -26,13 +35,16 @@ def load_tensor_model(path: str | Path, backend: str = "onnxruntime", **options)
         return OrtModel(path, **options)
     if backend == "torch":
         from engines.torch_runner import TorchModel
+
         return TorchModel(path, **options)
     if backend == "tensorrt":
         if path.suffix in ENGINE_SUFFIXES:
             manifest = manifest_path_for(path)
             if not manifest.is_file():
-                raise FileNotFoundError(f"{path}: engine has no manifest {manifest.name} beside it; "
-                                        "engines load only through their manifest (rebuild with exporters)")
+                raise FileNotFoundError(
+                    f"{path}: engine has no manifest {manifest.name} beside it; "
+                    "engines load only through their manifest (rebuild with exporters)"
+                )
             return load_model(manifest, **options)
         manifest = manifest_path_for(path.with_suffix(".engine"))
         if manifest.is_file():
@@ -45,8 +57,13 @@ def load_tensor_model(path: str | Path, backend: str = "onnxruntime", **options)
     raise ValueError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
 
 
-def load_model(manifest_path: str | Path, fallback: Fallback = "onnxruntime", machine: MachineInfo | None = None,
-               source_path: str | Path | None = None, **backend_options):
+def load_model(
+    manifest_path: str | Path,
+    fallback: Fallback = "onnxruntime",
+    machine: MachineInfo | None = None,
+    source_path: str | Path | None = None,
+    **backend_options,
+):
     """Load the manifest's artifact as a TensorModel if it matches this machine.
 
     Otherwise: fallback="error" raises EngineMismatchError with every reason; fallback="onnxruntime" logs each reason
@@ -56,8 +73,9 @@ def load_model(manifest_path: str | Path, fallback: Fallback = "onnxruntime", ma
     base = manifest_path.parent
     if not reasons:
         artifact = manifest.artifact.resolve(base)
-        if manifest.backend == "tensorrt":      # verified here: build the runner itself (load_tensor_model would
-            from engines.trt_runner import TrtModel   # come back through this manifest)
+        if manifest.backend == "tensorrt":  # verified here: build the runner itself (load_tensor_model would
+            from engines.trt_runner import TrtModel  # come back through this manifest)
+
             return TrtModel(artifact, **{k: v for k, v in backend_options.items() if k == "cuda_graph"})
         return load_tensor_model(artifact, manifest.backend, **backend_options)
     if fallback == "error":

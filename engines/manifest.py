@@ -4,6 +4,7 @@ An engine (TensorRT plan, TRT-LLM engine dir) is tied to GPU arch + TensorRT ver
 TorchScript file is not. `check` lists every reason an artifact must not be loaded here; `load_model` loads it, or
 refuses (`fallback="error"`) or falls back loudly to ONNX Runtime on the ONNX the engine was built from.
 """
+
 from __future__ import annotations
 
 import functools
@@ -56,8 +57,8 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 
 class TensorInfo(_Frozen):
     name: str
-    shape: list[int | str]          # str = dynamic dimension
-    dtype: str                      # numpy name: float32, float16, int64, ...
+    shape: list[int | str]  # str = dynamic dimension
+    dtype: str  # numpy name: float32, float16, int64, ...
 
     @classmethod
     def from_spec(cls, spec) -> TensorInfo:
@@ -65,8 +66,8 @@ class TensorInfo(_Frozen):
 
 
 class FileRef(_Frozen):
-    path: str                       # relative to the manifest's folder, unless absolute
-    sha256: str | None = None       # None for folders (TRT-LLM engine dirs)
+    path: str  # relative to the manifest's folder, unless absolute
+    sha256: str | None = None  # None for folders (TRT-LLM engine dirs)
 
     def resolve(self, base_dir: Path) -> Path:
         p = Path(self.path).expanduser()
@@ -103,15 +104,15 @@ def parse_nv_tegra_release(text: str) -> str | None:
 
 
 class MachineInfo(_Frozen):
-    platform: str = ""              # e.g. Linux-aarch64
+    platform: str = ""  # e.g. Linux-aarch64
     python: str = ""
     tensorrt: str | None = None
     tensorrt_llm: str | None = None
     onnxruntime: str | None = None
     torch: str | None = None
-    cuda: str | None = None         # CUDA runtime, e.g. 12.6
+    cuda: str | None = None  # CUDA runtime, e.g. 12.6
     gpu_name: str | None = None
-    compute_capability: str | None = None   # e.g. 8.7 (every Orin)
+    compute_capability: str | None = None  # e.g. 8.7 (every Orin)
     l4t: str | None = None
     jetpack: str | None = None
 
@@ -123,15 +124,19 @@ class MachineInfo(_Frozen):
 
 @functools.lru_cache(maxsize=1)
 def _detect() -> MachineInfo:
-    info: dict[str, Any] = {"platform": f"{platform.system()}-{platform.machine()}",
-                            "python": platform.python_version(),
-                            "onnxruntime": _dist_version("onnxruntime", "onnxruntime-gpu"),
-                            "torch": _dist_version("torch"),
-                            "tensorrt_llm": _dist_version("tensorrt_llm", "tensorrt-llm")}
+    info: dict[str, Any] = {
+        "platform": f"{platform.system()}-{platform.machine()}",
+        "python": platform.python_version(),
+        "onnxruntime": _dist_version("onnxruntime", "onnxruntime-gpu"),
+        "torch": _dist_version("torch"),
+        "tensorrt_llm": _dist_version("tensorrt_llm", "tensorrt-llm"),
+    }
     from engines.trt_runner import tensorrt_available
+
     if tensorrt_available():
         try:
             import tensorrt as trt
+
             info["tensorrt"] = trt.__version__
         except Exception as e:  # a broken install reads as "not installed", with the reason logged
             log.warning("tensorrt is installed but does not import: %s", e)
@@ -157,20 +162,27 @@ def _detect_gpu() -> dict[str, Any]:
         err2, props = cudart.cudaGetDeviceProperties(0)
         if err == cudart.cudaError_t.cudaSuccess and err2 == cudart.cudaError_t.cudaSuccess:
             name = props.name.decode(errors="replace") if isinstance(props.name, bytes) else str(props.name)
-            return {"cuda": f"{version // 1000}.{version % 1000 // 10}", "gpu_name": name.rstrip("\x00"),
-                    "compute_capability": f"{props.major}.{props.minor}"}
+            return {
+                "cuda": f"{version // 1000}.{version % 1000 // 10}",
+                "gpu_name": name.rstrip("\x00"),
+                "compute_capability": f"{props.major}.{props.minor}",
+            }
         return {}
     if importlib.util.find_spec("torch") is not None:
         import torch
+
         if torch.cuda.is_available():
             major, minor = torch.cuda.get_device_capability(0)
-            return {"cuda": torch.version.cuda, "gpu_name": torch.cuda.get_device_name(0),
-                    "compute_capability": f"{major}.{minor}"}
+            return {
+                "cuda": torch.version.cuda,
+                "gpu_name": torch.cuda.get_device_name(0),
+                "compute_capability": f"{major}.{minor}",
+            }
     return {}
 
 
 class ParityResult(_Frozen):
-    reference: str                  # e.g. "torch", "onnxruntime"
+    reference: str  # e.g. "torch", "onnxruntime"
     candidate: str
     max_abs_diff: float
     tolerance: float
@@ -191,11 +203,11 @@ class LatencyResult(_Frozen):
 
 class EngineManifest(_Frozen):
     schema_version: Literal[1] = 1
-    kind: str = "policy"                        # policy | vision | llm | ...
+    kind: str = "policy"  # policy | vision | llm | ...
     backend: Backend
     artifact: FileRef
-    source: FileRef                             # what was exported: checkpoint, TorchScript or ONNX
-    onnx: FileRef | None = None                 # the ONNX to fall back to (ONNX Runtime)
+    source: FileRef  # what was exported: checkpoint, TorchScript or ONNX
+    onnx: FileRef | None = None  # the ONNX to fall back to (ONNX Runtime)
     exporter_version: str
     built_on: MachineInfo
     precision: str = "fp32"
@@ -241,8 +253,9 @@ def file_reasons(what: str, ref: FileRef, path: Path, required: bool = True) -> 
     if ref.sha256 and path.is_file():
         actual = sha256_file(path)
         if actual != ref.sha256:
-            return [f"{what} changed since the build: {path} has sha256 {actual[:12]}…, "
-                    f"manifest expects {ref.sha256[:12]}…"]
+            return [
+                f"{what} changed since the build: {path} has sha256 {actual[:12]}…, manifest expects {ref.sha256[:12]}…"
+            ]
     return []
 
 
@@ -250,8 +263,12 @@ def _gpu(m: MachineInfo) -> str:
     return f"compute capability {m.compute_capability} ({m.gpu_name or 'unknown GPU'})"
 
 
-def check(manifest: EngineManifest, machine: MachineInfo | None = None, source_path: str | Path | None = None,
-          base_dir: str | Path = ".") -> list[str]:
+def check(
+    manifest: EngineManifest,
+    machine: MachineInfo | None = None,
+    source_path: str | Path | None = None,
+    base_dir: str | Path = ".",
+) -> list[str]:
     """Human-readable reasons this artifact must not be loaded here; empty = loadable.
 
     source_path: where the source lives now (it must exist and hash as recorded); by default the manifest's own
@@ -263,8 +280,10 @@ def check(manifest: EngineManifest, machine: MachineInfo | None = None, source_p
     else:
         reasons += file_reasons("source", manifest.source, manifest.source.resolve(base), required=False)
     if manifest.parity is not None and not manifest.parity.passed:
-        reasons.append(f"parity failed at build: max |diff| {manifest.parity.max_abs_diff:.3g} vs "
-                       f"{manifest.parity.reference} > tolerance {manifest.parity.tolerance:g}")
+        reasons.append(
+            f"parity failed at build: max |diff| {manifest.parity.max_abs_diff:.3g} vs "
+            f"{manifest.parity.reference} > tolerance {manifest.parity.tolerance:g}"
+        )
     m, built = machine or MachineInfo.detect(), manifest.built_on
     if manifest.backend in ("tensorrt", "tensorrt_llm"):
         key, label = ("tensorrt", "TensorRT") if manifest.backend == "tensorrt" else ("tensorrt_llm", "TensorRT-LLM")
@@ -278,8 +297,10 @@ def check(manifest: EngineManifest, machine: MachineInfo | None = None, source_p
         elif built.compute_capability != m.compute_capability:
             reasons.append(f"engine built for {_gpu(built)}, this GPU is {_gpu(m)}")
         if built.l4t and m.l4t and built.l4t != m.l4t:
-            reasons.append(f"engine built on L4T {built.l4t} (JetPack {built.jetpack}), this machine runs "
-                           f"L4T {m.l4t} (JetPack {m.jetpack})")
+            reasons.append(
+                f"engine built on L4T {built.l4t} (JetPack {built.jetpack}), this machine runs "
+                f"L4T {m.l4t} (JetPack {m.jetpack})"
+            )
     elif manifest.backend == "transformers":
         if importlib.util.find_spec("transformers") is None:
             reasons.append("transformers is not installed on this machine")
@@ -288,8 +309,9 @@ def check(manifest: EngineManifest, machine: MachineInfo | None = None, source_p
     return reasons
 
 
-def verify(manifest_path: str | Path, machine: MachineInfo | None = None,
-           source_path: str | Path | None = None) -> tuple[EngineManifest, list[str]]:
+def verify(
+    manifest_path: str | Path, machine: MachineInfo | None = None, source_path: str | Path | None = None
+) -> tuple[EngineManifest, list[str]]:
     """Read a manifest and check it against this machine (for callers with their own loaders, e.g. the LLM)."""
     manifest_path = Path(manifest_path)
     manifest = read_manifest(manifest_path)

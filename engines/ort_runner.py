@@ -1,4 +1,5 @@
 """ONNX Runtime backend of the tensor-model interface (engines.runtime)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,16 +8,24 @@ import numpy as np
 
 from engines.runtime import TensorSpec, check_feeds
 
-_ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-              "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
+_ORT_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(bool)": np.bool_,
+}
 
 
 class OrtModel:
     """ONNX Runtime, CPU by default; CUDA / TensorRT execution providers when present and asked for."""
+
     backend = "onnxruntime"
 
     def __init__(self, path: str | Path, providers: list[str] | None = None, threads: int = 1):
         import onnxruntime as ort
+
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"ONNX model not found: {path}")
@@ -27,7 +36,7 @@ class OrtModel:
         chosen = [p for p in (providers or ["CPUExecutionProvider"]) if p in available] or ["CPUExecutionProvider"]
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=chosen)
-        except Exception as e:   # corrupted file, unsupported IR version, ...
+        except Exception as e:  # corrupted file, unsupported IR version, ...
             raise ValueError(f"{path}: ONNX Runtime cannot load this model ({e})") from None
         self.path = path
         self.providers = tuple(self.session.get_providers())
@@ -44,5 +53,5 @@ class OrtModel:
         try:
             return dict(zip(self._output_names, self.session.run(self._output_names, feeds)))
         except Exception:
-            check_feeds(self.path, self.inputs, feeds)   # a clear message when the feeds are wrong
+            check_feeds(self.path, self.inputs, feeds)  # a clear message when the feeds are wrong
             raise

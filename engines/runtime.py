@@ -5,6 +5,7 @@ Backends: ONNX Runtime (engines/ort_runner.py; CPU, CUDA / TensorRT execution pr
 engines/loader.py picks one; engines are loaded through their manifest (engines/manifest.py), which refuses artifacts
 built for another GPU / TensorRT / source.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 @dataclass(frozen=True)
 class TensorSpec:
     name: str
-    shape: tuple[int | str, ...]   # str = dynamic dimension
+    shape: tuple[int | str, ...]  # str = dynamic dimension
     dtype: np.dtype
 
 
@@ -44,7 +45,8 @@ def feed_errors(where: str | Path, specs: tuple[TensorSpec, ...], feeds: dict[st
             continue
         a = np.asarray(feeds[s.name])
         fixed_ok = len(a.shape) == len(s.shape) and all(
-            not isinstance(d, int) or d < 0 or d == n for d, n in zip(s.shape, a.shape))
+            not isinstance(d, int) or d < 0 or d == n for d, n in zip(s.shape, a.shape)
+        )
         if not fixed_ok:
             errors.append(f"input {s.name!r}: expected shape {list(s.shape)}, got {list(a.shape)}")
         if a.dtype != s.dtype:

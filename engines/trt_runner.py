@@ -4,6 +4,7 @@ optionally replayed as a CUDA graph. Written for TensorRT 10.3 (JetPack 6) and t
 `tensorrt` and `cuda-python` are imported inside the functions that use them: neither exists on CPU-only machines.
 API per shared docs tensorrt.md §1–3: create_network(0), name-based I/O, set_tensor_address, execute_async_v3.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -30,9 +31,9 @@ def tensorrt_available() -> bool:
 @functools.lru_cache(maxsize=1)
 def _cudart():
     try:
-        from cuda.bindings import runtime as cudart     # cuda-python ≥ 12.6
+        from cuda.bindings import runtime as cudart  # cuda-python ≥ 12.6
     except ImportError:
-        from cuda import cudart                         # older cuda-python
+        from cuda import cudart  # older cuda-python
     return cudart
 
 
@@ -49,22 +50,35 @@ def _np_dtype(trt, dt) -> np.dtype:
     nptype = getattr(trt, "nptype", None)
     if nptype is not None:
         return np.dtype(nptype(dt))
-    return np.dtype({"FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32, "INT64": np.int64,
-                     "INT8": np.int8, "UINT8": np.uint8, "BOOL": np.bool_}[dt.name])
+    return np.dtype(
+        {
+            "FLOAT": np.float32,
+            "HALF": np.float16,
+            "INT32": np.int32,
+            "INT64": np.int64,
+            "INT8": np.int8,
+            "UINT8": np.uint8,
+            "BOOL": np.bool_,
+        }[dt.name]
+    )
 
 
 # --- build -----------------------------------------------------------------------------------------------------------
 @dataclass
 class EngineBuild:
     plan: bytes
-    precision: str                                  # "fp16" when the FP16 flag was applied, else "fp32"
+    precision: str  # "fp16" when the FP16 flag was applied, else "fp32"
     flags: dict = field(default_factory=dict)
 
 
-def build_engine_from_onnx(onnx_path: str | Path, fp16: bool = True, workspace: int = 1 << 28,
-                           timing_cache: str | Path | None = None, opt_level: int = 3,
-                           shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]] | None = None
-                           ) -> EngineBuild:
+def build_engine_from_onnx(
+    onnx_path: str | Path,
+    fp16: bool = True,
+    workspace: int = 1 << 28,
+    timing_cache: str | Path | None = None,
+    opt_level: int = 3,
+    shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]] | None = None,
+) -> EngineBuild:
     """Serialized engine for this GPU + TensorRT version (tensorrt.md §1–2).
 
     fp16: on TensorRT 10 sets BuilderFlag.FP16 when the platform has fast FP16; TensorRT 11 has no such flag
@@ -78,7 +92,7 @@ def build_engine_from_onnx(onnx_path: str | Path, fp16: bool = True, workspace: 
         raise FileNotFoundError(f"ONNX model not found: {onnx_path}")
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)             # explicit batch on 10.x, strongly typed on 11.x
+    network = builder.create_network(0)  # explicit batch on 10.x, strongly typed on 11.x
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
@@ -88,19 +102,22 @@ def build_engine_from_onnx(onnx_path: str | Path, fp16: bool = True, workspace: 
     config.builder_optimization_level = opt_level
     flags: dict = {"workspace": workspace, "builder_optimization_level": opt_level, "fp16_requested": fp16}
 
-    dynamic = [network.get_input(i) for i in range(network.num_inputs)
-               if any(d < 0 for d in tuple(network.get_input(i).shape))]
+    dynamic = [
+        network.get_input(i) for i in range(network.num_inputs) if any(d < 0 for d in tuple(network.get_input(i).shape))
+    ]
     if dynamic:
         profile = builder.create_optimization_profile()
         for t in dynamic:
             if not shapes or t.name not in shapes:
-                raise ValueError(f"{onnx_path}: input {t.name!r} has dynamic shape {tuple(t.shape)}; "
-                                 "pass shapes={name: (min, opt, max)}")
+                raise ValueError(
+                    f"{onnx_path}: input {t.name!r} has dynamic shape {tuple(t.shape)}; "
+                    "pass shapes={name: (min, opt, max)}"
+                )
             profile.set_shape(t.name, *shapes[t.name])
         config.add_optimization_profile(profile)
         flags["shapes"] = {t.name: [list(s) for s in shapes[t.name]] for t in dynamic}
 
-    fp16_flag = getattr(trt.BuilderFlag, "FP16", None)          # removed in TensorRT 11
+    fp16_flag = getattr(trt.BuilderFlag, "FP16", None)  # removed in TensorRT 11
     fast_fp16 = getattr(builder, "platform_has_fast_fp16", True)  # removed in TensorRT 11
     precision = "fp32"
     if fp16 and fp16_flag is not None and fast_fp16:
@@ -119,7 +136,7 @@ def build_engine_from_onnx(onnx_path: str | Path, fp16: bool = True, workspace: 
     if plan is None:
         raise RuntimeError(f"{onnx_path}: TensorRT engine build failed (see the TensorRT log above)")
     if cache is not None:
-        Path(timing_cache).write_bytes(bytes(cache.serialize()))   # augmented by the build
+        Path(timing_cache).write_bytes(bytes(cache.serialize()))  # augmented by the build
     return EngineBuild(bytes(plan), precision, flags)
 
 
@@ -148,6 +165,7 @@ class TrtModel:
     cuda_graph=True (fixed-shape engines only): after one warm-up enqueue, H2D copy + execute_async_v3 + D2H copy
     are captured once and each run() replays the graph; new observations are written into the same pinned buffer.
     """
+
     backend = "tensorrt"
 
     def __init__(self, path: str | Path, cuda_graph: bool = False):
@@ -161,8 +179,10 @@ class TrtModel:
         self._runtime = trt.Runtime(self._logger)
         self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
         if self.engine is None:
-            raise RuntimeError(f"{self.path}: TensorRT could not deserialize the engine "
-                               f"(built for another GPU or TensorRT version than {trt.__version__}?)")
+            raise RuntimeError(
+                f"{self.path}: TensorRT could not deserialize the engine "
+                f"(built for another GPU or TensorRT version than {trt.__version__}?)"
+            )
         self.context = self.engine.create_execution_context()
         self.stream = _ok(cudart.cudaStreamCreateWithFlags(cudart.cudaStreamNonBlocking), "cudaStreamCreate")
         specs = {trt.TensorIOMode.INPUT: [], trt.TensorIOMode.OUTPUT: []}
@@ -170,7 +190,8 @@ class TrtModel:
             name = self.engine.get_tensor_name(i)
             shape = tuple(d if d >= 0 else f"dim{j}" for j, d in enumerate(self.engine.get_tensor_shape(name)))
             specs[self.engine.get_tensor_mode(name)].append(
-                TensorSpec(name, shape, _np_dtype(trt, self.engine.get_tensor_dtype(name))))
+                TensorSpec(name, shape, _np_dtype(trt, self.engine.get_tensor_dtype(name)))
+            )
         self.inputs = tuple(specs[trt.TensorIOMode.INPUT])
         self.outputs = tuple(specs[trt.TensorIOMode.OUTPUT])
         self.static = all(isinstance(d, int) for s in self.inputs + self.outputs for d in s.shape)
@@ -230,9 +251,12 @@ class TrtModel:
         self._enqueue()
         _ok(cudart.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize")
         try:
-            _ok(cudart.cudaStreamBeginCapture(self.stream,
-                                              cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal),
-                "cudaStreamBeginCapture")
+            _ok(
+                cudart.cudaStreamBeginCapture(
+                    self.stream, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
+                ),
+                "cudaStreamBeginCapture",
+            )
             try:
                 self._enqueue()
             finally:
@@ -254,7 +278,7 @@ class TrtModel:
             self._bind_all()
         for s in self.inputs:
             a = np.asarray(feeds[s.name])
-            self._buffers[s.name].host[:a.size] = a.reshape(-1)
+            self._buffers[s.name].host[: a.size] = a.reshape(-1)
         if self._graph_exec is not None:
             _ok(cudart.cudaGraphLaunch(self._graph_exec, self.stream), "cudaGraphLaunch")
         else:
@@ -263,7 +287,7 @@ class TrtModel:
         out = {}
         for s in self.outputs:
             shape = self._shapes[s.name]
-            out[s.name] = self._buffers[s.name].host[:int(np.prod(shape))].reshape(shape).copy()
+            out[s.name] = self._buffers[s.name].host[: int(np.prod(shape))].reshape(shape).copy()
         return out
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ Flags are those of 0.12 (no --max_output_len / --tp_size; --use_fused_mlp is an 
 is never passed: not with quantisation). The example scripts are not in the wheel: `trtllm_root` is a checkout of
 the v0.12.0-jetson tag (env TRTLLM_ROOT).
 """
+
 from __future__ import annotations
 
 import json
@@ -33,10 +34,10 @@ Route = Literal["int4_wo", "int4_awq"]
 TRTLLM_VERSION = "0.12.0-jetson"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-TOKENS_PER_FRAME = 196          # SigLIP-384 27×27 patches → 14×14 (2×2 merge / bilinear pool), both families
-INSTRUCTION_TOKEN_CAP = 256     # longest instruction the VLM node accepts (≈190 English words; R2R averages ≈29)
-CHARS_PER_TOKEN_EST = 3         # conservative: Llama-3 / Qwen2 BPE average ≥ 4 chars per token on English
-ROUND_TO = 256                  # max_input_len rounded up for headroom
+TOKENS_PER_FRAME = 196  # SigLIP-384 27×27 patches → 14×14 (2×2 merge / bilinear pool), both families
+INSTRUCTION_TOKEN_CAP = 256  # longest instruction the VLM node accepts (≈190 English words; R2R averages ≈29)
+CHARS_PER_TOKEN_EST = 3  # conservative: Llama-3 / Qwen2 BPE average ≥ 4 chars per token on English
+ROUND_TO = 256  # max_input_len rounded up for headroom
 
 FAMILIES: dict[str, dict[str, Any]] = {
     # frames: NaVILA 7 history + current. StreamVLN: the engine re-prefills whole windows (TRT-LLM's runner cannot
@@ -56,6 +57,7 @@ class _Frozen(BaseModel):
 
 class LlmConfigSummary(_Frozen):
     """The numbers of the HF LLM config that the plan uses."""
+
     model_type: str
     num_layers: int
     hidden_size: int
@@ -75,33 +77,40 @@ class LlmConfigSummary(_Frozen):
         c = json.loads(path.read_text())
         c = c.get("text_config") or c
         heads = c["num_attention_heads"]
-        return cls(model_type=c.get("model_type", "?"), num_layers=c["num_hidden_layers"],
-                   hidden_size=c["hidden_size"], num_heads=heads,
-                   num_kv_heads=c.get("num_key_value_heads", heads),
-                   head_dim=c.get("head_dim") or c["hidden_size"] // heads,
-                   intermediate_size=c["intermediate_size"], vocab_size=c["vocab_size"],
-                   max_position_embeddings=c["max_position_embeddings"], rope_theta=c.get("rope_theta", 10000.0))
+        return cls(
+            model_type=c.get("model_type", "?"),
+            num_layers=c["num_hidden_layers"],
+            hidden_size=c["hidden_size"],
+            num_heads=heads,
+            num_kv_heads=c.get("num_key_value_heads", heads),
+            head_dim=c.get("head_dim") or c["hidden_size"] // heads,
+            intermediate_size=c["intermediate_size"],
+            vocab_size=c["vocab_size"],
+            max_position_embeddings=c["max_position_embeddings"],
+            rope_theta=c.get("rope_theta", 10000.0),
+        )
 
 
 class KvCacheEstimate(_Frozen):
     dtype_bytes: int
     bytes_per_token: int
     kib_per_token: float
-    bytes_at_max_seq_len: int   # one sequence of max_seq_len (batch 1)
+    bytes_at_max_seq_len: int  # one sequence of max_seq_len (batch 1)
     formula: str
-    paged: bool = True          # trtllm-build --paged_kv_cache enable (0.12 default), 64 tokens per block
+    paged: bool = True  # trtllm-build --paged_kv_cache enable (0.12 default), 64 tokens per block
     tokens_per_block: int = 64
-    runtime_max_tokens: int     # ModelRunnerCpp max_tokens_in_paged_kv_cache: cap KV at what one request needs
+    runtime_max_tokens: int  # ModelRunnerCpp max_tokens_in_paged_kv_cache: cap KV at what one request needs
 
 
 class SizeDerivation(_Frozen):
     """Every engine size with the arithmetic that produced it."""
+
     max_batch_size: int
     frames: int
     tokens_per_frame: int
     max_multimodal_len: int
-    template_tokens: int        # prompt template without images and instruction
-    template_count: str         # how template_tokens was counted
+    template_tokens: int  # prompt template without images and instruction
+    template_count: str  # how template_tokens was counted
     instruction_token_cap: int
     text_budget: int
     max_input_len: int
@@ -132,8 +141,8 @@ class LlmBuildPlan(_Frozen):
     source_checkpoint: str
     llm_dir: str
     out_dir: str
-    checkpoint_dir: str         # TensorRT-LLM checkpoint (convert / quantize output; portable, copy this to the Orin)
-    engine_dir: str             # trtllm-build output (tied to the GPU + TensorRT it was built on)
+    checkpoint_dir: str  # TensorRT-LLM checkpoint (convert / quantize output; portable, copy this to the Orin)
+    engine_dir: str  # trtllm-build output (tied to the GPU + TensorRT it was built on)
     timing_cache: str
     llm: LlmConfigSummary
     sizes: SizeDerivation
@@ -151,19 +160,27 @@ class LlmBuildPlan(_Frozen):
 
     def render(self) -> str:
         s, kv, m = self.sizes, self.kv_cache, self.llm
-        lines = [f"LLM build plan: {self.family} / {self.route} → TensorRT-LLM {self.trtllm_version}",
-                 f"  source   {self.source_checkpoint}  (LLM: {self.llm_dir})",
-                 f"  LLM      {m.model_type}: {m.num_layers} layers, hidden {m.hidden_size}, {m.num_heads} heads / "
-                 f"{m.num_kv_heads} KV heads (head_dim {m.head_dim}), FFN {m.intermediate_size}, "
-                 f"vocab {m.vocab_size}, rope θ {m.rope_theta:g}, max_pos {m.max_position_embeddings}",
-                 f"  tokens   end_id {self.end_id}, pad_id {self.pad_id}, dtype {self.dtype}",
-                 "  sizes"] + [f"    {a}" for a in s.arithmetic] + [
-                 f"  KV cache {kv.formula}",
-                 f"           {kv.bytes_at_max_seq_len / 2**20:.1f} MiB at max_seq_len {s.max_seq_len}; paged, "
-                 f"{kv.tokens_per_block} tokens/block; runtime cap max_tokens_in_paged_kv_cache="
-                 f"{kv.runtime_max_tokens}",
-                 f"  outputs  checkpoint {self.checkpoint_dir}", f"           engine     {self.engine_dir}",
-                 "  steps"]
+        lines = (
+            [
+                f"LLM build plan: {self.family} / {self.route} → TensorRT-LLM {self.trtllm_version}",
+                f"  source   {self.source_checkpoint}  (LLM: {self.llm_dir})",
+                f"  LLM      {m.model_type}: {m.num_layers} layers, hidden {m.hidden_size}, {m.num_heads} heads / "
+                f"{m.num_kv_heads} KV heads (head_dim {m.head_dim}), FFN {m.intermediate_size}, "
+                f"vocab {m.vocab_size}, rope θ {m.rope_theta:g}, max_pos {m.max_position_embeddings}",
+                f"  tokens   end_id {self.end_id}, pad_id {self.pad_id}, dtype {self.dtype}",
+                "  sizes",
+            ]
+            + [f"    {a}" for a in s.arithmetic]
+            + [
+                f"  KV cache {kv.formula}",
+                f"           {kv.bytes_at_max_seq_len / 2**20:.1f} MiB at max_seq_len {s.max_seq_len}; paged, "
+                f"{kv.tokens_per_block} tokens/block; runtime cap max_tokens_in_paged_kv_cache="
+                f"{kv.runtime_max_tokens}",
+                f"  outputs  checkpoint {self.checkpoint_dir}",
+                f"           engine     {self.engine_dir}",
+                "  steps",
+            ]
+        )
         for i, st in enumerate(self.steps, 1):
             lines += [f"    {i}. {st.name} → {st.produces}", f"       {st.shell()}"]
         lines += [f"  note: {n}" for n in self.notes]
@@ -175,15 +192,22 @@ class LlmBuildPlan(_Frozen):
 
 # --- derivations ------------------------------------------------------------------------------------------------------
 
-def kv_cache_estimate(llm: LlmConfigSummary, max_seq_len: int, max_batch_size: int = 1,
-                      dtype_bytes: int = 2) -> KvCacheEstimate:
+
+def kv_cache_estimate(
+    llm: LlmConfigSummary, max_seq_len: int, max_batch_size: int = 1, dtype_bytes: int = 2
+) -> KvCacheEstimate:
     per_token = llm.num_layers * 2 * llm.num_kv_heads * llm.head_dim * dtype_bytes
     return KvCacheEstimate(
-        dtype_bytes=dtype_bytes, bytes_per_token=per_token, kib_per_token=per_token / 1024,
+        dtype_bytes=dtype_bytes,
+        bytes_per_token=per_token,
+        kib_per_token=per_token / 1024,
         bytes_at_max_seq_len=per_token * max_seq_len * max_batch_size,
-        formula=(f"{llm.num_layers} layers × 2 (K,V) × {llm.num_kv_heads} KV heads × {llm.head_dim} × "
-                 f"{dtype_bytes} B = {per_token} B = {per_token / 1024:g} KiB per token"),
-        runtime_max_tokens=max_seq_len * max_batch_size)
+        formula=(
+            f"{llm.num_layers} layers × 2 (K,V) × {llm.num_kv_heads} KV heads × {llm.head_dim} × "
+            f"{dtype_bytes} B = {per_token} B = {per_token / 1024:g} KiB per token"
+        ),
+        runtime_max_tokens=max_seq_len * max_batch_size,
+    )
 
 
 def template_text(family: str) -> str:
@@ -199,27 +223,31 @@ def count_template_tokens(family: str, llm_dir: str | Path) -> tuple[int, str]:
     tok_path = Path(llm_dir) / "tokenizer.json"
     if tok_path.is_file():
         from tokenizers import Tokenizer
+
         n = len(Tokenizer.from_file(str(tok_path)).encode(text, add_special_tokens=True).ids)
         return n, f"tokenizer {tok_path}"
     specials = re.findall(r"<\|[a-z_]+\|>", text)
     rest = len(re.sub(r"<\|[a-z_]+\|>", "", text))
     n = len(specials) + math.ceil(rest / CHARS_PER_TOKEN_EST) + 1
-    return n, (f"estimate (no tokenizer.json): {len(specials)} special + ceil({rest} chars / {CHARS_PER_TOKEN_EST}) "
-               f"+ 1 possible BOS = {n}")
+    return n, (
+        f"estimate (no tokenizer.json): {len(specials)} special + ceil({rest} chars / {CHARS_PER_TOKEN_EST}) "
+        f"+ 1 possible BOS = {n}"
+    )
 
 
-STREAMVLN_WINDOW_CALLS = 8        # engines.vlm.models.StreamVlnVlm window
-STREAMVLN_TURN_TOKENS = 16        # "<|im_end|>\n<|im_start|>user\nyou can see <image>.<|im_end|>\n<|im_start|>assistant\n…"
+STREAMVLN_WINDOW_CALLS = 8  # engines.vlm.models.StreamVlnVlm window
+STREAMVLN_TURN_TOKENS = 16  # "<|im_end|>\n<|im_start|>user\nyou can see <image>.<|im_end|>\n<|im_start|>assistant\n…"
 
 
-def derive_sizes(family: str, llm_dir: str | Path, frames: int, max_new_tokens: int,
-                 max_batch_size: int = 1) -> SizeDerivation:
+def derive_sizes(
+    family: str, llm_dir: str | Path, frames: int, max_new_tokens: int, max_batch_size: int = 1
+) -> SizeDerivation:
     visual = frames * TOKENS_PER_FRAME
     mm = max_batch_size * visual
     tmpl, how = count_template_tokens(family, llm_dir)
     text = tmpl + INSTRUCTION_TOKEN_CAP
     turns = ""
-    if family == "streamvln":       # a window's later turns: previous answer ids + the turn's template text
+    if family == "streamvln":  # a window's later turns: previous answer ids + the turn's template text
         later = STREAMVLN_WINDOW_CALLS - 1
         text += later * (max_new_tokens + STREAMVLN_TURN_TOKENS)
         turns = f" + {later} later turns × ({max_new_tokens} answer + {STREAMVLN_TURN_TOKENS} template)"
@@ -227,9 +255,17 @@ def derive_sizes(family: str, llm_dir: str | Path, frames: int, max_new_tokens: 
     max_input = math.ceil(raw / ROUND_TO) * ROUND_TO
     max_seq = max_input + max_new_tokens
     return SizeDerivation(
-        max_batch_size=max_batch_size, frames=frames, tokens_per_frame=TOKENS_PER_FRAME, max_multimodal_len=mm,
-        template_tokens=tmpl, template_count=how, instruction_token_cap=INSTRUCTION_TOKEN_CAP, text_budget=text,
-        max_input_len=max_input, max_new_tokens=max_new_tokens, max_seq_len=max_seq,
+        max_batch_size=max_batch_size,
+        frames=frames,
+        tokens_per_frame=TOKENS_PER_FRAME,
+        max_multimodal_len=mm,
+        template_tokens=tmpl,
+        template_count=how,
+        instruction_token_cap=INSTRUCTION_TOKEN_CAP,
+        text_budget=text,
+        max_input_len=max_input,
+        max_new_tokens=max_new_tokens,
+        max_seq_len=max_seq,
         max_num_tokens=max_batch_size * max_input,
         arithmetic=(
             f"max_multimodal_len = max_batch_size × frames × {TOKENS_PER_FRAME} = {max_batch_size} × {frames} × "
@@ -240,7 +276,8 @@ def derive_sizes(family: str, llm_dir: str | Path, frames: int, max_new_tokens: 
             f"ceil({raw} / {ROUND_TO}) × {ROUND_TO} = {max_input}",
             f"max_seq_len = max_input_len + max_new_tokens = {max_input} + {max_new_tokens} = {max_seq}",
             f"max_num_tokens = max_batch_size × max_input_len = {max_batch_size * max_input} (no chunked context)",
-        ))
+        ),
+    )
 
 
 def resolve_llm_dir(checkpoint_info: Any) -> tuple[Path, Path]:
@@ -254,27 +291,40 @@ def resolve_llm_dir(checkpoint_info: Any) -> tuple[Path, Path]:
 
 
 _NOT_LLM = ("model.vision_tower.", "model.mm_projector.", "model.image_newline", "model.vision_resampler.")
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
-                    "added_tokens.json", "generation_config.json")
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+    "generation_config.json",
+)
 
 
-def extract_plain_llm(src: str | Path, dst: str | Path, model_type: str = "qwen2",
-                      architecture: str = "Qwen2ForCausalLM") -> Path:
+def extract_plain_llm(
+    src: str | Path, dst: str | Path, model_type: str = "qwen2", architecture: str = "Qwen2ForCausalLM"
+) -> Path:
     """A LLaVA-style single-folder VLM (StreamVLN: model_type llava_qwen) → a plain HF LLM folder that TensorRT-LLM's
     converters / quantize.py load with AutoModelForCausalLM: LLM tensors only (no tower / projector), same shards,
     config with the plain model_type, tokenizer files copied."""
     from safetensors import safe_open
     from safetensors.torch import save_file
+
     src, dst = Path(src), Path(dst)
     dst.mkdir(parents=True, exist_ok=True)
     cfg = json.loads((src / "config.json").read_text())
-    (dst / "config.json").write_text(json.dumps({**cfg, "model_type": model_type, "architectures": [architecture]},
-                                                indent=2))
+    (dst / "config.json").write_text(
+        json.dumps({**cfg, "model_type": model_type, "architectures": [architecture]}, indent=2)
+    )
     weight_map = {}
     for f in sorted(src.glob("*.safetensors")):
         with safe_open(str(f), framework="pt") as st:
-            keep = {k: st.get_tensor(k) for k in st.keys()
-                    if (k.startswith("model.") or k.startswith("lm_head.")) and not k.startswith(_NOT_LLM)}
+            keep = {
+                k: st.get_tensor(k)
+                for k in st.keys()
+                if (k.startswith("model.") or k.startswith("lm_head.")) and not k.startswith(_NOT_LLM)
+            }
         if keep:
             save_file(keep, str(dst / f.name), metadata={"format": "pt"})
             weight_map.update({k: f.name for k in keep})
@@ -290,9 +340,19 @@ def extract_plain_llm(src: str | Path, dst: str | Path, model_type: str = "qwen2
 
 # --- plan -------------------------------------------------------------------------------------------------------------
 
-def plan_for(checkpoint_info: Any, family: Family = "navila", route: Route = "int4_wo", frames: int | None = None,
-             max_new_tokens: int = 32, trtllm_root: str | Path | None = None, out_dir: str | Path | None = None,
-             python: str = "python3", calib_size: int = 32, awq_block_size: int = 128) -> LlmBuildPlan:
+
+def plan_for(
+    checkpoint_info: Any,
+    family: Family = "navila",
+    route: Route = "int4_wo",
+    frames: int | None = None,
+    max_new_tokens: int = 32,
+    trtllm_root: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    python: str = "python3",
+    calib_size: int = 32,
+    awq_block_size: int = 128,
+) -> LlmBuildPlan:
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {family!r}")
     if route not in ("int4_wo", "int4_awq"):
@@ -305,47 +365,135 @@ def plan_for(checkpoint_info: Any, family: Family = "navila", route: Route = "in
     out = Path(out_dir or source.parent / f"{source.name}-trtllm-{route}").expanduser().absolute()
     ckpt, engine, cache = out / f"tllm_checkpoint_{route}", out / "llm", out / "timing.cache"
     sizes = derive_sizes(family, llm_dir, frames, max_new_tokens)
-    info = getattr(checkpoint_info, "llm", None)     # engines.vlm.checkpoints.LlmInfo: ids read from the tokenizer
+    info = getattr(checkpoint_info, "llm", None)  # engines.vlm.checkpoints.LlmInfo: ids read from the tokenizer
     end_id = fam["end_id"] if getattr(info, "end_id", None) is None else info.end_id
     pad_id = getattr(info, "pad_id", None)
-    if pad_id is None:       # no pad token in the checkpoint: pad with the stop id, as the reference decodes
+    if pad_id is None:  # no pad token in the checkpoint: pad with the stop id, as the reference decodes
         pad_id = end_id if info is not None else fam["pad_id"]
 
     steps = []
     if family == "streamvln" and llm.model_type != "qwen2":
-        plain = out / "llm_hf"       # the converters load AutoModelForCausalLM: strip tower + projector first
-        steps.append(PlanStep(
-            name="extract_llm", cwd=str(REPO_ROOT), produces=str(plain),
-            argv=(python, "-m", "exporters.llm", "extract", str(llm_dir), str(plain))))
+        plain = out / "llm_hf"  # the converters load AutoModelForCausalLM: strip tower + projector first
+        steps.append(
+            PlanStep(
+                name="extract_llm",
+                cwd=str(REPO_ROOT),
+                produces=str(plain),
+                argv=(python, "-m", "exporters.llm", "extract", str(llm_dir), str(plain)),
+            )
+        )
         llm_dir = plain
     if route == "int4_wo":
         conv = root / "examples" / fam["converter"]
-        steps.append(PlanStep(
-            name="convert_checkpoint", cwd=str(conv), produces=str(ckpt),
-            argv=(python, str(conv / "convert_checkpoint.py"), "--model_dir", str(llm_dir), "--output_dir",
-                  str(ckpt), "--dtype", "float16", "--use_weight_only", "--weight_only_precision", "int4")))
+        steps.append(
+            PlanStep(
+                name="convert_checkpoint",
+                cwd=str(conv),
+                produces=str(ckpt),
+                argv=(
+                    python,
+                    str(conv / "convert_checkpoint.py"),
+                    "--model_dir",
+                    str(llm_dir),
+                    "--output_dir",
+                    str(ckpt),
+                    "--dtype",
+                    "float16",
+                    "--use_weight_only",
+                    "--weight_only_precision",
+                    "int4",
+                ),
+            )
+        )
     else:
         calib = out / "calib_navigation"
-        steps.append(PlanStep(
-            name="calibration_text", cwd=str(REPO_ROOT), produces=str(calib / "train.jsonl"),
-            argv=(python, "-m", "calibration.awq_text", "--out", str(calib), "--n", str(calib_size),
-                  "--family", family)))
+        steps.append(
+            PlanStep(
+                name="calibration_text",
+                cwd=str(REPO_ROOT),
+                produces=str(calib / "train.jsonl"),
+                argv=(
+                    python,
+                    "-m",
+                    "calibration.awq_text",
+                    "--out",
+                    str(calib),
+                    "--n",
+                    str(calib_size),
+                    "--family",
+                    family,
+                ),
+            )
+        )
         qdir = root / "examples" / "quantization"
-        steps.append(PlanStep(
-            name="quantize_awq", cwd=str(qdir), produces=str(ckpt),
-            argv=(python, str(qdir / "quantize.py"), "--model_dir", str(llm_dir), "--output_dir", str(ckpt),
-                  "--dtype", "float16", "--qformat", "int4_awq", "--awq_block_size", str(awq_block_size),
-                  "--calib_size", str(calib_size), "--calib_dataset", str(calib), "--batch_size", "1",
-                  "--calib_max_seq_length", "512")))
-    steps.append(PlanStep(
-        name="trtllm-build", produces=str(engine),
-        argv=("trtllm-build", "--checkpoint_dir", str(ckpt), "--output_dir", str(engine),
-              "--max_batch_size", str(sizes.max_batch_size), "--max_input_len", str(sizes.max_input_len),
-              "--max_seq_len", str(sizes.max_seq_len), "--max_num_tokens", str(sizes.max_num_tokens),
-              "--max_multimodal_len", str(sizes.max_multimodal_len), "--max_beam_width", "1",
-              "--gemm_plugin", "float16", "--gpt_attention_plugin", "float16", "--remove_input_padding", "enable",
-              "--context_fmha", "enable", "--paged_kv_cache", "enable",
-              "--input_timing_cache", str(cache), "--output_timing_cache", str(cache))))
+        steps.append(
+            PlanStep(
+                name="quantize_awq",
+                cwd=str(qdir),
+                produces=str(ckpt),
+                argv=(
+                    python,
+                    str(qdir / "quantize.py"),
+                    "--model_dir",
+                    str(llm_dir),
+                    "--output_dir",
+                    str(ckpt),
+                    "--dtype",
+                    "float16",
+                    "--qformat",
+                    "int4_awq",
+                    "--awq_block_size",
+                    str(awq_block_size),
+                    "--calib_size",
+                    str(calib_size),
+                    "--calib_dataset",
+                    str(calib),
+                    "--batch_size",
+                    "1",
+                    "--calib_max_seq_length",
+                    "512",
+                ),
+            )
+        )
+    steps.append(
+        PlanStep(
+            name="trtllm-build",
+            produces=str(engine),
+            argv=(
+                "trtllm-build",
+                "--checkpoint_dir",
+                str(ckpt),
+                "--output_dir",
+                str(engine),
+                "--max_batch_size",
+                str(sizes.max_batch_size),
+                "--max_input_len",
+                str(sizes.max_input_len),
+                "--max_seq_len",
+                str(sizes.max_seq_len),
+                "--max_num_tokens",
+                str(sizes.max_num_tokens),
+                "--max_multimodal_len",
+                str(sizes.max_multimodal_len),
+                "--max_beam_width",
+                "1",
+                "--gemm_plugin",
+                "float16",
+                "--gpt_attention_plugin",
+                "float16",
+                "--remove_input_padding",
+                "enable",
+                "--context_fmha",
+                "enable",
+                "--paged_kv_cache",
+                "enable",
+                "--input_timing_cache",
+                str(cache),
+                "--output_timing_cache",
+                str(cache),
+            ),
+        )
+    )
 
     notes = [
         "INT4 runs as W4A16 on Orin (weights dequantised in the GEMM plugin): the gain is memory bandwidth.",
@@ -356,20 +504,37 @@ def plan_for(checkpoint_info: Any, family: Family = "navila", route: Route = "in
         f"Instructions longer than {INSTRUCTION_TOKEN_CAP} tokens must be truncated before the LLM.",
     ]
     if route == "int4_awq":
-        notes.append("AWQ calibration loads the FP16 LLM on a CUDA GPU (≈16 GB for 8B): run steps 1-2 on an x86 GPU "
-                     "host and copy the checkpoint to the Orin for trtllm-build.")
+        notes.append(
+            "AWQ calibration loads the FP16 LLM on a CUDA GPU (≈16 GB for 8B): run steps 1-2 on an x86 GPU "
+            "host and copy the checkpoint to the Orin for trtllm-build."
+        )
     if family == "streamvln":
-        notes.append(f"StreamVLN: sized for the last call of a window re-prefilled whole ({frames} frames = 8 memory "
-                     "+ 8 turns): TRT-LLM's ModelRunner cannot feed past_key_values back (transformers reuses them).")
+        notes.append(
+            f"StreamVLN: sized for the last call of a window re-prefilled whole ({frames} frames = 8 memory "
+            "+ 8 turns): TRT-LLM's ModelRunner cannot feed past_key_values back (transformers reuses them)."
+        )
     return LlmBuildPlan(
-        family=family, route=route, trtllm_root=str(root), source_checkpoint=str(source), llm_dir=str(llm_dir),
-        out_dir=str(out), checkpoint_dir=str(ckpt), engine_dir=str(engine), timing_cache=str(cache), llm=llm,
-        sizes=sizes, end_id=end_id, pad_id=pad_id,
-        kv_cache=kv_cache_estimate(llm, sizes.max_seq_len, sizes.max_batch_size), steps=tuple(steps),
-        notes=tuple(notes))
+        family=family,
+        route=route,
+        trtllm_root=str(root),
+        source_checkpoint=str(source),
+        llm_dir=str(llm_dir),
+        out_dir=str(out),
+        checkpoint_dir=str(ckpt),
+        engine_dir=str(engine),
+        timing_cache=str(cache),
+        llm=llm,
+        sizes=sizes,
+        end_id=end_id,
+        pad_id=pad_id,
+        kv_cache=kv_cache_estimate(llm, sizes.max_seq_len, sizes.max_batch_size),
+        steps=tuple(steps),
+        notes=tuple(notes),
+    )
 
 
 # --- running ----------------------------------------------------------------------------------------------------------
+
 
 def missing_tools(step: PlanStep) -> list[str]:
     """What this step needs and cannot find: the executable, and a script file given as argv[1]."""
@@ -379,8 +544,10 @@ def missing_tools(step: PlanStep) -> list[str]:
         hint = " (install the TensorRT-LLM v0.12.0-jetson wheel)" if exe == "trtllm-build" else ""
         missing.append(f"executable {exe!r} not found{hint}")
     if len(step.argv) > 1 and step.argv[1].endswith(".py") and not Path(step.argv[1]).is_file():
-        missing.append(f"script {step.argv[1]} not found (set TRTLLM_ROOT / trtllm_root to a checkout of "
-                       f"NVIDIA/TensorRT-LLM tag v0.12.0-jetson)")
+        missing.append(
+            f"script {step.argv[1]} not found (set TRTLLM_ROOT / trtllm_root to a checkout of "
+            f"NVIDIA/TensorRT-LLM tag v0.12.0-jetson)"
+        )
     if step.cwd and not Path(step.cwd).is_dir():
         missing.append(f"working directory {step.cwd} not found")
     return missing
@@ -388,8 +555,15 @@ def missing_tools(step: PlanStep) -> list[str]:
 
 def _run_step(step: PlanStep, log: Callable[[str], None], heartbeat_s: float) -> float:
     t0 = time.monotonic()
-    proc = subprocess.Popen(step.argv, cwd=step.cwd, env={**os.environ, **step.env}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, bufsize=1)
+    proc = subprocess.Popen(
+        step.argv,
+        cwd=step.cwd,
+        env={**os.environ, **step.env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
     lines: queue.Queue[str | None] = queue.Queue()
 
     def pump():
@@ -412,13 +586,16 @@ def _run_step(step: PlanStep, log: Callable[[str], None], heartbeat_s: float) ->
     rc = proc.wait()
     elapsed = time.monotonic() - t0
     if rc != 0:
-        raise PlanError(f"step {step.name!r} failed with exit code {rc} after {elapsed:.1f}s:\n  {step.shell()}\n"
-                        + "\n".join(f"  | {t}" for t in tail))
+        raise PlanError(
+            f"step {step.name!r} failed with exit code {rc} after {elapsed:.1f}s:\n  {step.shell()}\n"
+            + "\n".join(f"  | {t}" for t in tail)
+        )
     return elapsed
 
 
-def run_plan(plan: LlmBuildPlan, dry_run: bool = False, log: Callable[[str], None] = print,
-             heartbeat_s: float = 30.0) -> dict[str, float]:
+def run_plan(
+    plan: LlmBuildPlan, dry_run: bool = False, log: Callable[[str], None] = print, heartbeat_s: float = 30.0
+) -> dict[str, float]:
     """Run every step as a subprocess, streaming its output with elapsed time; returns seconds per step.
     Checks all tools first and fails before running anything if one is missing. Writes build_plan.json next to the
     engine. dry_run: print the plan and the missing tools, run nothing."""
@@ -446,6 +623,7 @@ def main(argv: list[str] | None = None) -> int:
     """python -m exporters.llm plan CKPT --family navila --route int4_wo [--run | --dry-run]
     python -m exporters.llm extract SRC DST        (StreamVLN → plain Qwen2 folder)"""
     import argparse
+
     p = argparse.ArgumentParser(prog="python -m exporters.llm", description=main.__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     pp = sub.add_parser("plan")

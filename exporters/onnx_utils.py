@@ -1,12 +1,22 @@
 """ONNX helpers shared by the exporters: IR version pinning, metadata, hashing, clear load errors."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 from engines.manifest import sha256_file
 
-__all__ = ["MAX_IR_VERSION", "OPSET", "OnnxFileError", "sha256_file", "load_onnx", "save_onnx", "write_metadata",
-           "read_metadata", "rename_io"]
+__all__ = [
+    "MAX_IR_VERSION",
+    "OPSET",
+    "OnnxFileError",
+    "sha256_file",
+    "load_onnx",
+    "save_onnx",
+    "write_metadata",
+    "read_metadata",
+    "rename_io",
+]
 
 # onnx 1.23 writes IR 14; onnxruntime 1.31 reads ≤ 13; TensorRT 10.3's parser is older still (opset ≤ 17, IR ≤ 9).
 MAX_IR_VERSION = 9
@@ -20,6 +30,7 @@ class OnnxFileError(ValueError):
 def load_onnx(path: str | Path):
     """onnx.ModelProto, checked. Missing / corrupted files raise OnnxFileError naming the file."""
     import onnx
+
     path = Path(path)
     if not path.is_file():
         raise OnnxFileError(f"ONNX file not found: {path}")
@@ -34,6 +45,7 @@ def load_onnx(path: str | Path):
 def save_onnx(model, path: str | Path, ir_version: int = MAX_IR_VERSION) -> Path:
     """Write with an IR version old enough for the pinned onnxruntime and TensorRT 10.3."""
     import onnx
+
     model.ir_version = min(model.ir_version or ir_version, ir_version)
     onnx.checker.check_model(model)
     path = Path(path)

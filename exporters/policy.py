@@ -9,6 +9,7 @@
 I/O: input `obs` (1, N) float32 → output `actions` (1, 12); batch fixed to 1 (the control loop's batch; TensorRT
 then needs no optimization profile and the engine can run as a CUDA graph). `batch=None` exports a dynamic batch.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,10 +26,17 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from engines.manifest import (EngineManifest, FileRef, LatencyResult, MachineInfo, TensorInfo, manifest_path_for,
-                              write_manifest)
-from engines.runtime import TensorModel
+from engines.manifest import (
+    EngineManifest,
+    FileRef,
+    LatencyResult,
+    MachineInfo,
+    TensorInfo,
+    manifest_path_for,
+    write_manifest,
+)
 from engines.ort_runner import OrtModel
+from engines.runtime import TensorModel
 from exporters import EXPORTER_VERSION
 from exporters.onnx_utils import MAX_IR_VERSION, OPSET, load_onnx, read_metadata, rename_io, save_onnx, write_metadata
 from exporters.parity import ParityReport, check_parity, feeds_from_rows
@@ -36,9 +44,9 @@ from exporters.parity import ParityReport, check_parity, feeds_from_rows
 log = logging.getLogger(__name__)
 
 CONTRACT_KEY = "edge.policy_contract"
-ACTIVATIONS = ("elu", "selu", "relu", "lrelu", "tanh", "sigmoid", "identity")   # rsl_rl get_activation names
-ONNX_TOLERANCE = 1e-4       # PyTorch vs ONNX Runtime, fp32 (512-wide layers, random N(0,1) obs: ≈6e-5)
-ENGINE_TOLERANCE = 2e-2     # ONNX Runtime vs TensorRT (FP16, or TF32 on Ampere), in action units
+ACTIVATIONS = ("elu", "selu", "relu", "lrelu", "tanh", "sigmoid", "identity")  # rsl_rl get_activation names
+ONNX_TOLERANCE = 1e-4  # PyTorch vs ONNX Runtime, fp32 (512-wide layers, random N(0,1) obs: ≈6e-5)
+ENGINE_TOLERANCE = 2e-2  # ONNX Runtime vs TensorRT (FP16, or TF32 on Ampere), in action units
 
 
 class PolicySourceError(ValueError):
@@ -48,8 +56,16 @@ class PolicySourceError(ValueError):
 # --- sources ---------------------------------------------------------------------------------------------------------
 def _activation(name: str):
     import torch.nn as nn
-    table = {"elu": nn.ELU, "selu": nn.SELU, "relu": nn.ReLU, "lrelu": nn.LeakyReLU, "tanh": nn.Tanh,
-             "sigmoid": nn.Sigmoid, "identity": nn.Identity}
+
+    table = {
+        "elu": nn.ELU,
+        "selu": nn.SELU,
+        "relu": nn.ReLU,
+        "lrelu": nn.LeakyReLU,
+        "tanh": nn.Tanh,
+        "sigmoid": nn.Sigmoid,
+        "identity": nn.Identity,
+    }
     if name not in table:
         raise ValueError(f"activation {name!r} unknown (known: {', '.join(ACTIVATIONS)})")
     return table[name]()
@@ -85,35 +101,41 @@ def actor_from_rsl_rl(path: str | Path, activation: str = "elu", normalizer_eps:
     try:
         ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:
-        raise PolicySourceError(f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: "
-                                f"{str(e).splitlines()[0] if str(e) else ''})") from None
+        raise PolicySourceError(
+            f"{path}: not a readable PyTorch checkpoint ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''})"
+        ) from None
     sd = ckpt.get("model_state_dict") if isinstance(ckpt, dict) else None
     if not isinstance(sd, dict):
         found = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise PolicySourceError(f"{path}: expected an rsl_rl checkpoint with 'model_state_dict' holding "
-                                f"actor.<i>.weight/bias, found {found}")
+        raise PolicySourceError(
+            f"{path}: expected an rsl_rl checkpoint with 'model_state_dict' holding "
+            f"actor.<i>.weight/bias, found {found}"
+        )
     idx = sorted(int(m.group(1)) for k in sd if (m := re.fullmatch(r"actor\.(\d+)\.weight", k)))
     if not idx:
-        raise PolicySourceError(f"{path}: model_state_dict has no actor.<i>.weight keys "
-                                f"(keys: {sorted(sd)[:8]}...)")
+        raise PolicySourceError(f"{path}: model_state_dict has no actor.<i>.weight keys (keys: {sorted(sd)[:8]}...)")
     layers: list = []
     prev_out = None
     for n, i in enumerate(idx):
         w, b = sd[f"actor.{i}.weight"], sd.get(f"actor.{i}.bias")
         if w.dim() != 2 or b is None or tuple(b.shape) != (w.shape[0],):
-            raise PolicySourceError(f"{path}: actor.{i} is not a Linear layer (weight {tuple(w.shape)}, "
-                                    f"bias {None if b is None else tuple(b.shape)})")
+            raise PolicySourceError(
+                f"{path}: actor.{i} is not a Linear layer (weight {tuple(w.shape)}, "
+                f"bias {None if b is None else tuple(b.shape)})"
+            )
         if prev_out is not None and w.shape[1] != prev_out:
-            raise PolicySourceError(f"{path}: actor.{i}.weight expects {w.shape[1]} inputs, "
-                                    f"previous layer gives {prev_out}")
+            raise PolicySourceError(
+                f"{path}: actor.{i}.weight expects {w.shape[1]} inputs, previous layer gives {prev_out}"
+            )
         lin = nn.Linear(w.shape[1], w.shape[0])
         with torch.no_grad():
             lin.weight.copy_(w)
             lin.bias.copy_(b)
         layers += [lin] if n == len(idx) - 1 else [lin, _activation(activation)]
         prev_out = w.shape[0]
-    norm = {k.split(".", 1)[1]: v for k, v in sd.items() if k.startswith("actor_obs_normalizer.")}   # rsl_rl ≥ 2.3
-    norm = norm or (ckpt.get("obs_norm_state_dict") or {})                                          # rsl_rl 2.0–2.2
+    norm = {k.split(".", 1)[1]: v for k, v in sd.items() if k.startswith("actor_obs_normalizer.")}  # rsl_rl ≥ 2.3
+    norm = norm or (ckpt.get("obs_norm_state_dict") or {})  # rsl_rl 2.0–2.2
     if "_mean" in norm and "_std" in norm:
         layers.insert(0, _normalizer(norm["_mean"], norm["_std"], normalizer_eps))
     return nn.Sequential(*layers).eval()
@@ -153,6 +175,7 @@ def actor_from_onnx_mlp(path: str | Path):
 def save_torchscript(module, path: str | Path) -> Path:
     """torch.jit.script(module).save(path), without torch 2.x's TorchScript deprecation warning."""
     import torch
+
     path = Path(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -180,6 +203,7 @@ def source_kind(path: str | Path) -> str:
 def load_policy_module(path: str | Path, activation: str = "elu"):
     """(kind, torch module or None for ONNX)."""
     import torch
+
     kind = source_kind(path)
     if kind == "onnx":
         return kind, None
@@ -205,12 +229,14 @@ def load_contract(contract):
     if contract is None:
         return None
     from edge.controls.locomotion import PolicyConfig, load_policy_config
+
     return contract if isinstance(contract, PolicyConfig) else load_policy_config(contract)
 
 
 def read_policy_contract(onnx_path: str | Path):
     """The PolicyConfig stored in an exported ONNX's metadata, or None."""
     from edge.controls.locomotion import PolicyConfig
+
     meta = read_metadata(onnx_path)
     return PolicyConfig.model_validate_json(meta[CONTRACT_KEY]) if CONTRACT_KEY in meta else None
 
@@ -226,8 +252,9 @@ class PolicyExport:
     engine_parity: ParityReport | None = None
 
 
-def measure_latency(model: TensorModel, feed: dict[str, np.ndarray], iterations: int = 500,
-                    warmup: int = 50) -> LatencyResult:
+def measure_latency(
+    model: TensorModel, feed: dict[str, np.ndarray], iterations: int = 500, warmup: int = 50
+) -> LatencyResult:
     for _ in range(warmup):
         model.run(feed)
     t = np.empty(iterations)
@@ -235,9 +262,13 @@ def measure_latency(model: TensorModel, feed: dict[str, np.ndarray], iterations:
         t0 = time.perf_counter_ns()
         model.run(feed)
         t[i] = time.perf_counter_ns() - t0
-    return LatencyResult(backend=model.backend, median_us=float(np.median(t) / 1e3),
-                         p99_us=float(np.percentile(t, 99) / 1e3), iterations=iterations,
-                         cuda_graph=bool(getattr(model, "cuda_graph", False)))
+    return LatencyResult(
+        backend=model.backend,
+        median_us=float(np.median(t) / 1e3),
+        p99_us=float(np.percentile(t, 99) / 1e3),
+        iterations=iterations,
+        cuda_graph=bool(getattr(model, "cuda_graph", False)),
+    )
 
 
 def _load_recorded(recorded, obs_dim: int) -> np.ndarray | None:
@@ -249,15 +280,26 @@ def _load_recorded(recorded, obs_dim: int) -> np.ndarray | None:
     return rows.astype(np.float32)
 
 
-def export_policy_onnx(source: str | Path, out_path: str | Path, *, contract=None, activation: str = "elu",
-                       obs_dim: int | None = None, batch: int | None = 1, recorded=None,
-                       tolerance: float = ONNX_TOLERANCE, n_random: int = 64, seed: int = 0) -> PolicyExport:
+def export_policy_onnx(
+    source: str | Path,
+    out_path: str | Path,
+    *,
+    contract=None,
+    activation: str = "elu",
+    obs_dim: int | None = None,
+    batch: int | None = 1,
+    recorded=None,
+    tolerance: float = ONNX_TOLERANCE,
+    n_random: int = 64,
+    seed: int = 0,
+) -> PolicyExport:
     """Export to ONNX, verify it on ONNX Runtime against the source (PyTorch module, or the source ONNX on ORT) on
     seeded random and recorded observations, gate on `tolerance`, and write `<out>.manifest.json`."""
     import torch
-    from engines.torch_runner import TorchModel
 
     from edge.common.config import resolve_path
+    from engines.torch_runner import TorchModel
+
     source, out_path = resolve_path(str(source), Path.cwd()), Path(out_path)
     cfg = load_contract(contract)
     in_name, out_name = (cfg.input, cfg.output) if cfg else ("obs", "actions")
@@ -267,8 +309,10 @@ def export_policy_onnx(source: str | Path, out_path: str | Path, *, contract=Non
         model = load_onnx(source)
         g = model.graph
         if len(g.input) != 1 or len(g.output) != 1:
-            raise PolicySourceError(f"{source}: a policy ONNX has one input and one output, found "
-                                    f"{[i.name for i in g.input]} → {[o.name for o in g.output]}")
+            raise PolicySourceError(
+                f"{source}: a policy ONNX has one input and one output, found "
+                f"{[i.name for i in g.input]} → {[o.name for o in g.output]}"
+            )
         rename_io(model, {g.input[0].name: in_name, g.output[0].name: out_name})
         opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
         if opset > OPSET:
@@ -285,10 +329,18 @@ def export_policy_onnx(source: str | Path, out_path: str | Path, *, contract=Non
             raise PolicySourceError(f"{source}: does not run on a (1, {obs_dim}) observation ({e})") from None
         dynamic = {in_name: {0: "batch"}, out_name: {0: "batch"}} if batch is None else None
         with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-            warnings.simplefilter("ignore")     # the TorchScript-based exporter is deprecated (no onnxscript here)
+            warnings.simplefilter("ignore")  # the TorchScript-based exporter is deprecated (no onnxscript here)
             tmp_onnx = Path(tmp) / "policy.onnx"
-            torch.onnx.export(module, (dummy,), str(tmp_onnx), input_names=[in_name], output_names=[out_name],
-                              opset_version=OPSET, dynamo=False, dynamic_axes=dynamic)
+            torch.onnx.export(
+                module,
+                (dummy,),
+                str(tmp_onnx),
+                input_names=[in_name],
+                output_names=[out_name],
+                opset_version=OPSET,
+                dynamo=False,
+                dynamic_axes=dynamic,
+            )
             model = load_onnx(tmp_onnx)
         opset = OPSET
         reference = TorchModel(module, (in_name,), (out_name,))
@@ -304,21 +356,32 @@ def export_policy_onnx(source: str | Path, out_path: str | Path, *, contract=Non
     spec_in, spec_out = candidate.inputs[0], candidate.outputs[0]
     if cfg is not None:
         if spec_in.shape[-1] != cfg.obs_size or spec_out.shape[-1] != len(cfg.default_pose):
-            raise ValueError(f"{source}: model maps {spec_in.shape[-1]} → {spec_out.shape[-1]}, contract "
-                             f"{cfg.name} needs {cfg.obs_size} → {len(cfg.default_pose)}")
+            raise ValueError(
+                f"{source}: model maps {spec_in.shape[-1]} → {spec_out.shape[-1]}, contract "
+                f"{cfg.name} needs {cfg.obs_size} → {len(cfg.default_pose)}"
+            )
     rows = _load_recorded(recorded, int(spec_in.shape[-1]))
     report = check_parity(reference, candidate, n_random=n_random, seed=seed, recorded=rows, tolerance=tolerance)
     manifest = EngineManifest(
-        backend="onnxruntime", artifact=FileRef.of(out_path, out_path.parent),
-        source=FileRef.of(source, out_path.parent), exporter_version=EXPORTER_VERSION,
-        built_on=MachineInfo.detect(), precision="fp32",
+        backend="onnxruntime",
+        artifact=FileRef.of(out_path, out_path.parent),
+        source=FileRef.of(source, out_path.parent),
+        exporter_version=EXPORTER_VERSION,
+        built_on=MachineInfo.detect(),
+        precision="fp32",
         inputs=[TensorInfo.from_spec(s) for s in candidate.inputs],
         outputs=[TensorInfo.from_spec(s) for s in candidate.outputs],
-        build_flags={"opset": opset, "ir_version": int(model.ir_version), "batch": batch, "source_kind": kind,
-                     **({"activation": activation} if kind == "rsl_rl" else {})},
+        build_flags={
+            "opset": opset,
+            "ir_version": int(model.ir_version),
+            "batch": batch,
+            "source_kind": kind,
+            **({"activation": activation} if kind == "rsl_rl" else {}),
+        },
         parity=report.to_manifest(),
         latency=measure_latency(candidate, feeds_from_rows(spec_in.name, np.zeros((1, spec_in.shape[-1])))[0]),
-        metadata={k: v for k, v in meta.items() if k != CONTRACT_KEY})
+        metadata={k: v for k, v in meta.items() if k != CONTRACT_KEY},
+    )
     mpath = write_manifest(manifest, manifest_path_for(out_path))
     report.gate()
     log.info("%s → %s: %s", source, out_path, report)
@@ -326,11 +389,20 @@ def export_policy_onnx(source: str | Path, out_path: str | Path, *, contract=Non
 
 
 # --- TensorRT --------------------------------------------------------------------------------------------------------
-def build_policy_engine(onnx_path: str | Path, engine_path: str | Path | None = None, *,
-                        source: str | Path | None = None,
-                        fp16: bool = True, workspace: int = 1 << 28, timing_cache: str | Path | None = None,
-                        cuda_graph: bool = True, recorded=None, tolerance: float = ENGINE_TOLERANCE,
-                        n_random: int = 256, seed: int = 0) -> tuple[Path, ParityReport]:
+def build_policy_engine(
+    onnx_path: str | Path,
+    engine_path: str | Path | None = None,
+    *,
+    source: str | Path | None = None,
+    fp16: bool = True,
+    workspace: int = 1 << 28,
+    timing_cache: str | Path | None = None,
+    cuda_graph: bool = True,
+    recorded=None,
+    tolerance: float = ENGINE_TOLERANCE,
+    n_random: int = 256,
+    seed: int = 0,
+) -> tuple[Path, ParityReport]:
     """Build a TensorRT engine from the exported ONNX on this machine, check it against ONNX Runtime, measure its
     latency and write `<engine>.manifest.json` (parity recorded even when it fails; a failed gate then raises)."""
     from engines.trt_runner import TrtModel, build_engine_from_onnx
@@ -346,40 +418,70 @@ def build_policy_engine(onnx_path: str | Path, engine_path: str | Path | None = 
     feed = feeds_from_rows(candidate.inputs[0].name, np.zeros((1, reference.inputs[0].shape[-1])))[0]
     base = engine_path.parent
     manifest = EngineManifest(
-        backend="tensorrt", artifact=FileRef.of(engine_path, base),
-        source=FileRef.of(source or onnx_path, base), onnx=FileRef.of(onnx_path, base),
-        exporter_version=EXPORTER_VERSION, built_on=MachineInfo.detect(), precision=built.precision,
+        backend="tensorrt",
+        artifact=FileRef.of(engine_path, base),
+        source=FileRef.of(source or onnx_path, base),
+        onnx=FileRef.of(onnx_path, base),
+        exporter_version=EXPORTER_VERSION,
+        built_on=MachineInfo.detect(),
+        precision=built.precision,
         inputs=[TensorInfo.from_spec(s) for s in candidate.inputs],
         outputs=[TensorInfo.from_spec(s) for s in candidate.outputs],
-        build_flags={**built.flags, "cuda_graph": candidate.cuda_graph}, parity=report.to_manifest(),
-        latency=measure_latency(candidate, feed), metadata=read_metadata(onnx_path))
+        build_flags={**built.flags, "cuda_graph": candidate.cuda_graph},
+        parity=report.to_manifest(),
+        latency=measure_latency(candidate, feed),
+        metadata=read_metadata(onnx_path),
+    )
     mpath = write_manifest(manifest, manifest_path_for(engine_path))
     report.gate()
     return mpath, report
 
 
-def export_policy(source: str | Path, out_dir: str | Path, *, name: str = "policy", contract=None,
-                  activation: str = "elu", tensorrt: str = "auto", recorded=None, fp16: bool = True,
-                  onnx_tolerance: float = ONNX_TOLERANCE, engine_tolerance: float = ENGINE_TOLERANCE) -> PolicyExport:
+def export_policy(
+    source: str | Path,
+    out_dir: str | Path,
+    *,
+    name: str = "policy",
+    contract=None,
+    activation: str = "elu",
+    tensorrt: str = "auto",
+    recorded=None,
+    fp16: bool = True,
+    onnx_tolerance: float = ONNX_TOLERANCE,
+    engine_tolerance: float = ENGINE_TOLERANCE,
+) -> PolicyExport:
     """The whole chain. tensorrt: "auto" (build where TensorRT is installed), "on" (required), "off"."""
     out_dir = Path(out_dir)
-    res = export_policy_onnx(source, out_dir / f"{name}.onnx", contract=contract, activation=activation,
-                             recorded=recorded, tolerance=onnx_tolerance)
+    res = export_policy_onnx(
+        source,
+        out_dir / f"{name}.onnx",
+        contract=contract,
+        activation=activation,
+        recorded=recorded,
+        tolerance=onnx_tolerance,
+    )
     from engines.trt_runner import tensorrt_available
+
     have_trt = tensorrt_available()
     if tensorrt == "off" or (tensorrt == "auto" and not have_trt):
         if tensorrt == "auto":
             log.info("TensorRT not installed: ONNX only (build the engine on the Orin)")
         return res
-    mpath, report = build_policy_engine(res.onnx, out_dir / f"{name}.engine", source=source, fp16=fp16,
-                                        recorded=recorded, tolerance=engine_tolerance)
+    mpath, report = build_policy_engine(
+        res.onnx, out_dir / f"{name}.engine", source=source, fp16=fp16, recorded=recorded, tolerance=engine_tolerance
+    )
     return PolicyExport(res.onnx, res.onnx_manifest, res.onnx_parity, out_dir / f"{name}.engine", mpath, report)
 
 
 # --- tiny checkpoints and recorded observations ----------------------------------------------------------------------
-def write_tiny_policy_checkpoints(out_dir: str | Path, obs_dim: int = 45, num_actions: int = 12,
-                                  hidden: tuple[int, ...] = (32, 32, 16), activation: str = "elu",
-                                  seed: int = 0) -> dict[str, Path]:
+def write_tiny_policy_checkpoints(
+    out_dir: str | Path,
+    obs_dim: int = 45,
+    num_actions: int = 12,
+    hidden: tuple[int, ...] = (32, 32, 16),
+    activation: str = "elu",
+    seed: int = 0,
+) -> dict[str, Path]:
     """{"rsl_rl": model_100.pt, "torchscript": policy.jit} with the same actor weights (45-dim Go2 contract).
 
     model_100.pt is laid out as rsl_rl's OnPolicyRunner.save writes it: model_state_dict (actor.{0,2,4,6}.*,
@@ -411,8 +513,10 @@ def write_tiny_policy_checkpoints(out_dir: str | Path, obs_dim: int = 45, num_ac
     opt.step()
     opt.zero_grad()
     paths = {"rsl_rl": out_dir / "model_100.pt", "torchscript": out_dir / "policy.jit"}
-    torch.save({"model_state_dict": ac.state_dict(), "optimizer_state_dict": opt.state_dict(), "iter": 100,
-                "infos": None}, paths["rsl_rl"])
+    torch.save(
+        {"model_state_dict": ac.state_dict(), "optimizer_state_dict": opt.state_dict(), "iter": 100, "infos": None},
+        paths["rsl_rl"],
+    )
 
     class PolicyExporter(nn.Module):
         def __init__(self, actor):
@@ -427,8 +531,12 @@ def write_tiny_policy_checkpoints(out_dir: str | Path, obs_dim: int = 45, num_ac
     return paths
 
 
-def record_sim_observations(seconds: float = 6.0, seed: int = 0, policy_config="configs/policies/go2_robot_lab.yaml",
-                            command: tuple[float, float, float] = (0.5, 0.0, 0.3)) -> np.ndarray:
+def record_sim_observations(
+    seconds: float = 6.0,
+    seed: int = 0,
+    policy_config="configs/policies/go2_robot_lab.yaml",
+    command: tuple[float, float, float] = (0.5, 0.0, 0.3),
+) -> np.ndarray:
     """Observations (N, obs) the real policy saw while the simulated Go2 stood up and walked (headless)."""
     from drivers.sim.go2_physics import Go2Sim
     from edge.common.config import ControlConfig, SafetyConfig, resolve_path
@@ -471,8 +579,15 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if a.cmd == "export":
-        r = export_policy(a.source, a.out_dir, contract=a.contract, activation=a.activation, tensorrt=a.tensorrt,
-                          recorded=a.recorded, fp16=not a.no_fp16)
+        r = export_policy(
+            a.source,
+            a.out_dir,
+            contract=a.contract,
+            activation=a.activation,
+            tensorrt=a.tensorrt,
+            recorded=a.recorded,
+            fp16=not a.no_fp16,
+        )
         print(r.onnx_parity)
         if r.engine_parity is not None:
             print(r.engine_parity)

@@ -8,6 +8,7 @@ Shapes are tiny (LLM hidden 64, SigLIP hidden 32) but every structural number th
 SigLIP 384 px / patch 14 → 27×27 = 729 patches → 196 tokens per frame; select layer −2; projector in 4 × vision
 hidden; the real special tokens and chat templates; sharded llm/ weights; bf16 tensors.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,12 +24,14 @@ LLAMA3_TEMPLATE = (
     "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + "
     "message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}"
     "{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}"
-    "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
+    "{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+)
 QWEN2_TEMPLATE = (
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\n"
     "You are a helpful assistant.<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + "
     "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}"
-    "{{ '<|im_start|>assistant\n' }}{% endif %}")
+    "{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
 CORPUS = [
     "Imagine you are a robot programmed for navigation tasks. You have been given a video of historical observations",
     "and current observation. Your assigned task is: walk forward and turn left at the door, then stop.",
@@ -42,15 +45,38 @@ CORPUS = [
     "You are a helpful language and vision assistant. system user assistant",
 ]
 # Tiny SigLIP with the real geometry (so400m: hidden 1152, 27 layers, 16 heads, FFN 4304).
-TINY_SIGLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4, image_size=384,
-                   patch_size=14, num_channels=3, layer_norm_eps=1e-6, hidden_act="gelu_pytorch_tanh",
-                   attention_dropout=0.0)
-TINY_LLM = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                num_key_value_heads=2, max_position_embeddings=4096)
-SIGLIP_PREPROCESSOR = {"do_normalize": True, "do_rescale": True, "do_resize": True, "image_mean": [0.5, 0.5, 0.5],
-                       "image_processor_type": "SiglipImageProcessor", "image_std": [0.5, 0.5, 0.5], "processor_class":
-                       "SiglipProcessor", "resample": 3, "rescale_factor": 0.00392156862745098,
-                       "size": {"height": 384, "width": 384}}
+TINY_SIGLIP = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    image_size=384,
+    patch_size=14,
+    num_channels=3,
+    layer_norm_eps=1e-6,
+    hidden_act="gelu_pytorch_tanh",
+    attention_dropout=0.0,
+)
+TINY_LLM = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=4096,
+)
+SIGLIP_PREPROCESSOR = {
+    "do_normalize": True,
+    "do_rescale": True,
+    "do_resize": True,
+    "image_mean": [0.5, 0.5, 0.5],
+    "image_processor_type": "SiglipImageProcessor",
+    "image_std": [0.5, 0.5, 0.5],
+    "processor_class": "SiglipProcessor",
+    "resample": 3,
+    "rescale_factor": 0.00392156862745098,
+    "size": {"height": 384, "width": 384},
+}
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -60,13 +86,15 @@ def _write_json(path: Path, data: dict) -> None:
 
 def _save(tensors: dict[str, Any], path: Path) -> None:
     from safetensors.torch import save_file
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().to("cpu").contiguous() for k, v in sorted(tensors.items())}, str(path),
-              metadata={"format": "pt"})
+    save_file(
+        {k: v.detach().to("cpu").contiguous() for k, v in sorted(tensors.items())}, str(path), metadata={"format": "pt"}
+    )
 
 
 def _bf16(sd: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.bfloat16() for k, v in sd.items()}     # the released checkpoints are bf16
+    return {k: v.bfloat16() for k, v in sd.items()}  # the released checkpoints are bf16
 
 
 # ---------------------------------------------------------------------------------------------------- tokenizers
@@ -74,27 +102,53 @@ def _write_tokenizer(folder: Path, specials: list[str], extra_cfg: dict, special
     """A real byte-level BPE `tokenizers` tokenizer with the family's special tokens. Returns its size.
     Like Llama-3's tokenizer.json, a BOS token (if any) is prepended by the post-processor."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tok.train_from_iterator(CORPUS, trainer=trainer)
     tok.add_special_tokens(specials)
     bos = special_map.get("bos_token")
     if bos:
         tok.post_processor = processors.TemplateProcessing(
-            single=f"{bos}:0 $A:0", pair=f"{bos}:0 $A:0 {bos}:1 $B:1", special_tokens=[(bos, tok.token_to_id(bos))])
+            single=f"{bos}:0 $A:0", pair=f"{bos}:0 $A:0 {bos}:1 $B:1", special_tokens=[(bos, tok.token_to_id(bos))]
+        )
     folder.mkdir(parents=True, exist_ok=True)
     tok.save(str(folder / "tokenizer.json"))
-    decoder = {str(tok.token_to_id(s)): {"content": s, "lstrip": False, "normalized": False, "rstrip": False,
-                                         "single_word": False, "special": True} for s in specials}
-    _write_json(folder / "tokenizer_config.json", {
-        "added_tokens_decoder": decoder, "chat_template": template, "clean_up_tokenization_spaces": False,
-        "model_max_length": 4096, "tokenizer_class": "PreTrainedTokenizerFast", **extra_cfg, **special_map})
-    _write_json(folder / "special_tokens_map.json", {k: {"content": v, "lstrip": False, "normalized": False,
-                                                         "rstrip": False, "single_word": False}
-                                                     for k, v in special_map.items() if v is not None})
+    decoder = {
+        str(tok.token_to_id(s)): {
+            "content": s,
+            "lstrip": False,
+            "normalized": False,
+            "rstrip": False,
+            "single_word": False,
+            "special": True,
+        }
+        for s in specials
+    }
+    _write_json(
+        folder / "tokenizer_config.json",
+        {
+            "added_tokens_decoder": decoder,
+            "chat_template": template,
+            "clean_up_tokenization_spaces": False,
+            "model_max_length": 4096,
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            **extra_cfg,
+            **special_map,
+        },
+    )
+    _write_json(
+        folder / "special_tokens_map.json",
+        {
+            k: {"content": v, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False}
+            for k, v in special_map.items()
+            if v is not None
+        },
+    )
     return tok.get_vocab_size()
 
 
@@ -108,6 +162,7 @@ def _siglip_state_dict(num_layers: int, with_head: bool) -> dict[str, Any]:
     """A seeded tiny SigLIP, keys in the transformers 4.x layout (`vision_model.*`), as the released checkpoints."""
     import torch
     from transformers import SiglipVisionConfig, SiglipVisionModel
+
     torch.manual_seed(SEED + 1)
     model = SiglipVisionModel(SiglipVisionConfig(**TINY_SIGLIP))
     sd = {k: v for k, v in model.state_dict().items() if not k.endswith("position_ids")}
@@ -118,18 +173,23 @@ def _siglip_state_dict(num_layers: int, with_head: bool) -> dict[str, Any]:
         if "norm" in k:
             sd[k] = (1.0 if k.endswith("weight") else 0.0) + 0.1 * torch.randn(v.shape, generator=g)
     dropped = [f"encoder.layers.{i}." for i in range(num_layers, TINY_SIGLIP["num_hidden_layers"])]
-    return {k: v for k, v in sd.items()
-            if not any(p in k for p in dropped) and (with_head or ".head." not in k)}
+    return {k: v for k, v in sd.items() if not any(p in k for p in dropped) and (with_head or ".head." not in k)}
 
 
 def _siglip_config_json() -> dict:
-    return {"architectures": ["SiglipVisionModel"], "model_type": "siglip_vision_model", "torch_dtype": "bfloat16",
-            "transformers_version": "4.36.2", **TINY_SIGLIP}
+    return {
+        "architectures": ["SiglipVisionModel"],
+        "model_type": "siglip_vision_model",
+        "torch_dtype": "bfloat16",
+        "transformers_version": "4.36.2",
+        **TINY_SIGLIP,
+    }
 
 
 def _mlp(shapes: dict[str, tuple[int, ...]], seed: int, norms: tuple[str, ...] = ()) -> dict[str, Any]:
     """Seeded weights: Linear ~ N(0, 1/fan_in), biases small, LayerNorm (names in `norms`) ≈ 1 / ≈ 0."""
     import torch
+
     g = torch.Generator().manual_seed(seed)
     out = {}
     for k, shape in shapes.items():
@@ -146,6 +206,7 @@ def _mlp(shapes: dict[str, tuple[int, ...]], seed: int, norms: tuple[str, ...] =
 def _llm_state_dict(cls_name: str, cfg: dict) -> dict[str, Any]:
     import torch
     import transformers
+
     config_cls = getattr(transformers, cls_name.replace("ForCausalLM", "Config"))
     model_cls = getattr(transformers, cls_name)
     torch.manual_seed(SEED + 3)
@@ -157,25 +218,53 @@ def _llm_state_dict(cls_name: str, cfg: dict) -> dict[str, Any]:
 def write_tiny_navila(out: Path) -> Path:
     llm_dir, vt_dir, mp_dir = out / "llm", out / "vision_tower", out / "mm_projector"
     n_tok = _write_tokenizer(
-        llm_dir, LLAMA3_SPECIALS, {"model_input_names": ["input_ids", "attention_mask"]},
-        {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>", "pad_token": None}, LLAMA3_TEMPLATE)
+        llm_dir,
+        LLAMA3_SPECIALS,
+        {"model_input_names": ["input_ids", "attention_mask"]},
+        {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>", "pad_token": None},
+        LLAMA3_TEMPLATE,
+    )
     ids = _ids(llm_dir)
-    llm_cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "attention_bias": False,
-               "attention_dropout": 0.0, "bos_token_id": ids["<|begin_of_text|>"],
-               "eos_token_id": ids["<|end_of_text|>"], "hidden_act": "silu", "initializer_range": 0.02,
-               "mlp_bias": False, "pretraining_tp": 1, "rms_norm_eps": 1e-5, "rope_scaling": None,
-               "rope_theta": 500000.0, "tie_word_embeddings": False, "torch_dtype": "bfloat16", "use_cache": True,
-               "vocab_size": n_tok, "model_max_length": 4096, "tokenizer_model_max_length": 4096,
-               "tokenizer_padding_side": "right", "transformers_version": "4.36.2", **TINY_LLM}
+    llm_cfg = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "bos_token_id": ids["<|begin_of_text|>"],
+        "eos_token_id": ids["<|end_of_text|>"],
+        "hidden_act": "silu",
+        "initializer_range": 0.02,
+        "mlp_bias": False,
+        "pretraining_tp": 1,
+        "rms_norm_eps": 1e-5,
+        "rope_scaling": None,
+        "rope_theta": 500000.0,
+        "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16",
+        "use_cache": True,
+        "vocab_size": n_tok,
+        "model_max_length": 4096,
+        "tokenizer_model_max_length": 4096,
+        "tokenizer_padding_side": "right",
+        "transformers_version": "4.36.2",
+        **TINY_LLM,
+    }
     _write_json(llm_dir / "config.json", {"_name_or_path": "./llm", **llm_cfg})
-    _write_json(llm_dir / "generation_config.json", {
-        "bos_token_id": ids["<|begin_of_text|>"], "eos_token_id": [ids["<|end_of_text|>"], ids["<|eot_id|>"]],
-        "transformers_version": "4.36.2"})
+    _write_json(
+        llm_dir / "generation_config.json",
+        {
+            "bos_token_id": ids["<|begin_of_text|>"],
+            "eos_token_id": [ids["<|end_of_text|>"], ids["<|eot_id|>"]],
+            "transformers_version": "4.36.2",
+        },
+    )
     sd = _bf16(_llm_state_dict("LlamaForCausalLM", llm_cfg))
     # sharded like the real llm/ (model-0000k-of-0000n.safetensors + index)
     names = sorted(sd)
-    half = {n: ("model-00001-of-00002.safetensors" if i < len(names) // 2 else "model-00002-of-00002.safetensors")
-            for i, n in enumerate(names)}
+    half = {
+        n: ("model-00001-of-00002.safetensors" if i < len(names) // 2 else "model-00002-of-00002.safetensors")
+        for i, n in enumerate(names)
+    }
     for shard in sorted(set(half.values())):
         _save({n: sd[n] for n in names if half[n] == shard}, llm_dir / shard)
     total = sum(v.numel() * v.element_size() for v in sd.values())
@@ -186,59 +275,141 @@ def write_tiny_navila(out: Path) -> Path:
     _save(_bf16(_siglip_state_dict(TINY_SIGLIP["num_hidden_layers"], with_head=True)), vt_dir / "model.safetensors")
 
     vh, d = TINY_SIGLIP["hidden_size"], TINY_LLM["hidden_size"]
-    mp_cfg = {"architectures": ["MultimodalProjector"], "mm_projector_type": "mlp_downsample",
-              "model_type": "v2l_projector", "torch_dtype": "bfloat16", "transformers_version": "4.36.2"}
+    mp_cfg = {
+        "architectures": ["MultimodalProjector"],
+        "mm_projector_type": "mlp_downsample",
+        "model_type": "v2l_projector",
+        "torch_dtype": "bfloat16",
+        "transformers_version": "4.36.2",
+    }
     _write_json(mp_dir / "config.json", {"_name_or_path": "./mm_projector", **mp_cfg})
-    _save(_bf16(_mlp({"layers.1.weight": (4 * vh,), "layers.1.bias": (4 * vh,), "layers.2.weight": (d, 4 * vh),
-                      "layers.2.bias": (d,), "layers.4.weight": (d, d), "layers.4.bias": (d,)}, SEED + 4,
-                     norms=("layers.1",))), mp_dir / "model.safetensors")
+    _save(
+        _bf16(
+            _mlp(
+                {
+                    "layers.1.weight": (4 * vh,),
+                    "layers.1.bias": (4 * vh,),
+                    "layers.2.weight": (d, 4 * vh),
+                    "layers.2.bias": (d,),
+                    "layers.4.weight": (d, d),
+                    "layers.4.bias": (d,),
+                },
+                SEED + 4,
+                norms=("layers.1",),
+            )
+        ),
+        mp_dir / "model.safetensors",
+    )
 
-    _write_json(out / "config.json", {
-        "_name_or_path": "tiny-navila", "architectures": ["LlavaLlamaModel"], "model_type": "llava_llama",
-        "drop_path_rate": 0.0, "hidden_size": d, "image_aspect_ratio": "resize", "interpolate_mode": "linear",
-        "llm_cfg": {"_name_or_path": "./llm", **llm_cfg},
-        "mm_hidden_size": vh, "mm_projector_cfg": {"_name_or_path": "./mm_projector", **mp_cfg},
-        "mm_projector_lr": None, "mm_use_im_patch_token": False, "mm_use_im_start_end": False,
-        "mm_vision_select_feature": "cls_patch", "mm_vision_select_layer": -2, "model_dtype": "torch.bfloat16",
-        "num_video_frames": 8, "resume_path": "./vlm", "s2": False, "s2_max_split_size": 336,
-        "s2_scales": "336,672,1008", "transformers_version": "4.36.2", "tune_language_model": True,
-        "tune_mm_projector": True, "tune_vision_tower": True, "vision_resolution": -1,
-        "vision_tower_cfg": {"_name_or_path": "./vision_tower", **_siglip_config_json()}})
+    _write_json(
+        out / "config.json",
+        {
+            "_name_or_path": "tiny-navila",
+            "architectures": ["LlavaLlamaModel"],
+            "model_type": "llava_llama",
+            "drop_path_rate": 0.0,
+            "hidden_size": d,
+            "image_aspect_ratio": "resize",
+            "interpolate_mode": "linear",
+            "llm_cfg": {"_name_or_path": "./llm", **llm_cfg},
+            "mm_hidden_size": vh,
+            "mm_projector_cfg": {"_name_or_path": "./mm_projector", **mp_cfg},
+            "mm_projector_lr": None,
+            "mm_use_im_patch_token": False,
+            "mm_use_im_start_end": False,
+            "mm_vision_select_feature": "cls_patch",
+            "mm_vision_select_layer": -2,
+            "model_dtype": "torch.bfloat16",
+            "num_video_frames": 8,
+            "resume_path": "./vlm",
+            "s2": False,
+            "s2_max_split_size": 336,
+            "s2_scales": "336,672,1008",
+            "transformers_version": "4.36.2",
+            "tune_language_model": True,
+            "tune_mm_projector": True,
+            "tune_vision_tower": True,
+            "vision_resolution": -1,
+            "vision_tower_cfg": {"_name_or_path": "./vision_tower", **_siglip_config_json()},
+        },
+    )
     return out
 
 
 # ---------------------------------------------------------------------------------------------------- StreamVLN
 def write_tiny_streamvln(out: Path) -> Path:
     import torch
+
     n_tok = _write_tokenizer(
-        out, QWEN2_SPECIALS, {"errors": "replace", "split_special_tokens": False},
-        {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"}, QWEN2_TEMPLATE)
+        out,
+        QWEN2_SPECIALS,
+        {"errors": "replace", "split_special_tokens": False},
+        {"bos_token": None, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>"},
+        QWEN2_TEMPLATE,
+    )
     ids = _ids(out)
     vh, d = TINY_SIGLIP["hidden_size"], TINY_LLM["hidden_size"]
-    cfg = {"architectures": ["StreamVLNForCausalLM"], "model_type": "llava_qwen", "attention_dropout": 0.0,
-           "bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"], "hidden_act": "silu",
-           "initializer_range": 0.02, "max_window_layers": 2, "rms_norm_eps": 1e-6, "rope_scaling": None,
-           "rope_theta": 1000000.0, "sliding_window": None, "use_sliding_window": False,
-           "tie_word_embeddings": False, "torch_dtype": "bfloat16", "use_cache": True, "vocab_size": n_tok,
-           **TINY_LLM,
-           # LLaVA-NeXT / StreamVLN multimodal fields
-           "mm_vision_tower": "tiny-siglip-patch14-384", "vision_config": _siglip_config_json(),
-           "mm_hidden_size": vh, "mm_projector_type": "mlp2x_gelu", "mm_vision_select_layer": -2,
-           "mm_vision_select_feature": "patch", "mm_spatial_pool_mode": "bilinear", "mm_spatial_pool_stride": 2,
-           "mm_patch_merge_type": "spatial_unpad", "mm_newline_position": "grid", "image_aspect_ratio": "anyres_max_9",
-           "mm_use_im_start_end": False, "mm_use_im_patch_token": False, "add_faster_video": False,
-           "num_history": 8, "tokenizer_model_max_length": 4096, "tokenizer_padding_side": "right",
-           "transformers_version": "4.45.1"}
+    cfg = {
+        "architectures": ["StreamVLNForCausalLM"],
+        "model_type": "llava_qwen",
+        "attention_dropout": 0.0,
+        "bos_token_id": ids["<|endoftext|>"],
+        "eos_token_id": ids["<|im_end|>"],
+        "hidden_act": "silu",
+        "initializer_range": 0.02,
+        "max_window_layers": 2,
+        "rms_norm_eps": 1e-6,
+        "rope_scaling": None,
+        "rope_theta": 1000000.0,
+        "sliding_window": None,
+        "use_sliding_window": False,
+        "tie_word_embeddings": False,
+        "torch_dtype": "bfloat16",
+        "use_cache": True,
+        "vocab_size": n_tok,
+        **TINY_LLM,
+        # LLaVA-NeXT / StreamVLN multimodal fields
+        "mm_vision_tower": "tiny-siglip-patch14-384",
+        "vision_config": _siglip_config_json(),
+        "mm_hidden_size": vh,
+        "mm_projector_type": "mlp2x_gelu",
+        "mm_vision_select_layer": -2,
+        "mm_vision_select_feature": "patch",
+        "mm_spatial_pool_mode": "bilinear",
+        "mm_spatial_pool_stride": 2,
+        "mm_patch_merge_type": "spatial_unpad",
+        "mm_newline_position": "grid",
+        "image_aspect_ratio": "anyres_max_9",
+        "mm_use_im_start_end": False,
+        "mm_use_im_patch_token": False,
+        "add_faster_video": False,
+        "num_history": 8,
+        "tokenizer_model_max_length": 4096,
+        "tokenizer_padding_side": "right",
+        "transformers_version": "4.45.1",
+    }
     _write_json(out / "config.json", cfg)
-    _write_json(out / "generation_config.json", {
-        "bos_token_id": ids["<|endoftext|>"], "eos_token_id": [ids["<|im_end|>"], ids["<|endoftext|>"]],
-        "pad_token_id": ids["<|endoftext|>"], "transformers_version": "4.45.1"})
+    _write_json(
+        out / "generation_config.json",
+        {
+            "bos_token_id": ids["<|endoftext|>"],
+            "eos_token_id": [ids["<|im_end|>"], ids["<|endoftext|>"]],
+            "pad_token_id": ids["<|endoftext|>"],
+            "transformers_version": "4.45.1",
+        },
+    )
     sd = _llm_state_dict("Qwen2ForCausalLM", cfg)
     # LLaVA-NeXT's tower: last encoder layer deleted, head replaced by Identity (so neither is saved)
     tower = _siglip_state_dict(TINY_SIGLIP["num_hidden_layers"] - 1, with_head=False)
     sd.update({"model.vision_tower.vision_tower." + k: v for k, v in tower.items()})
-    sd.update({"model.mm_projector." + k: v for k, v in _mlp(
-        {"0.weight": (d, vh), "0.bias": (d,), "2.weight": (d, d), "2.bias": (d,)}, SEED + 5).items()})
+    sd.update(
+        {
+            "model.mm_projector." + k: v
+            for k, v in _mlp(
+                {"0.weight": (d, vh), "0.bias": (d,), "2.weight": (d, d), "2.bias": (d,)}, SEED + 5
+            ).items()
+        }
+    )
     sd["model.image_newline"] = torch.randn(d, generator=torch.Generator().manual_seed(SEED + 6))
     _save(_bf16(sd), out / "model.safetensors")
     return out
@@ -252,8 +423,10 @@ def write_tiny_checkpoints(out_dir: str | Path) -> dict[str, Path]:
     try:
         from exporters.policy import write_tiny_policy_checkpoints
     except ImportError:
-        print("note: exporters.policy.write_tiny_policy_checkpoints not available; policy checkpoints skipped",
-              file=sys.stderr)
+        print(
+            "note: exporters.policy.write_tiny_policy_checkpoints not available; policy checkpoints skipped",
+            file=sys.stderr,
+        )
     else:
         write_tiny_policy_checkpoints(out / "policy")
         written["policy"] = out / "policy"
@@ -261,8 +434,9 @@ def write_tiny_checkpoints(out_dir: str | Path) -> dict[str, Path]:
 
 
 def _tree(folder: Path) -> list[str]:
-    return [f"  {p.relative_to(folder.parent)}  {p.stat().st_size:,} B"
-            for p in sorted(folder.rglob("*")) if p.is_file()]
+    return [
+        f"  {p.relative_to(folder.parent)}  {p.stat().st_size:,} B" for p in sorted(folder.rglob("*")) if p.is_file()
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 """Vision encoders (engines.vlm.vision) → ONNX → TensorRT FP16, parity-checked. ONNX input `input`
 [B, 3, 384, 384] float32 → output `encoder_output` [B, 196, d_llm] (TensorRT-LLM multimodal names)."""
+
 from __future__ import annotations
 
 import sys
@@ -12,38 +13,54 @@ import torch
 from torch import nn
 
 from engines.manifest import EngineManifest, FileRef, MachineInfo, TensorInfo, manifest_path_for, write_manifest
-from engines.runtime import TensorSpec
 from engines.ort_runner import OrtModel
+from engines.runtime import TensorSpec
 from engines.torch_runner import TorchModel
 from engines.vlm.vision import NavilaVisionEncoder, load_vision_encoder
 from exporters import EXPORTER_VERSION
 from exporters.onnx_utils import MAX_IR_VERSION, OPSET, read_metadata, save_onnx, write_metadata
 from exporters.parity import ParityReport, check_parity
 
-INPUT_NAME, OUTPUT_NAME = "input", "encoder_output"      # TensorRT-LLM multimodal_builder's names
-ONNX_TOLERANCE = 1e-4                                     # fp32 PyTorch vs ONNX Runtime, max abs diff
+INPUT_NAME, OUTPUT_NAME = "input", "encoder_output"  # TensorRT-LLM multimodal_builder's names
+ONNX_TOLERANCE = 1e-4  # fp32 PyTorch vs ONNX Runtime, max abs diff
 
 
 # ---------------------------------------------------------------------------------------------------- ONNX
 def export_vision_onnx(encoder: nn.Module, path: str | Path, opset: int = OPSET) -> Path:
     """ONNX with input `input` [batch, 3, S, S] → `encoder_output` [batch, 196, d], dynamic batch, IR ≤ 9."""
     import onnx
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     size = encoder.tower.config.image_size
-    dummy = torch.zeros(2, 3, size, size)                     # batch 2 so no size-1 dim gets specialised
+    dummy = torch.zeros(2, 3, size, size)  # batch 2 so no size-1 dim gets specialised
     encoder.eval()
     with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")                       # legacy-exporter deprecation + tracer notes
-        torch.onnx.export(encoder, (dummy,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, opset_version=opset,
-                          do_constant_folding=True, dynamo=False)
+        warnings.simplefilter("ignore")  # legacy-exporter deprecation + tracer notes
+        torch.onnx.export(
+            encoder,
+            (dummy,),
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
     model = onnx.load(str(path), load_external_data=False)
-    dims = model.graph.output[0].type.tensor_type.shape.dim   # the tracer leaves tokens/width symbolic
+    dims = model.graph.output[0].type.tensor_type.shape.dim  # the tracer leaves tokens/width symbolic
     dims[1].dim_value, dims[2].dim_value = encoder.out_tokens, encoder.out_dim
-    write_metadata(model, {"edge.exporter_version": EXPORTER_VERSION, "edge.family": _family(encoder),
-                           "edge.tokens_per_frame": encoder.out_tokens, "edge.hidden_size": encoder.out_dim,
-                           "edge.image_size": size})
+    write_metadata(
+        model,
+        {
+            "edge.exporter_version": EXPORTER_VERSION,
+            "edge.family": _family(encoder),
+            "edge.tokens_per_frame": encoder.out_tokens,
+            "edge.hidden_size": encoder.out_dim,
+            "edge.image_size": size,
+        },
+    )
     return save_onnx(model, path, MAX_IR_VERSION)
 
 
@@ -54,18 +71,27 @@ def _family(encoder: nn.Module) -> str:
 def torch_reference(encoder: nn.Module) -> TorchModel:
     """The PyTorch encoder behind the TensorModel interface (same I/O names as the ONNX)."""
     size, f32 = encoder.tower.config.image_size, np.dtype(np.float32)
-    return TorchModel(encoder, inputs=(TensorSpec(INPUT_NAME, ("batch", 3, size, size), f32),),
-                      outputs=(TensorSpec(OUTPUT_NAME, ("batch", encoder.out_tokens, encoder.out_dim), f32),),
-                      threads=None)
+    return TorchModel(
+        encoder,
+        inputs=(TensorSpec(INPUT_NAME, ("batch", 3, size, size), f32),),
+        outputs=(TensorSpec(OUTPUT_NAME, ("batch", encoder.out_tokens, encoder.out_dim), f32),),
+        threads=None,
+    )
 
 
-def check_vision_parity(encoder: nn.Module, onnx_path: str | Path, batches: tuple[int, ...] = (1, 3),
-                        tolerance: float = ONNX_TOLERANCE, seed: int = 0) -> dict[int, ParityReport]:
+def check_vision_parity(
+    encoder: nn.Module,
+    onnx_path: str | Path,
+    batches: tuple[int, ...] = (1, 3),
+    tolerance: float = ONNX_TOLERANCE,
+    seed: int = 0,
+) -> dict[int, ParityReport]:
     """ONNX Runtime vs PyTorch on seeded N(0, 1) inputs, one report per batch size; raises ParityError above
     `tolerance` (max abs diff)."""
     reference, candidate = torch_reference(encoder), OrtModel(onnx_path)
-    reports = {b: check_parity(reference, candidate, n_random=1, seed=seed + b, batch=b, tolerance=tolerance)
-               for b in batches}
+    reports = {
+        b: check_parity(reference, candidate, n_random=1, seed=seed + b, batch=b, tolerance=tolerance) for b in batches
+    }
     for r in reports.values():
         r.gate()
     return reports
@@ -78,8 +104,9 @@ class VisionExport:
     parity: dict[int, ParityReport]
 
 
-def export_vision(checkpoint: str | Path, out_dir: str | Path, name: str = "vision",
-                  tolerance: float = ONNX_TOLERANCE) -> VisionExport:
+def export_vision(
+    checkpoint: str | Path, out_dir: str | Path, name: str = "vision", tolerance: float = ONNX_TOLERANCE
+) -> VisionExport:
     """Checkpoint folder (either family) → `<out_dir>/<name>.onnx` + manifest, parity-gated against PyTorch."""
     encoder = load_vision_encoder(checkpoint)
     out_dir = Path(out_dir)
@@ -88,21 +115,29 @@ def export_vision(checkpoint: str | Path, out_dir: str | Path, name: str = "visi
     worst = max(reports.values(), key=lambda r: r.max_abs_diff)
     ort_model = OrtModel(onnx_path)
     manifest = EngineManifest(
-        kind="vision", backend="onnxruntime", artifact=FileRef.of(onnx_path, out_dir),
-        source=FileRef.of(checkpoint, out_dir), exporter_version=EXPORTER_VERSION, built_on=MachineInfo.detect(),
-        precision="fp32", inputs=[TensorInfo.from_spec(s) for s in ort_model.inputs],
+        kind="vision",
+        backend="onnxruntime",
+        artifact=FileRef.of(onnx_path, out_dir),
+        source=FileRef.of(checkpoint, out_dir),
+        exporter_version=EXPORTER_VERSION,
+        built_on=MachineInfo.detect(),
+        precision="fp32",
+        inputs=[TensorInfo.from_spec(s) for s in ort_model.inputs],
         outputs=[TensorInfo.from_spec(s) for s in ort_model.outputs],
-        build_flags={"opset": OPSET, "parity_batches": sorted(reports)}, parity=worst.to_manifest(),
-        metadata=read_metadata(onnx_path))
+        build_flags={"opset": OPSET, "parity_batches": sorted(reports)},
+        parity=worst.to_manifest(),
+        metadata=read_metadata(onnx_path),
+    )
     return VisionExport(onnx_path, write_manifest(manifest, manifest_path_for(onnx_path)), reports)
 
 
 # ---------------------------------------------------------------------------------------------------- TensorRT
-def build_vision_engine(onnx_path: str | Path, engine_path: str | Path, max_batch: int = 8, fp16: bool = True,
-                        workspace: int = 1 << 30) -> Path:
+def build_vision_engine(
+    onnx_path: str | Path, engine_path: str | Path, max_batch: int = 8, fp16: bool = True, workspace: int = 1 << 30
+) -> Path:
     """TensorRT engine (10.3 on JetPack 6; 11 tolerated) with one profile on `input`: batch 1 / max/2 / max, as
     TensorRT-LLM's multimodal builder. Writes `<engine>.manifest.json` (ONNX Runtime fallback = the ONNX)."""
-    from engines.trt_runner import build_engine_from_onnx      # imports tensorrt lazily
+    from engines.trt_runner import build_engine_from_onnx  # imports tensorrt lazily
 
     onnx_path, engine_path = Path(onnx_path), Path(engine_path)
     spec = OrtModel(onnx_path)
@@ -110,30 +145,48 @@ def build_vision_engine(onnx_path: str | Path, engine_path: str | Path, max_batc
     shapes = {INPUT_NAME: ((1, c, h, w), (max(1, max_batch // 2), c, h, w), (max_batch, c, h, w))}
     built = build_engine_from_onnx(onnx_path, fp16=fp16, workspace=workspace, shapes=shapes)
     if fp16 and built.precision != "fp16":
-        print(f"{onnx_path}: this TensorRT has no BuilderFlag.FP16 (TensorRT 11 is strongly typed) or no fast FP16; "
-              "engine built in the ONNX's fp32 — convert the ONNX to FP16 first (ModelOpt AutoCast) for FP16",
-              file=sys.stderr)
+        print(
+            f"{onnx_path}: this TensorRT has no BuilderFlag.FP16 (TensorRT 11 is strongly typed) or no fast FP16; "
+            "engine built in the ONNX's fp32 — convert the ONNX to FP16 first (ModelOpt AutoCast) for FP16",
+            file=sys.stderr,
+        )
     engine_path.parent.mkdir(parents=True, exist_ok=True)
     engine_path.write_bytes(built.plan)
     base = engine_path.parent
     manifest = EngineManifest(
-        kind="vision", backend="tensorrt", artifact=FileRef.of(engine_path, base), source=FileRef.of(onnx_path, base),
-        onnx=FileRef.of(onnx_path, base), exporter_version=EXPORTER_VERSION, built_on=MachineInfo.detect(),
-        precision=built.precision, inputs=[TensorInfo.from_spec(s) for s in spec.inputs],
-        outputs=[TensorInfo.from_spec(s) for s in spec.outputs], build_flags={**built.flags, "max_batch": max_batch},
-        metadata=read_metadata(onnx_path))
+        kind="vision",
+        backend="tensorrt",
+        artifact=FileRef.of(engine_path, base),
+        source=FileRef.of(onnx_path, base),
+        onnx=FileRef.of(onnx_path, base),
+        exporter_version=EXPORTER_VERSION,
+        built_on=MachineInfo.detect(),
+        precision=built.precision,
+        inputs=[TensorInfo.from_spec(s) for s in spec.inputs],
+        outputs=[TensorInfo.from_spec(s) for s in spec.outputs],
+        build_flags={**built.flags, "max_batch": max_batch},
+        metadata=read_metadata(onnx_path),
+    )
     write_manifest(manifest, manifest_path_for(engine_path))
     return engine_path
 
 
-__all__ = ["VisionExport", "build_vision_engine", "check_vision_parity", "export_vision", "export_vision_onnx",
-           "torch_reference"]
+__all__ = [
+    "VisionExport",
+    "build_vision_engine",
+    "check_vision_parity",
+    "export_vision",
+    "export_vision_onnx",
+    "torch_reference",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
-    ap = argparse.ArgumentParser(prog="python -m exporters.vision",
-                                 description="VLM vision encoder → ONNX (+ TensorRT engine)")
+
+    ap = argparse.ArgumentParser(
+        prog="python -m exporters.vision", description="VLM vision encoder → ONNX (+ TensorRT engine)"
+    )
     ap.add_argument("checkpoint", help="NaVILA (llm/ vision_tower/ mm_projector/) or StreamVLN checkpoint folder")
     ap.add_argument("out_dir")
     ap.add_argument("--name", default="vision")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("MUJOCO_GL", "egl")      # headless rendering; MuJoCo picks its GL backend at first import
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; MuJoCo picks its GL backend at first import
 
 import shutil
 import tempfile
@@ -30,4 +30,5 @@ def tiny(tmp_path_factory):
     """Tiny random-weight checkpoints in the real layouts (navila/, streamvln/, policy/), written once per run by
     the same generator users run (`python -m exporters.tiny OUT`). Read-only: copy before corrupting."""
     from exporters.tiny import write_tiny_checkpoints
+
     return write_tiny_checkpoints(tmp_path_factory.mktemp("tiny"))

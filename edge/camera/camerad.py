@@ -5,6 +5,7 @@ Every new frame is published as it arrives (latest-only topic; subscribers confl
 messages, z16 then rgb8, same frame_id (drivers/camera.py). The driver reopens a lost device with backoff by itself;
 this loop only publishes and logs the driver's status every 5 s. Options are CLI flags until they move into config.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,8 +25,12 @@ def add_args(ap) -> None:
     ap.add_argument("--width", type=int, help="default: camera.width of the config")
     ap.add_argument("--height", type=int, help="default: camera.height of the config")
     ap.add_argument("--fps", type=int, help="default: camera.fps of the config")
-    ap.add_argument("--depth", action="store_true", default=None,
-                    help="also publish depth (z16, mm, aligned to colour); default: camera.depth")
+    ap.add_argument(
+        "--depth",
+        action="store_true",
+        default=None,
+        help="also publish depth (z16, mm, aligned to colour); default: camera.depth",
+    )
     ap.add_argument("--no-align", action="store_true", help="publish depth in its own frame, not aligned")
     ap.add_argument("--loop", action="store_true", help="repeat the recording (else its end counts as a loss)")
     ap.add_argument("--no-real-time", action="store_true", help="play the recording as fast as it is read")
@@ -35,12 +40,21 @@ def add_args(ap) -> None:
 def run(proc: Process) -> int:
     cfg, stop, args = proc.cfg, proc.stop, proc.args
     from drivers.realsense import RealSenseCamera
-    c = cfg.camera                                          # command-line flags override the config
-    pick = lambda flag, default: default if flag is None else flag          # noqa: E731
-    cam: Camera = RealSenseCamera(serial=args.serial or c.serial, playback=args.playback or c.playback,
-                          width=pick(args.width, c.width), height=pick(args.height, c.height),
-                          fps=pick(args.fps, c.fps), depth=pick(args.depth, c.depth), align_depth=not args.no_align,
-                          real_time=not args.no_real_time, loop=args.loop, record=args.record)
+
+    c = cfg.camera  # command-line flags override the config
+    pick = lambda flag, default: default if flag is None else flag  # noqa: E731
+    cam: Camera = RealSenseCamera(
+        serial=args.serial or c.serial,
+        playback=args.playback or c.playback,
+        width=pick(args.width, c.width),
+        height=pick(args.height, c.height),
+        fps=pick(args.fps, c.fps),
+        depth=pick(args.depth, c.depth),
+        align_depth=not args.no_align,
+        real_time=not args.no_real_time,
+        loop=args.loop,
+        record=args.record,
+    )
     try:
         cam.open()
     except (CameraError, ValueError) as e:

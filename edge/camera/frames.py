@@ -1,5 +1,6 @@
 """A camera Frame (drivers.camera) ⇄ cameraFrame bus messages (header + raw pixels); see drivers/camera.py for the
 ordering and units (z16 first, in millimetres)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,11 +22,32 @@ def frame_to_messages(frame: Frame) -> list[tuple[CameraFrame, bytes]]:
     out = []
     if frame.depth is not None:
         dh, dw = frame.depth.shape
-        out.append((CameraFrame(frame_id=frame.frame_id, sensor_time_ns=frame.sensor_time_ns, width=dw, height=dh,
-                                encoding="z16", intrinsics=intrinsics_msg(frame.depth_intrinsics or frame.intrinsics)),
-                    depth_to_mm(frame.depth, frame.depth_scale_m).astype("<u2", copy=False).tobytes()))
-    out.append((CameraFrame(frame_id=frame.frame_id, sensor_time_ns=frame.sensor_time_ns, width=w, height=h,
-                            encoding="rgb8", intrinsics=intrinsics_msg(frame.intrinsics)), color.tobytes()))
+        out.append(
+            (
+                CameraFrame(
+                    frame_id=frame.frame_id,
+                    sensor_time_ns=frame.sensor_time_ns,
+                    width=dw,
+                    height=dh,
+                    encoding="z16",
+                    intrinsics=intrinsics_msg(frame.depth_intrinsics or frame.intrinsics),
+                ),
+                depth_to_mm(frame.depth, frame.depth_scale_m).astype("<u2", copy=False).tobytes(),
+            )
+        )
+    out.append(
+        (
+            CameraFrame(
+                frame_id=frame.frame_id,
+                sensor_time_ns=frame.sensor_time_ns,
+                width=w,
+                height=h,
+                encoding="rgb8",
+                intrinsics=intrinsics_msg(frame.intrinsics),
+            ),
+            color.tobytes(),
+        )
+    )
     return out
 
 

@@ -1,4 +1,5 @@
 """Deadline scheduling on the monotonic clock, lag accounting, and real-time process setup."""
+
 from __future__ import annotations
 
 import gc
@@ -13,25 +14,30 @@ log = logging.getLogger(__name__)
 # Loop periods, s. The control period is the locomotion policy's (its contract's rate_hz must match: 50 Hz for the
 # Go2 policies, docs/go2.md §8.4); the damping routine sends at the same period.
 DT_CONTROL = 0.02
-DT_VLM = 0.05          # the VLM process's bookkeeping loop (frames, scheduler, answers), not inference
+DT_VLM = 0.05  # the VLM process's bookkeeping loop (frames, scheduler, answers), not inference
 
 
 @dataclass(frozen=True)
 class Tick:
-    index: int          # deadline number since start (skipped deadlines count)
+    index: int  # deadline number since start (skipped deadlines count)
     deadline_s: float
     start_s: float
-    period_s: float     # start-to-start since the previous tick (0 on the first)
-    lateness_s: float   # start − deadline
-    missed: int         # deadlines skipped so far because the loop overran them
+    period_s: float  # start-to-start since the previous tick (0 on the first)
+    lateness_s: float  # start − deadline
+    missed: int  # deadlines skipped so far because the loop overran them
 
 
 class Ratekeeper:
     """Absolute schedule t0 + k·period: a late tick never shifts the following deadlines (no drift).
     When the loop overruns whole periods, the missed deadlines are skipped and counted, not replayed in a burst."""
 
-    def __init__(self, period_s: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, lag_alpha: float = 0.05):
+    def __init__(
+        self,
+        period_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        lag_alpha: float = 0.05,
+    ):
         self.period = period_s
         self.clock, self.sleep = clock, sleep
         self.index = -1
@@ -47,7 +53,7 @@ class Ratekeeper:
             self.t0 = now
         self.index += 1
         deadline = self.t0 + self.index * self.period
-        if now - deadline >= self.period:                 # overran one or more whole periods: skip them
+        if now - deadline >= self.period:  # overran one or more whole periods: skip them
             skipped = int((now - deadline) / self.period)
             self.missed += skipped
             self.index += skipped

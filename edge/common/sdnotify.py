@@ -1,4 +1,5 @@
 """Minimal sd_notify(3): READY=1 and WATCHDOG=1 over $NOTIFY_SOCKET; a no-op outside systemd."""
+
 from __future__ import annotations
 
 import os

@@ -2,6 +2,7 @@
 
 Used by edge.controls.controlsd (the 50 Hz process) and directly by tests with a fake clock.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,8 +15,15 @@ from drivers.robot_io import JointCommand, RobotState
 from edge.common.config import ControlConfig, SafetyConfig
 from edge.common.realtime import DT_CONTROL
 from edge.controls.locomotion import Policy
-from edge.controls.safety import (JointGuard, SafetyInputs, SafetyStateMachine, VelocityLimiter, damping, is_moving,
-                                  state_is_sane)
+from edge.controls.safety import (
+    JointGuard,
+    SafetyInputs,
+    SafetyStateMachine,
+    VelocityLimiter,
+    damping,
+    is_moving,
+    state_is_sane,
+)
 from edge.msg.messages import ControlMode
 
 
@@ -24,7 +32,7 @@ class TickResult:
     command: JointCommand
     mode: ControlMode
     reason: str
-    velocity: np.ndarray      # [vx, vy, wz] fed to the policy (zeros outside walk)
+    velocity: np.ndarray  # [vx, vy, wz] fed to the policy (zeros outside walk)
     roll: float
     pitch: float
 
@@ -39,8 +47,9 @@ class Controller:
 
     def __init__(self, *, control: ControlConfig, safety: SafetyConfig, policy: Policy):
         if abs(policy.cfg.rate_hz * DT_CONTROL - 1.0) > 1e-9:
-            raise ValueError(f"policy {policy.cfg.name} runs at {policy.cfg.rate_hz} Hz, the control loop at "
-                             f"{1 / DT_CONTROL:g} Hz")
+            raise ValueError(
+                f"policy {policy.cfg.name} runs at {policy.cfg.rate_hz} Hz, the control loop at {1 / DT_CONTROL:g} Hz"
+            )
         self.cfg, self.safety, self.policy = control, safety, policy
         self.sm = SafetyStateMachine(safety=safety, stand_duration_s=control.stand_duration_s)
         self.limiter = VelocityLimiter(safety)
@@ -56,8 +65,14 @@ class Controller:
     def mode(self) -> ControlMode:
         return self.sm.mode
 
-    def tick(self, now_s: float, state: RobotState | None, velocity: np.ndarray | None, estop: bool = False,
-             stand_requested: bool = False) -> TickResult:
+    def tick(
+        self,
+        now_s: float,
+        state: RobotState | None,
+        velocity: np.ndarray | None,
+        estop: bool = False,
+        stand_requested: bool = False,
+    ) -> TickResult:
         """velocity: the newest fresh [vx, vy, wz] or None when stale/absent."""
         roll = pitch = 0.0
         sane = True
@@ -67,18 +82,27 @@ class Controller:
                 roll, pitch, _ = quat_to_rpy(state.quat_wxyz)
         fresh = velocity is not None and bool(np.isfinite(velocity).all())
         prev_mode = self.sm.mode
-        mode = self.sm.step(SafetyInputs(
-            now_s=now_s, state_age_s=None if state is None else now_s - state.recv_mono_s, state_finite=sane,
-            roll_rad=roll, pitch_rad=pitch, estop=estop, stand_requested=stand_requested,
-            velocity_fresh=fresh, velocity_nonzero=fresh and is_moving(velocity, self.safety),
-            policy_fault=self.policy_fault))
+        mode = self.sm.step(
+            SafetyInputs(
+                now_s=now_s,
+                state_age_s=None if state is None else now_s - state.recv_mono_s,
+                state_finite=sane,
+                roll_rad=roll,
+                pitch_rad=pitch,
+                estop=estop,
+                stand_requested=stand_requested,
+                velocity_fresh=fresh,
+                velocity_nonzero=fresh and is_moving(velocity, self.safety),
+                policy_fault=self.policy_fault,
+            )
+        )
         if mode != prev_mode:
             self._enter(mode, state)
         cmd = self._command(mode, now_s, state, velocity if fresh else None)
-        if mode == "walk" and self.policy_fault:      # the policy failed this tick: damp now, not next tick
+        if mode == "walk" and self.policy_fault:  # the policy failed this tick: damp now, not next tick
             mode, cmd = "damp", self.damp_now(f"policy fault: {self.policy_fault}", now_s)
         cmd = self.joints.guard(cmd, mode)
-        if not cmd.is_finite():                        # last line of defence: never send NaN
+        if not cmd.is_finite():  # last line of defence: never send NaN
             mode, cmd = "damp", self.damp_now("non-finite command", now_s)
         return TickResult(cmd, mode, self.sm.reason, self.limiter.velocity.copy(), roll, pitch)
 
@@ -97,10 +121,11 @@ class Controller:
         if mode != "walk":
             self.limiter.zero()
 
-    def _command(self, mode: ControlMode, now_s: float, state: RobotState | None,
-                 velocity: np.ndarray | None) -> JointCommand:
+    def _command(
+        self, mode: ControlMode, now_s: float, state: RobotState | None, velocity: np.ndarray | None
+    ) -> JointCommand:
         if mode == "passive":
-            return JointCommand(q=np.zeros(NUM_JOINTS))          # zero torque: kp = kd = 0
+            return JointCommand(q=np.zeros(NUM_JOINTS))  # zero torque: kp = kd = 0
         if mode == "damp":
             return damping(self.safety)
         if mode == "stand_up":

@@ -3,6 +3,7 @@
 Nothing here blocks: the newest state and command are read without waiting, their ages checked on the monotonic
 clock. Any exception inside a tick ends in damping, sent every cycle; the loop itself keeps running.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,8 +28,15 @@ from edge.system.process_main import Process, process_main
 log = logging.getLogger("controlsd")
 
 
-def control_loop(robot: RobotIO, ctrl: Controller, odom: LegOdometry, ports: Ports, cfg: EdgeConfig,
-                 stop: threading.Event, notifier: Notifier | None = None) -> Ratekeeper:
+def control_loop(
+    robot: RobotIO,
+    ctrl: Controller,
+    odom: LegOdometry,
+    ports: Ports,
+    cfg: EdgeConfig,
+    stop: threading.Event,
+    notifier: Notifier | None = None,
+) -> Ratekeeper:
     """Tick every DT_CONTROL until stop is set, then damp for safety.exit_damp_s. Returns the rate keeper (ticks,
     missed deadlines). `robot` is any RobotIO: the Go2 over DDS here, a typed fake in tests."""
     vel_sub, estop_sub, op_sub = ports.sub["velocityCommand"], ports.sub["estop"], ports.sub["operatorCommand"]
@@ -49,27 +57,41 @@ def control_loop(robot: RobotIO, ctrl: Controller, odom: LegOdometry, ports: Por
             if state is not None and state.tick != last_tick:
                 last_tick = state.tick
                 o = odom.update(state)
-                odom_pub.publish(Odometry(x_m=o.x, y_m=o.y, yaw_rad=o.yaw, vx_m_s=o.vx, vy_m_s=o.vy,
-                                          wz_rad_s=o.wz, stance=tuple(o.stance)))
+                odom_pub.publish(
+                    Odometry(
+                        x_m=o.x, y_m=o.y, yaw_rad=o.yaw, vx_m_s=o.vx, vy_m_s=o.vy, wz_rad_s=o.wz, stance=tuple(o.stance)
+                    )
+                )
             if res.mode != last_mode:
                 log.info("mode %s: %s", res.mode, res.reason)
                 last_mode = res.mode
-            state_pub.publish(ControlState(
-                mode=res.mode, reason=res.reason, tick=tick.index, missed_ticks=tick.missed,
-                period_ms=tick.period_s * 1e3, lateness_ms=tick.lateness_s * 1e3, work_ms=work_ms,
-                vx_m_s=res.velocity[0], vy_m_s=res.velocity[1], wz_rad_s=res.velocity[2], roll_rad=res.roll,
-                pitch_rad=res.pitch,
-                lowstate_age_ms=-1.0 if state is None else (tick.start_s - state.recv_mono_s) * 1e3))
-        except Exception:                                  # defined safe state, whatever went wrong
+            state_pub.publish(
+                ControlState(
+                    mode=res.mode,
+                    reason=res.reason,
+                    tick=tick.index,
+                    missed_ticks=tick.missed,
+                    period_ms=tick.period_s * 1e3,
+                    lateness_ms=tick.lateness_s * 1e3,
+                    work_ms=work_ms,
+                    vx_m_s=res.velocity[0],
+                    vy_m_s=res.velocity[1],
+                    wz_rad_s=res.velocity[2],
+                    roll_rad=res.roll,
+                    pitch_rad=res.pitch,
+                    lowstate_age_ms=-1.0 if state is None else (tick.start_s - state.recv_mono_s) * 1e3,
+                )
+            )
+        except Exception:  # defined safe state, whatever went wrong
             log.exception("control tick failed: damping")
             try:
                 robot.write(ctrl.damp_now("exception in control tick", tick.start_s))
-            except Exception:                              # keep looping: the next tick sends damping again
+            except Exception:  # keep looping: the next tick sends damping again
                 log.exception("damping write failed")
         if notifier is not None and not rk.lagging:
             notifier.watchdog(tick.start_s)
         work_ms = (time.monotonic() - tick.start_s) * 1e3
-    send_damping(robot, cfg.safety, duration_s=cfg.safety.exit_damp_s)     # leaving (ExecStopPost damps too)
+    send_damping(robot, cfg.safety, duration_s=cfg.safety.exit_damp_s)  # leaving (ExecStopPost damps too)
     return rk
 
 
@@ -81,8 +103,9 @@ def run(proc: Process) -> int:
     pcfg = load_policy_config(cfg.control.policy)
     ctrl = Controller(control=cfg.control, safety=cfg.safety, policy=Policy(pcfg, backend=cfg.control.backend))
     notifier = Notifier()
-    log.info("policy %s (%s), %.0f Hz, auto_stand=%s", pcfg.name, cfg.control.backend, pcfg.rate_hz,
-             cfg.control.auto_stand)
+    log.info(
+        "policy %s (%s), %.0f Hz, auto_stand=%s", pcfg.name, cfg.control.backend, pcfg.rate_hz, cfg.control.auto_stand
+    )
     freeze_gc()
     notifier.ready()
     rk = control_loop(robot, ctrl, leg_odometry(cfg), proc.ports, cfg, proc.stop, notifier)

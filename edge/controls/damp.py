@@ -1,6 +1,7 @@
 """One-shot damping for systemd's ExecStopPost=: after any stop of controlsd (crash, watchdog kill, restart), damp
 for safety.stop_post_damp_s (or --seconds) with the one damping routine (edge.controls.safety.send_damping), then
 exit. Opens its own DDS participant."""
+
 from __future__ import annotations
 
 import logging
@@ -23,8 +24,14 @@ def run(proc: Process) -> int:
 
 
 def main(argv=None) -> int:
-    return process_main("damp", run, argv, add_args=lambda ap: ap.add_argument(
-        "--seconds", type=float, default=None, help="default: safety.stop_post_damp_s of the config"))
+    return process_main(
+        "damp",
+        run,
+        argv,
+        add_args=lambda ap: ap.add_argument(
+            "--seconds", type=float, default=None, help="default: safety.stop_post_damp_s of the config"
+        ),
+    )
 
 
 if __name__ == "__main__":

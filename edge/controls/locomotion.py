@@ -2,6 +2,7 @@
 
 Everything robot-facing is in SDK joint order; the policy's own joint order is resolved by name from its config.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -9,20 +10,25 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, model_validator
 
-from drivers.robot_io import JointCommand, RobotState
-from edge.common.config import Frozen, load_yaml_model, resolve_path
 from drivers.geometry import projected_gravity
 from drivers.go2.constants import JOINT_NAMES_SDK, NUM_JOINTS, reorder_index
-from engines.runtime import TensorModel
+from drivers.robot_io import JointCommand, RobotState
+from edge.common.config import Frozen, load_yaml_model, resolve_path
 from engines.loader import load_tensor_model
+from engines.runtime import TensorModel
 
-TERM_SIZES = {"base_ang_vel": 3, "projected_gravity": 3, "velocity_command": 3,
-              "joint_pos_rel": NUM_JOINTS, "joint_vel": NUM_JOINTS, "last_action": NUM_JOINTS}
+TERM_SIZES = {
+    "base_ang_vel": 3,
+    "projected_gravity": 3,
+    "velocity_command": 3,
+    "joint_pos_rel": NUM_JOINTS,
+    "joint_vel": NUM_JOINTS,
+    "last_action": NUM_JOINTS,
+}
 
 
 class ObsTerm(Frozen):
-    term: Literal["base_ang_vel", "projected_gravity", "velocity_command", "joint_pos_rel", "joint_vel",
-                  "last_action"]
+    term: Literal["base_ang_vel", "projected_gravity", "velocity_command", "joint_pos_rel", "joint_vel", "last_action"]
     scale: float | list[float] = 1.0
 
 
@@ -87,7 +93,7 @@ class ObservationBuilder:
             else:
                 v = last_action
             n = TERM_SIZES[t.term]
-            self.out[0, i:i + n] = np.asarray(v) * np.asarray(t.scale)
+            self.out[0, i : i + n] = np.asarray(v) * np.asarray(t.scale)
             i += n
         np.clip(self.out, -self.cfg.obs_clip, self.cfg.obs_clip, out=self.out)
         return self.out

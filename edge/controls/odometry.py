@@ -10,6 +10,7 @@ Odometry frame: origin at the base position at the first update (or the pose giv
 heading at that moment — i.e. yaw is relative to the IMU yaw at the first update, so the estimate starts at (0, 0, 0).
 All arrays in SDK order (FR, FL, RR, RL).
 """
+
 from __future__ import annotations
 
 import math
@@ -18,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from drivers.geometry import quat_to_matrix
-from drivers.robot_io import RobotState
 from drivers.go2.constants import FOOT_CONTACT_THRESHOLD, FOOT_RADIUS
 from drivers.go2.kinematics import leg_kinematics
+from drivers.robot_io import RobotState
 from edge.common.config import EdgeConfig
 
 
@@ -29,13 +30,14 @@ from edge.common.config import EdgeConfig
 class OdomEstimate:
     """Planar pose in the odometry frame and velocity. vx, vy: heading frame (world velocity rotated by −yaw, i.e.
     forward / left of the robot, ignoring tilt), m/s; wz: world yaw rate from the gyro, rad/s."""
+
     x: float
     y: float
     yaw: float
     vx: float
     vy: float
     wz: float
-    stance: tuple[bool, ...]   # FR, FL, RR, RL contact at this update
+    stance: tuple[bool, ...]  # FR, FL, RR, RL contact at this update
 
 
 class LegOdometry:
@@ -54,8 +56,15 @@ class LegOdometry:
     returned and `skipped` incremented.
     """
 
-    def __init__(self, *, contact_threshold: float, fallback_feet: int = 0, vel_tau_s: float = 0.05,
-                 hold_s: float = 0.2, foot_radius: float = FOOT_RADIUS):
+    def __init__(
+        self,
+        *,
+        contact_threshold: float,
+        fallback_feet: int = 0,
+        vel_tau_s: float = 0.05,
+        hold_s: float = 0.2,
+        foot_radius: float = FOOT_RADIUS,
+    ):
         self.contact_threshold = float(contact_threshold)
         self.fallback_feet = int(fallback_feet)
         self.vel_tau_s = float(vel_tau_s)
@@ -68,9 +77,9 @@ class LegOdometry:
         """Forget history; the next update re-anchors the frame so that the estimate reads (x, y, yaw)."""
         self._pos = np.array([x, y, 0.0])
         self._yaw_init = float(yaw)
-        self._rz0: np.ndarray | None = None   # world ← IMU-world rotation (about z), fixed at the first update
-        self._prev_feet: np.ndarray | None = None   # R·p of the last update, (4, 3)
-        self._prev_calf = np.zeros((4, 3, 3))        # calf orientations in the odometry frame
+        self._rz0: np.ndarray | None = None  # world ← IMU-world rotation (about z), fixed at the first update
+        self._prev_feet: np.ndarray | None = None  # R·p of the last update, (4, 3)
+        self._prev_calf = np.zeros((4, 3, 3))  # calf orientations in the odometry frame
         self._prev_stance = np.zeros(4, dtype=bool)
         self._prev_t = 0.0
         self._v_world = np.zeros(3)
@@ -86,7 +95,7 @@ class LegOdometry:
         f = np.asarray(foot_force, dtype=np.float64)
         stance = f > self.contact_threshold
         if not stance.any() and self.fallback_feet > 0:
-            top = np.argsort(f)[-self.fallback_feet:]
+            top = np.argsort(f)[-self.fallback_feet :]
             stance[top[f[top] > 0]] = True
         return stance
 
@@ -97,13 +106,13 @@ class LegOdometry:
             return self._last
 
         r_imu = quat_to_matrix(quat)
-        if self._rz0 is None:   # anchor: IMU yaw now ↦ requested yaw
+        if self._rz0 is None:  # anchor: IMU yaw now ↦ requested yaw
             a = self._yaw_init - math.atan2(r_imu[1, 0], r_imu[0, 0])
             self._rz0 = np.array([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0], [0, 0, 1.0]])
         rot = self._rz0 @ r_imu
         p, calf = leg_kinematics(state.q)
-        feet = p @ rot.T    # R·p per foot, odometry-frame orientation
-        calf = rot @ calf   # (4, 3, 3)
+        feet = p @ rot.T  # R·p per foot, odometry-frame orientation
+        calf = rot @ calf  # (4, 3, 3)
         stance = self.contacts(ff)
         t = state.recv_mono_s
 
@@ -112,8 +121,8 @@ class LegOdometry:
             both = stance & self._prev_stance
             if both.any():
                 d = -(feet[both] - self._prev_feet[both]).mean(axis=0)
-                if self.foot_radius > 0:   # rolling: centre moves by ω × r·ẑ = r·(Δθy, −Δθx, 0)
-                    dr = calf[both] @ self._prev_calf[both].transpose(0, 2, 1)   # ≈ I + [Δθ]×
+                if self.foot_radius > 0:  # rolling: centre moves by ω × r·ẑ = r·(Δθy, −Δθx, 0)
+                    dr = calf[both] @ self._prev_calf[both].transpose(0, 2, 1)  # ≈ I + [Δθ]×
                     d[0] += self.foot_radius * 0.5 * (dr[:, 0, 2] - dr[:, 2, 0]).mean()
                     d[1] -= self.foot_radius * 0.5 * (dr[:, 2, 1] - dr[:, 1, 2]).mean()
                 self._pos += d
@@ -132,9 +141,10 @@ class LegOdometry:
         yaw = math.atan2(rot[1, 0], rot[0, 0])
         c, s = math.cos(yaw), math.sin(yaw)
         vx, vy = c * self._v_world[0] + s * self._v_world[1], -s * self._v_world[0] + c * self._v_world[1]
-        wz = float(rot[2] @ state.gyro)   # body angular rate → world z
-        self._last = OdomEstimate(float(self._pos[0]), float(self._pos[1]), yaw, float(vx), float(vy), wz,
-                                  tuple(bool(b) for b in stance))
+        wz = float(rot[2] @ state.gyro)  # body angular rate → world z
+        self._last = OdomEstimate(
+            float(self._pos[0]), float(self._pos[1]), yaw, float(vx), float(vy), wz, tuple(bool(b) for b in stance)
+        )
         return self._last
 
 

@@ -10,6 +10,7 @@ by name; nothing here is a bare literal.
 Damp is left only by restarting the process (which re-enters passive and ramps from the measured pose).
 The state machine is pure (time comes in, mode and reason go out); the guards are pure but for the last target.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 # ---- inputs ----------------------------------------------------------------------------------------------------
 
+
 def state_is_sane(state: RobotState, safety: SafetyConfig) -> bool:
     """Finite joints and IMU, and an IMU quaternion of plausible norm: a degenerate one (e.g. all zeros) would read
     as a level robot."""
@@ -49,18 +51,19 @@ def damping(safety: SafetyConfig) -> JointCommand:
 
 # ---- state machine ---------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class SafetyInputs:
     now_s: float
-    state_age_s: float | None      # None: no LowState received yet
-    state_finite: bool = True      # finite and a sane IMU quaternion (state_is_sane)
+    state_age_s: float | None  # None: no LowState received yet
+    state_finite: bool = True  # finite and a sane IMU quaternion (state_is_sane)
     roll_rad: float = 0.0
     pitch_rad: float = 0.0
     estop: bool = False
     stand_requested: bool = False
-    velocity_fresh: bool = False   # a velocity command younger than safety.command_max_age_s
+    velocity_fresh: bool = False  # a velocity command younger than safety.command_max_age_s
     velocity_nonzero: bool = False
-    policy_fault: str = ""         # non-empty: last policy step failed (non-finite output, exception)
+    policy_fault: str = ""  # non-empty: last policy step failed (non-finite output, exception)
 
 
 class SafetyStateMachine:
@@ -70,7 +73,7 @@ class SafetyStateMachine:
         self.mode: ControlMode = "passive"
         self.reason = "waiting for LowState"
         self.entered_s = 0.0
-        self.idle_since_s: float | None = None   # walk: since when the velocity has been zero or stale
+        self.idle_since_s: float | None = None  # walk: since when the velocity has been zero or stale
 
     def _go(self, mode: ControlMode, reason: str, now_s: float) -> None:
         if mode != self.mode:
@@ -109,8 +112,11 @@ class SafetyStateMachine:
         elif not i.state_finite:
             self._go("damp", "LowState not finite", i.now_s)
         elif tilted:
-            self._go("damp", f"tilt over {lim.max_tilt_rad:.2f} rad (roll {i.roll_rad:.2f}, pitch {i.pitch_rad:.2f})",
-                     i.now_s)
+            self._go(
+                "damp",
+                f"tilt over {lim.max_tilt_rad:.2f} rad (roll {i.roll_rad:.2f}, pitch {i.pitch_rad:.2f})",
+                i.now_s,
+            )
         elif i.policy_fault:
             self._go("damp", f"policy fault: {i.policy_fault}", i.now_s)
         elif self.mode == "stand_up":
@@ -133,6 +139,7 @@ class SafetyStateMachine:
 
 
 # ---- outputs ---------------------------------------------------------------------------------------------------
+
 
 class VelocityLimiter:
     """The velocity fed to the policy: clipped to the command limits and slew-limited per tick; zero at once when the
@@ -168,8 +175,10 @@ class JointGuard:
     def check_gains(self, what: str, kp: float, kd: float) -> None:
         """Refuse (ValueError) gains beyond the bounds, e.g. a policy contract's, at load time."""
         if not (0 <= kp <= self.safety.max_kp and 0 <= kd <= self.safety.max_kd):
-            raise ValueError(f"{what}: kp {kp} / kd {kd} outside the safety bounds [0, {self.safety.max_kp}] / "
-                             f"[0, {self.safety.max_kd}]")
+            raise ValueError(
+                f"{what}: kp {kp} / kd {kd} outside the safety bounds [0, {self.safety.max_kp}] / "
+                f"[0, {self.safety.max_kd}]"
+            )
 
     def reset(self) -> None:
         self.last_target = None
@@ -186,14 +195,21 @@ class JointGuard:
             step = self.safety.max_target_step_rad
             q = np.clip(q, self.last_target - step, self.last_target + step)
         self.last_target = q
-        return JointCommand(q=q, dq=cmd.dq, kp=np.clip(cmd.kp, 0.0, self.safety.max_kp),
-                            kd=np.clip(cmd.kd, 0.0, self.safety.max_kd), tau=cmd.tau)
+        return JointCommand(
+            q=q,
+            dq=cmd.dq,
+            kp=np.clip(cmd.kp, 0.0, self.safety.max_kp),
+            kd=np.clip(cmd.kd, 0.0, self.safety.max_kd),
+            tau=cmd.tau,
+        )
 
 
 # ---- damping on the way out ------------------------------------------------------------------------------------
 
-def send_damping(robot: RobotIO, safety: SafetyConfig, *, duration_s: float,
-                 stop: threading.Event | None = None) -> int:
+
+def send_damping(
+    robot: RobotIO, safety: SafetyConfig, *, duration_s: float, stop: threading.Event | None = None
+) -> int:
     """The one damping routine for leaving control: damping every control period for duration_s (or until stop is
     set), a failed write logged and retried next period. Used by controlsd on its way out and by edge.controls.damp
     (systemd ExecStopPost=) after any stop. Returns the number of commands sent."""
@@ -206,10 +222,18 @@ def send_damping(robot: RobotIO, safety: SafetyConfig, *, duration_s: float,
         try:
             robot.write(cmd)
             sent += 1
-        except Exception:                      # keep damping: the next period tries again
+        except Exception:  # keep damping: the next period tries again
             log.exception("damping write failed")
     return sent
 
 
-__all__ = ["JointGuard", "SafetyInputs", "SafetyStateMachine", "VelocityLimiter", "damping", "is_moving",
-           "send_damping", "state_is_sane"]
+__all__ = [
+    "JointGuard",
+    "SafetyInputs",
+    "SafetyStateMachine",
+    "VelocityLimiter",
+    "damping",
+    "is_moving",
+    "send_damping",
+    "state_is_sane",
+]

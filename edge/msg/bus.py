@@ -11,6 +11,7 @@ answers) are PUSH/PULL: the consumer binds, senders connect, and what is sent be
 queued and delivered, never silently dropped as a PUB would.
 Latest-only topics are conflated at the subscriber; a malformed or foreign message is counted, logged and dropped.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,7 +45,11 @@ def encode(topic: Topic, seq: int, mono_ns: int, msg: Msg, payload: bytes | memo
     if payload and not topic.payload:
         raise ValueError(f"{topic.name} has no payload")
     header = b'{"topic":"%s","seq":%d,"mono_ns":%d,"msg":%s}' % (
-        topic.name.encode(), seq, mono_ns, msg.model_dump_json().encode())
+        topic.name.encode(),
+        seq,
+        mono_ns,
+        msg.model_dump_json().encode(),
+    )
     return b"".join((_LEN.pack(len(header)), header, payload))
 
 
@@ -52,7 +57,7 @@ def encode(topic: Topic, seq: int, mono_ns: int, msg: Msg, payload: bytes | memo
 class Received:
     msg: Msg
     seq: int
-    mono_ns: int                    # the sender's monotonic time (same machine), or our receive time (tcp)
+    mono_ns: int  # the sender's monotonic time (same machine), or our receive time (tcp)
     payload: memoryview | None = None
 
     def age_s(self, now_ns: int | None = None) -> float:
@@ -69,7 +74,7 @@ def decode(topic: Topic, raw: bytes | memoryview, local_clock: bool = False) -> 
     if n > MAX_HEADER_BYTES or _LEN.size + n > len(view):
         raise BusError(f"header length {n} does not fit a {len(view)}-byte message")
     try:
-        head = json.loads(bytes(view[_LEN.size:_LEN.size + n]))
+        head = json.loads(bytes(view[_LEN.size : _LEN.size + n]))
         name, seq, mono_ns, body = head["topic"], head["seq"], head["mono_ns"], head["msg"]
     except (ValueError, KeyError, TypeError, RecursionError) as e:
         raise BusError(f"bad header: {type(e).__name__}: {e}") from None
@@ -83,7 +88,7 @@ def decode(topic: Topic, raw: bytes | memoryview, local_clock: bool = False) -> 
         raise BusError(f"schema {topic.schema.__name__}: {str(e).splitlines()[0]}") from None
     if local_clock:
         mono_ns = time.monotonic_ns()
-    payload = view[_LEN.size + n:]
+    payload = view[_LEN.size + n :]
     if topic.payload:
         if len(payload) != msg.payload_size():
             raise BusError(f"payload {len(payload)} bytes, header says {msg.payload_size()}")
@@ -96,6 +101,7 @@ def decode(topic: Topic, raw: bytes | memoryview, local_clock: bool = False) -> 
 @dataclass
 class Bus:
     """Endpoint resolution and socket factory for one process."""
+
     run_dir: str
     tcp: dict[str, str] = field(default_factory=dict)
     ctx: zmq.Context = field(default_factory=zmq.Context.instance)
@@ -160,7 +166,7 @@ class Pub:
         self.seq += 1
         try:
             self.sock.send(encode(self.topic, self.seq, time.monotonic_ns(), msg, payload), zmq.NOBLOCK, copy=False)
-        except zmq.Again:                       # PUSH with its queue full (consumer gone): drop, never block
+        except zmq.Again:  # PUSH with its queue full (consumer gone): drop, never block
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 100 == 0:
                 log.warning("%s: consumer not keeping up, %d messages dropped", self.topic.name, self.dropped)
@@ -177,6 +183,7 @@ class Pub:
 class Ports:
     """A process's sockets by topic name: exactly its row of the process table (pubs, subs). Asking for a topic the
     row does not declare is a KeyError naming the row."""
+
     pub: Mapping[str, Pub]
     sub: Mapping[str, Sub]
 
@@ -204,7 +211,7 @@ class Sub:
         pull = topic.name in SUBSCRIBER_BOUND
         self.sock = bus.ctx.socket(zmq.PULL if pull else zmq.SUB)
         if conflate:
-            self.sock.setsockopt(zmq.CONFLATE, 1)   # one socket per topic, single-part messages only
+            self.sock.setsockopt(zmq.CONFLATE, 1)  # one socket per topic, single-part messages only
         else:
             self.sock.setsockopt(zmq.RCVHWM, 10000)
         self.sock.setsockopt(zmq.LINGER, 0)
@@ -216,7 +223,7 @@ class Sub:
         self.last: Received | None = None
         self.received = 0
         self.invalid = 0
-        self.gaps = 0        # messages lost between sequence numbers (queued topics)
+        self.gaps = 0  # messages lost between sequence numbers (queued topics)
 
     def _take(self, raw) -> Received | None:
         try:

@@ -3,6 +3,7 @@
 Rules: SI units unless the field name says otherwise; add fields with defaults, never rename or retype.
 The envelope (topic, seq, sender monotonic time) is added by edge.msg.bus, not stored in the models.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ MAX_TEXT = 4096
 
 class ActionText(Msg):
     """A mid-level action in language: a VLM answer, or an operator / script standing in for it."""
+
     text: str = Field(max_length=MAX_TEXT)
     source: Literal["operator", "script", "vlm"] = "operator"
     grammar: Literal["navila", "streamvln"] = "navila"
@@ -30,6 +32,7 @@ class ActionText(Msg):
 
 class VelocityCommand(Msg):
     """Body-frame velocity setpoint for the locomotion policy."""
+
     vx_m_s: float = Field(allow_inf_nan=False)
     vy_m_s: float = Field(0.0, allow_inf_nan=False)
     wz_rad_s: float = Field(allow_inf_nan=False)
@@ -38,6 +41,7 @@ class VelocityCommand(Msg):
 
 class Odometry(Msg):
     """The robot's own pose estimate (IMU yaw + leg kinematics); never simulator truth."""
+
     x_m: float
     y_m: float
     yaw_rad: float
@@ -53,17 +57,18 @@ ActionKind = Literal["forward", "turn", "stop", "invalid"]
 
 class ActionResult(Msg):
     """One finished (or refused) action, with what was asked and what the robot believes it did."""
+
     action_id: int
     text: str
     kind: ActionKind
     execution: ExecutionMode
-    commanded: float           # metres for forward, radians for turn, 0 for stop/invalid
-    estimated: float           # same unit, from the robot's own odometry
+    commanded: float  # metres for forward, radians for turn, 0 for stop/invalid
+    estimated: float  # same unit, from the robot's own odometry
     start_mono_ns: int
     end_mono_ns: int
     outcome: Literal["completed", "timeout", "preempted", "invalid"]
     reason: str = ""
-    query_id: int = -1         # the ActionText this action came from
+    query_id: int = -1  # the ActionText this action came from
 
 
 class NavigatorStatus(Msg):
@@ -75,23 +80,25 @@ class NavigatorStatus(Msg):
     current_text: str = ""
     actions_done: int = 0
     invalid_texts: int = 0
-    remaining_s: float = 0.0      # estimated time until the current and queued actions are done
-    vlm_wait_s: float = 0.0       # total time the robot stood idle between VLM actions, waiting for the next answer
-    vlm_waits: int = 0            # how many such waits
+    remaining_s: float = 0.0  # estimated time until the current and queued actions are done
+    vlm_wait_s: float = 0.0  # total time the robot stood idle between VLM actions, waiting for the next answer
+    vlm_waits: int = 0  # how many such waits
 
 
 class Instruction(Msg):
     """A navigation instruction for the VLM ("walk past the sofa and stop at the door"); starts a new episode."""
+
     text: str = Field(min_length=1, max_length=2000)
 
 
 class VlmOutput(Msg):
     """One VLM query: the raw answer, the frames it saw and where the time went."""
+
     query_id: int
     family: str
     text: str
     frame_ids: tuple[int, ...]
-    trigger: Literal["idle", "early"]     # robot idle, or launched early to overlap the running action
+    trigger: Literal["idle", "early"]  # robot idle, or launched early to overlap the running action
     launched_mono_ns: int
     vision_ms: float
     prefill_ms: float
@@ -102,7 +109,7 @@ class VlmOutput(Msg):
     new_tokens: int
     remote: bool = False
     error: str = ""
-    episode_over: str = ""                # why the episode ended with this answer (STOP, too many invalid); "" = going on
+    episode_over: str = ""  # why the episode ended with this answer (STOP, too many invalid); "" = going on
 
 
 # ---- control --------------------------------------------------------------------------------------------------
@@ -112,14 +119,15 @@ ControlMode = Literal["passive", "stand_up", "hold", "walk", "damp"]
 
 class ControlState(Msg):
     """Published by the 50 Hz loop every tick: what it did and why."""
+
     mode: ControlMode
     reason: str
     tick: int
     missed_ticks: int
-    period_ms: float            # measured start-to-start period of this tick
-    lateness_ms: float          # start of this tick minus its deadline
-    work_ms: float              # compute time of the previous tick
-    vx_m_s: float               # velocity command applied to the policy this tick
+    period_ms: float  # measured start-to-start period of this tick
+    lateness_ms: float  # start of this tick minus its deadline
+    work_ms: float  # compute time of the previous tick
+    vx_m_s: float  # velocity command applied to the policy this tick
     vy_m_s: float
     wz_rad_s: float
     roll_rad: float = 0.0
@@ -129,18 +137,22 @@ class ControlState(Msg):
 
 class Estop(Msg):
     """Operator emergency stop: control damps and stays damped until restarted."""
+
     reason: str = "operator"
 
 
 class OperatorCommand(Msg):
     """Operator confirmation steps on the real robot (the simulator profile stands up by itself)."""
+
     command: Literal["stand"]
 
 
 # ---- simulator (reports only) ----------------------------------------------------------------------------------
 
+
 class SimTruth(Msg):
     """Ground-truth base pose from the simulator. For reports and tests only, never for control."""
+
     sim_time_s: float
     x_m: float
     y_m: float
@@ -149,10 +161,11 @@ class SimTruth(Msg):
     pitch_rad: float
     yaw_rad: float
     fallen: bool
-    qpos: tuple[float, ...] = ()          # full MuJoCo qpos (base + joints), for the head-camera renderer
+    qpos: tuple[float, ...] = ()  # full MuJoCo qpos (base + joints), for the head-camera renderer
 
 
 # ---- camera (header + raw pixels) -------------------------------------------------------------------------------
+
 
 class CameraIntrinsics(Msg):
     width: int
@@ -165,6 +178,7 @@ class CameraIntrinsics(Msg):
 
 class CameraFrame(Msg):
     """Header of a frame; the pixels travel as raw bytes after it (see edge.msg.bus)."""
+
     frame_id: int
     sensor_time_ns: int
     width: int
@@ -178,31 +192,35 @@ class CameraFrame(Msg):
 
 # ---- registry --------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Topic:
     name: str
     schema: type[Msg]
-    rate_hz: float            # nominal; 0 for event topics
-    max_age_s: float | None   # older than this = stale (inf for events); None: its consumer's own limit, by name
-    latest_only: bool         # True: subscribers conflate and see only the newest message
-    payload: bool = False     # raw bytes follow the header
+    rate_hz: float  # nominal; 0 for event topics
+    max_age_s: float | None  # older than this = stale (inf for events); None: its consumer's own limit, by name
+    latest_only: bool  # True: subscribers conflate and see only the newest message
+    payload: bool = False  # raw bytes follow the header
 
 
 _INF = float("inf")
-TOPICS: dict[str, Topic] = {t.name: t for t in (
-    Topic("actionText", ActionText, 0, _INF, latest_only=False),
-    Topic("velocityCommand", VelocityCommand, 20, None, latest_only=True),     # safety.command_max_age_s
-    Topic("odometry", Odometry, 50, 0.1, latest_only=True),
-    Topic("actionResult", ActionResult, 0, _INF, latest_only=False),
-    Topic("navigatorStatus", NavigatorStatus, 10, 0.5, latest_only=True),
-    Topic("controlState", ControlState, 50, 0.1, latest_only=True),
-    Topic("estop", Estop, 0, _INF, latest_only=False),
-    Topic("operatorCommand", OperatorCommand, 0, _INF, latest_only=False),
-    Topic("simTruth", SimTruth, 50, 0.1, latest_only=True),
-    Topic("cameraFrame", CameraFrame, 10, 0.3, latest_only=True, payload=True),
-    Topic("instruction", Instruction, 0, _INF, latest_only=False),
-    Topic("vlmOutput", VlmOutput, 0, _INF, latest_only=False),
-)}
+TOPICS: dict[str, Topic] = {
+    t.name: t
+    for t in (
+        Topic("actionText", ActionText, 0, _INF, latest_only=False),
+        Topic("velocityCommand", VelocityCommand, 20, None, latest_only=True),  # safety.command_max_age_s
+        Topic("odometry", Odometry, 50, 0.1, latest_only=True),
+        Topic("actionResult", ActionResult, 0, _INF, latest_only=False),
+        Topic("navigatorStatus", NavigatorStatus, 10, 0.5, latest_only=True),
+        Topic("controlState", ControlState, 50, 0.1, latest_only=True),
+        Topic("estop", Estop, 0, _INF, latest_only=False),
+        Topic("operatorCommand", OperatorCommand, 0, _INF, latest_only=False),
+        Topic("simTruth", SimTruth, 50, 0.1, latest_only=True),
+        Topic("cameraFrame", CameraFrame, 10, 0.3, latest_only=True, payload=True),
+        Topic("instruction", Instruction, 0, _INF, latest_only=False),
+        Topic("vlmOutput", VlmOutput, 0, _INF, latest_only=False),
+    )
+}
 
 
 def topic_of(schema: type[Msg]) -> Topic:

@@ -4,15 +4,16 @@ Invalid text stops the robot and holds (the queue is cleared). Actions start onl
 (hold or walk); if control damps, everything pending is dropped. Closed-loop execution needs fresh odometry and
 aborts the current action when it goes stale.
 """
+
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
 
-from edge.navigation.parse import ActionParser, Forward, Invalid, Stop, Turn
 from edge.common.config import NavigatorConfig
-from edge.navigation.executor import ActionExecutor, ExecutorParams, Pose2D
 from edge.msg.messages import ActionResult, ActionText, ControlMode, NavigatorStatus
+from edge.navigation.executor import ActionExecutor, ExecutorParams, Pose2D
+from edge.navigation.parse import ActionParser, Forward, Invalid, Stop, Turn
 
 ZERO = (0.0, 0.0, 0.0)
 
@@ -38,8 +39,10 @@ class ActionQueue:
     def __init__(self, cfg: NavigatorConfig, parser: ActionParser, params: ExecutorParams | None = None):
         self.cfg = cfg
         self.parser = parser
-        self.executor = ActionExecutor(cfg.execution, params or ExecutorParams(
-            forward_speed_m_s=cfg.forward_speed_m_s, turn_rate_rad_s=cfg.turn_rate_rad_s))
+        self.executor = ActionExecutor(
+            cfg.execution,
+            params or ExecutorParams(forward_speed_m_s=cfg.forward_speed_m_s, turn_rate_rad_s=cfg.turn_rate_rad_s),
+        )
         self.queue: deque[Pending] = deque()
         self.current: Pending | None = None
         self.started_ns = 0
@@ -47,18 +50,33 @@ class ActionQueue:
         self.done = 0
         self.invalid = 0
         self.holding = False
-        self.idle_since_ns: int | None = None    # robot idle after a VLM action, waiting for the next answer
+        self.idle_since_ns: int | None = None  # robot idle after a VLM action, waiting for the next answer
         self.vlm_wait_s = 0.0
         self.vlm_waits = 0
 
-    def _result(self, p: Pending | None, now_ns: int, outcome: str, reason: str = "", estimated: float = 0.0,
-                text: str = "", query_id: int = -1) -> ActionResult:
+    def _result(
+        self,
+        p: Pending | None,
+        now_ns: int,
+        outcome: str,
+        reason: str = "",
+        estimated: float = 0.0,
+        text: str = "",
+        query_id: int = -1,
+    ) -> ActionResult:
         return ActionResult(
-            action_id=-1 if p is None else p.action_id, query_id=query_id if p is None else p.query_id,
-            text=text if p is None else p.text, kind="invalid" if p is None else kind_of(p.action),
-            execution=self.cfg.execution, commanded=0.0 if p is None else amount_of(p.action), estimated=estimated,
-            start_mono_ns=now_ns if p is None else self.started_ns, end_mono_ns=now_ns, outcome=outcome,
-            reason=reason)
+            action_id=-1 if p is None else p.action_id,
+            query_id=query_id if p is None else p.query_id,
+            text=text if p is None else p.text,
+            kind="invalid" if p is None else kind_of(p.action),
+            execution=self.cfg.execution,
+            commanded=0.0 if p is None else amount_of(p.action),
+            estimated=estimated,
+            start_mono_ns=now_ns if p is None else self.started_ns,
+            end_mono_ns=now_ns,
+            outcome=outcome,
+            reason=reason,
+        )
 
     def _drop_all(self, now_ns: int, reason: str) -> list[ActionResult]:
         out = []
@@ -84,8 +102,9 @@ class ActionQueue:
             self.next_id += 1
         return []
 
-    def step(self, now_s: float, now_ns: int, pose: Pose2D | None, control: ControlMode | None
-             ) -> tuple[tuple[float, float, float], list[ActionResult]]:
+    def step(
+        self, now_s: float, now_ns: int, pose: Pose2D | None, control: ControlMode | None
+    ) -> tuple[tuple[float, float, float], list[ActionResult]]:
         """pose: the newest fresh odometry (None if stale); control: the control loop's current mode."""
         if control == "damp" and (self.current or self.queue):
             return ZERO, self._drop_all(now_ns, "control is damping")
@@ -135,9 +154,16 @@ class ActionQueue:
 
     def status(self) -> NavigatorStatus:
         state = "executing" if self.current else "holding" if self.holding else "idle"
-        return NavigatorStatus(state=state, execution=self.cfg.execution, queue_len=len(self.queue),
-                               current_action_id=self.current.action_id if self.current else -1,
-                               current_query_id=self.current.query_id if self.current else -1,
-                               current_text=self.current.text if self.current else "", actions_done=self.done,
-                               invalid_texts=self.invalid, remaining_s=self.remaining_s(),
-                               vlm_wait_s=self.vlm_wait_s, vlm_waits=self.vlm_waits)
+        return NavigatorStatus(
+            state=state,
+            execution=self.cfg.execution,
+            queue_len=len(self.queue),
+            current_action_id=self.current.action_id if self.current else -1,
+            current_query_id=self.current.query_id if self.current else -1,
+            current_text=self.current.text if self.current else "",
+            actions_done=self.done,
+            invalid_texts=self.invalid,
+            remaining_s=self.remaining_s(),
+            vlm_wait_s=self.vlm_wait_s,
+            vlm_waits=self.vlm_waits,
+        )

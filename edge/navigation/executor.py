@@ -15,6 +15,7 @@ The pose is the robot's OWN estimate (yaw from the IMU, x/y from leg odometry), 
 Usage: ``ex.start(action, now, pose)`` then ``sp = ex.step(now, pose)`` every tick until ``sp.done``;
 ``ex.result()`` then describes the finished action.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,19 +32,19 @@ ExecutionMode = Literal["open_loop", "closed_loop"]
 class ExecutorParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    forward_speed_m_s: float = Field(0.5, gt=0, allow_inf_nan=False)      # open-loop speed, closed-loop max
+    forward_speed_m_s: float = Field(0.5, gt=0, allow_inf_nan=False)  # open-loop speed, closed-loop max
     turn_rate_rad_s: float = Field(math.pi / 6, gt=0, allow_inf_nan=False)  # open-loop rate, closed-loop max
-    kp_distance: float = Field(1.5, gt=0, allow_inf_nan=False)             # (m/s) per m remaining
-    kp_turn: float = Field(2.0, gt=0, allow_inf_nan=False)                 # (rad/s) per rad remaining
-    kp_heading: float = Field(3.0, ge=0, allow_inf_nan=False)              # heading hold while walking / settling
+    kp_distance: float = Field(1.5, gt=0, allow_inf_nan=False)  # (m/s) per m remaining
+    kp_turn: float = Field(2.0, gt=0, allow_inf_nan=False)  # (rad/s) per rad remaining
+    kp_heading: float = Field(3.0, ge=0, allow_inf_nan=False)  # heading hold while walking / settling
     max_heading_rate_rad_s: float = Field(0.5, ge=0, allow_inf_nan=False)
-    min_speed_m_s: float = Field(0.25, ge=0, allow_inf_nan=False)          # policy: 0.1 → 0.02, 0.25 → 0.14 m/s
+    min_speed_m_s: float = Field(0.25, ge=0, allow_inf_nan=False)  # policy: 0.1 → 0.02, 0.25 → 0.14 m/s
     min_turn_rate_rad_s: float = Field(0.2, ge=0, allow_inf_nan=False)
     distance_tol_m: float = Field(0.02, gt=0, allow_inf_nan=False)
     angle_tol_rad: float = Field(math.radians(1.5), gt=0, allow_inf_nan=False)
-    timeout_factor: float = Field(3.0, ge=1, allow_inf_nan=False)          # × nominal open-loop duration
+    timeout_factor: float = Field(3.0, ge=1, allow_inf_nan=False)  # × nominal open-loop duration
     timeout_margin_s: float = Field(2.0, ge=0, allow_inf_nan=False)
-    settle_s: float = Field(0.25, ge=0, allow_inf_nan=False)               # closed loop: hold before done
+    settle_s: float = Field(0.25, ge=0, allow_inf_nan=False)  # closed loop: hold before done
 
 
 class Pose2D(NamedTuple):
@@ -64,13 +65,13 @@ class Setpoint(NamedTuple):
 class ExecutionResult:
     kind: Literal["forward", "turn", "stop"]
     mode: ExecutionMode
-    commanded: float        # m for forward, rad for turn, 0 for stop
-    achieved: float         # from the pose estimate: distance along the start heading / accumulated yaw
+    commanded: float  # m for forward, rad for turn, 0 for stop
+    achieved: float  # from the pose estimate: distance along the start heading / accumulated yaw
     duration_s: float
     timed_out: bool
     lateral_m: float = 0.0  # displacement across the start heading
     yaw_change_rad: float = 0.0
-    error: str = ""         # e.g. a non-finite pose aborted the action
+    error: str = ""  # e.g. a non-finite pose aborted the action
 
 
 def wrap_angle(a: float) -> float:
@@ -94,7 +95,7 @@ class ActionExecutor:
         self.params = params if params is not None else ExecutorParams()
         self._action: Optional[Action] = None
         self._result: Optional[ExecutionResult] = None
-        self.last_pose = Pose2D(0.0, 0.0, 0.0)   # the newest pose given to start() / step()
+        self.last_pose = Pose2D(0.0, 0.0, 0.0)  # the newest pose given to start() / step()
 
     @property
     def busy(self) -> bool:
@@ -169,16 +170,19 @@ class ActionExecutor:
             sign = 1.0 if self._target >= 0 else -1.0
             remaining = abs(self._target) - sign * along
             wz = _clip_mag(-p.kp_heading * self._yaw_acc, 0.0, p.max_heading_rate_rad_s)
-            in_tol = remaining < p.distance_tol_m   # includes an overshoot: never reverse
+            in_tol = remaining < p.distance_tol_m  # includes an overshoot: never reverse
             self._mark_reached(in_tol, now_s)
-            vx = 0.0 if self._reached else sign * min(max(p.kp_distance * remaining, p.min_speed_m_s),
-                                                      p.forward_speed_m_s)
+            vx = (
+                0.0
+                if self._reached
+                else sign * min(max(p.kp_distance * remaining, p.min_speed_m_s), p.forward_speed_m_s)
+            )
         else:
             err = self._target - self._yaw_acc
             in_tol = abs(err) < p.angle_tol_rad
             self._mark_reached(in_tol, now_s)
             vx = 0.0
-            hold = abs(err) < 0.5 * p.angle_tol_rad   # aim inside the tolerance: the policy drifts when idle
+            hold = abs(err) < 0.5 * p.angle_tol_rad  # aim inside the tolerance: the policy drifts when idle
             wz = 0.0 if hold else _clip_mag(p.kp_turn * err, p.min_turn_rate_rad_s, p.turn_rate_rad_s)
         if self._reached and in_tol and now_s - self._t_reached >= p.settle_s - 1e-9:
             return self._finish(now_s, pose)
@@ -192,9 +196,16 @@ class ActionExecutor:
     def _finish(self, now_s: float, pose: Pose2D, timed_out: bool = False, error: str = "") -> Setpoint:
         along, across = self._along_across(pose)
         achieved = math.nan if error else {"forward": along, "turn": self._yaw_acc, "stop": 0.0}[self._kind]
-        self._result = ExecutionResult(kind=self._kind, mode=self.mode, commanded=self._target, achieved=achieved,
-                                       duration_s=now_s - self._t0 if math.isfinite(now_s) else math.nan,
-                                       timed_out=timed_out, lateral_m=across, yaw_change_rad=self._yaw_acc,
-                                       error=error)
+        self._result = ExecutionResult(
+            kind=self._kind,
+            mode=self.mode,
+            commanded=self._target,
+            achieved=achieved,
+            duration_s=now_s - self._t0 if math.isfinite(now_s) else math.nan,
+            timed_out=timed_out,
+            lateral_m=across,
+            yaw_change_rad=self._yaw_acc,
+            error=error,
+        )
         self._action = None
         return Setpoint(0.0, 0.0, 0.0, True, timed_out)

@@ -1,15 +1,16 @@
 """Navigator process: actionText in; velocityCommand (every tick, zero when idle), actionResult, navigatorStatus out."""
+
 from __future__ import annotations
 
 import logging
 import time
 
-from edge.navigation.executor import Pose2D
-from edge.system.process_main import Process, process_main
+from edge.common.realtime import Ratekeeper
 from edge.msg.messages import VelocityCommand
 from edge.navigation.action_queue import ActionQueue
+from edge.navigation.executor import Pose2D
 from edge.navigation.parse import ActionParser
-from edge.common.realtime import Ratekeeper
+from edge.system.process_main import Process, process_main
 
 log = logging.getLogger("navigatord")
 
@@ -34,11 +35,19 @@ def run(proc: Process) -> int:
         pose = None if o is None else Pose2D(o.msg.x_m, o.msg.y_m, o.msg.yaw_rad)
         (vx, vy, wz), done = nav.step(tick.start_s, now_ns, pose, None if c is None else c.msg.mode)
         results += done
-        vel_pub.publish(VelocityCommand(vx_m_s=vx, vy_m_s=vy, wz_rad_s=wz,
-                                        action_id=nav.current.action_id if nav.current else -1))
+        vel_pub.publish(
+            VelocityCommand(vx_m_s=vx, vy_m_s=vy, wz_rad_s=wz, action_id=nav.current.action_id if nav.current else -1)
+        )
         for res in results:
-            log.info("%s %s: %s commanded %+.3f estimated %+.3f %s", res.outcome, res.kind, res.text,
-                     res.commanded, res.estimated, res.reason)
+            log.info(
+                "%s %s: %s commanded %+.3f estimated %+.3f %s",
+                res.outcome,
+                res.kind,
+                res.text,
+                res.commanded,
+                res.estimated,
+                res.reason,
+            )
             result_pub.publish(res)
         if results or tick.index % status_every == 0:
             status_pub.publish(nav.status())

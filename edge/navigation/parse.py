@@ -25,6 +25,7 @@ Deviations (safety over fidelity). These give ``Invalid``, on which the navigato
 And these trim a StreamVLN answer (said in ``Parsed.note``): actions after the first STOP are dropped; more than
 ``max_actions`` (default 4) are cut to the first ``max_actions`` (the reference runs them all).
 """
+
 from __future__ import annotations
 
 import math
@@ -36,20 +37,20 @@ from edge.common.config import ParserConfig
 
 FORWARD_STEP_M = 0.25
 TURN_STEP_DEG = 15
-_DEFAULT = ParserConfig()      # the bounds' defaults live in the config section
+_DEFAULT = ParserConfig()  # the bounds' defaults live in the config section
 
 
 @dataclass(frozen=True)
 class Forward:
     distance_m: float
-    steps: int = 1          # primitive 25 cm steps the reference would execute
+    steps: int = 1  # primitive 25 cm steps the reference would execute
     text: str = ""
 
 
 @dataclass(frozen=True)
 class Turn:
-    angle_rad: float        # positive = left / CCW
-    steps: int = 1          # primitive 15° steps the reference would execute
+    angle_rad: float  # positive = left / CCW
+    steps: int = 1  # primitive 15° steps the reference would execute
     text: str = ""
 
 
@@ -66,7 +67,7 @@ class Parsed:
     actions: tuple[Action, ...]
     grammar: str
     raw: str
-    note: str = ""          # what the parser adjusted (snapping, truncation), human-readable
+    note: str = ""  # what the parser adjusted (snapping, truncation), human-readable
 
     ok = True
 
@@ -87,14 +88,24 @@ class Invalid:
 
 ParseResult = Union[Parsed, Invalid]
 
-_HABITAT_TYPES = (("stop", r"\bstop\b"), ("forward", r"\bis move forward\b"),
-                  ("left", r"\bis turn left\b"), ("right", r"\bis turn right\b"))
-_TYPES = {prefix: tuple((kind, re.compile(p if prefix else p.replace(r"\bis ", r"\b(?:is )?"), re.IGNORECASE))
-                        for kind, p in _HABITAT_TYPES)
-          for prefix in (True, False)}
-_ARGS = {"forward": re.compile(r"move forward (\d+) cm"),
-         "left": re.compile(r"turn left (\d+) degree"),
-         "right": re.compile(r"turn right (\d+) degree")}
+_HABITAT_TYPES = (
+    ("stop", r"\bstop\b"),
+    ("forward", r"\bis move forward\b"),
+    ("left", r"\bis turn left\b"),
+    ("right", r"\bis turn right\b"),
+)
+_TYPES = {
+    prefix: tuple(
+        (kind, re.compile(p if prefix else p.replace(r"\bis ", r"\b(?:is )?"), re.IGNORECASE))
+        for kind, p in _HABITAT_TYPES
+    )
+    for prefix in (True, False)
+}
+_ARGS = {
+    "forward": re.compile(r"move forward (\d+) cm"),
+    "left": re.compile(r"turn left (\d+) degree"),
+    "right": re.compile(r"turn right (\d+) degree"),
+}
 _ARROWS = re.compile("STOP|↑|←|→")
 
 
@@ -128,8 +139,9 @@ def _make(kind: str, value: int, text: str) -> Action:
 def _habitat(text: str, require_prefix: bool, max_forward_m: float, max_turn_rad: float) -> ParseResult:
     kind = next((k for k, pattern in _TYPES[require_prefix] if pattern.search(text)), None)
     if kind is None:
-        return _invalid(f"no NaVILA action (stop / move forward / turn left / turn right) in {_clip(text)}",
-                        text, "navila")
+        return _invalid(
+            f"no NaVILA action (stop / move forward / turn left / turn right) in {_clip(text)}", text, "navila"
+        )
     if kind == "stop":
         return Parsed(actions=(Stop(text=text),), grammar="navila", raw=text)
     unit, step, snaps = ("cm", 25, (25, 50, 75)) if kind == "forward" else ("°", 15, (15, 30, 45))
@@ -163,20 +175,28 @@ def _isaac(text: str) -> ParseResult:
 
     if "turn left" in low or "turn right" in low:
         kind = "left" if "turn left" in low else "right"
-        return Parsed(actions=(_make(kind, TURN_STEP_DEG * steps(("45", "30", "15")), text),),
-                      grammar="navila", raw=text)
+        return Parsed(
+            actions=(_make(kind, TURN_STEP_DEG * steps(("45", "30", "15")), text),), grammar="navila", raw=text
+        )
     if "move forward" in low or "move" in low:
-        return Parsed(actions=(_make("forward", 25 * steps(("75", "50", "25")), text),),
-                      grammar="navila", raw=text)
+        return Parsed(actions=(_make("forward", 25 * steps(("75", "50", "25")), text),), grammar="navila", raw=text)
     if "stop" in low:
         return Parsed(actions=(Stop(text=text),), grammar="navila", raw=text)
-    return _invalid(f"no NaVILA action (turn left / turn right / move / stop) in {_clip(text)} "
-                    "(the isaac reference would walk forward 0.5 s)", text, "navila")
+    return _invalid(
+        f"no NaVILA action (turn left / turn right / move / stop) in {_clip(text)} "
+        "(the isaac reference would walk forward 0.5 s)",
+        text,
+        "navila",
+    )
 
 
-def parse_navila(text: str, style: str = "habitat", require_prefix: bool = True,
-                 max_forward_m: float = _DEFAULT.max_forward_m,
-                 max_turn_rad: float = _DEFAULT.max_turn_rad) -> ParseResult:
+def parse_navila(
+    text: str,
+    style: str = "habitat",
+    require_prefix: bool = True,
+    max_forward_m: float = _DEFAULT.max_forward_m,
+    max_turn_rad: float = _DEFAULT.max_turn_rad,
+) -> ParseResult:
     """One NaVILA answer → ``Parsed`` with one Forward / Turn / Stop, or ``Invalid``. Never raises.
 
     style: "habitat" (`navila_trainer.py` regexes) or "isaac" (`get_vel_command` substrings).
@@ -218,8 +238,12 @@ def parse_streamvln(text: str, max_actions: int = _DEFAULT.streamvln_max_actions
         notes.append(f"{len(tokens)} actions cut to the first {max_actions}")
         tokens = tokens[:max_actions]
     turn = math.radians(TURN_STEP_DEG)
-    table = {"↑": Forward(FORWARD_STEP_M, 1, "↑"), "←": Turn(turn, 1, "←"), "→": Turn(-turn, 1, "→"),
-             "STOP": Stop("STOP")}
+    table = {
+        "↑": Forward(FORWARD_STEP_M, 1, "↑"),
+        "←": Turn(turn, 1, "←"),
+        "→": Turn(-turn, 1, "→"),
+        "STOP": Stop("STOP"),
+    }
     return Parsed(actions=tuple(table[t] for t in tokens), grammar="streamvln", raw=text, note="; ".join(notes))
 
 
@@ -237,8 +261,13 @@ class ActionParser:
     def parse(self, text: str, grammar: str, source: str = "vlm") -> ParseResult:
         c = self.cfg
         if grammar == "navila":
-            return parse_navila(text, style=c.navila_style, require_prefix=source == "vlm",
-                                max_forward_m=c.max_forward_m, max_turn_rad=c.max_turn_rad)
+            return parse_navila(
+                text,
+                style=c.navila_style,
+                require_prefix=source == "vlm",
+                max_forward_m=c.max_forward_m,
+                max_turn_rad=c.max_turn_rad,
+            )
         if grammar == "streamvln":
             return parse_streamvln(text, max_actions=c.streamvln_max_actions)
         return _invalid(f"unknown grammar {grammar!r} (navila | streamvln)", text, str(grammar))

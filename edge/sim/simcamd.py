@@ -1,13 +1,14 @@
 """Simulated head camera: renders the simulator's scene from the newest simTruth pose and publishes cameraFrame
 (the same messages as the RealSense process). A process of its own: software rendering takes tens of milliseconds
 a frame and, inside the simulator, would hold up the physics loop and the LowState stream."""
+
 from __future__ import annotations
 
 import logging
 import os
 
-from edge.system.process_main import Process, process_main
 from edge.common.realtime import Ratekeeper
+from edge.system.process_main import Process, process_main
 
 log = logging.getLogger("simcamd")
 
@@ -18,12 +19,13 @@ def run(proc: Process) -> int:
         log.info("camera off (sim.camera_hz = 0)")
         stop.wait()
         return 0
-    os.environ.setdefault("MUJOCO_GL", "egl")          # headless rendering; must precede the mujoco import
+    os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; must precede the mujoco import
     import mujoco
 
-    from edge.camera.frames import frame_to_messages
     from drivers.sim.go2_physics import build_spec
     from drivers.sim.head_camera import SimHeadCamera
+    from edge.camera.frames import frame_to_messages
+
     model = build_spec(s.physics_dt, s.landmarks).compile()
     data = mujoco.MjData(model)
     truth, pub = proc.ports.sub["simTruth"], proc.ports.pub["cameraFrame"]
@@ -36,7 +38,7 @@ def run(proc: Process) -> int:
             rk.wait()
             t = truth.fresh()
             if t is None or t.seq == last_seq or len(t.msg.qpos) != model.nq:
-                continue                                # no new pose: no new frame
+                continue  # no new pose: no new frame
             last_seq = t.seq
             data.qpos[:] = t.msg.qpos
             data.time = t.msg.sim_time_s

@@ -3,6 +3,7 @@
 Ctrl-C, SIGTERM, or the death of any child stops them all: SIGINT first (each process damps / flushes on its way
 out), SIGKILL after a grace period.
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,5 +1,6 @@
 """The process table (PROCS): one record per robot process. It drives `edge run` (subprocesses for dev and the
 simulator) and the systemd units in systemd/ (generated; a test keeps the committed files equal to the output)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,12 +18,12 @@ class ProcessSpec(Frozen):
     name: str
     module: str
     description: str
-    cpus: tuple[int, ...] = ()                # affinity on the Orin (cores 0–5 on Orin NX/AGX 8-core variants)
+    cpus: tuple[int, ...] = ()  # affinity on the Orin (cores 0–5 on Orin NX/AGX 8-core variants)
     rt_priority: int = Field(0, ge=0, le=99)  # SCHED_FIFO priority; 0 = normal scheduling
     nice: int = 0
     restart: Literal["always", "on-failure", "no"] = "on-failure"
-    watchdog_s: float = 0.0                   # systemd WatchdogSec, fed only while the loop keeps its deadlines
-    damp_on_stop: bool = False                # ExecStopPost= runs edge.controls.damp after any stop, crash or restart
+    watchdog_s: float = 0.0  # systemd WatchdogSec, fed only while the loop keeps its deadlines
+    damp_on_stop: bool = False  # ExecStopPost= runs edge.controls.damp after any stop, crash or restart
     pubs: tuple[str, ...] = ()
     subs: tuple[str, ...] = ()
     profiles: tuple[Profile, ...] = ("sim", "robot")
@@ -36,26 +37,79 @@ class ProcessSpec(Frozen):
 
 
 PROCS: tuple[ProcessSpec, ...] = (
-    ProcessSpec(name="simd", module="edge.sim.simd", description="MuJoCo Go2 speaking the Go2 DDS topics",
-                restart="no", pubs=("simTruth",), profiles=("sim",)),
-    ProcessSpec(name="simcamd", module="edge.sim.simcamd", description="simulated head camera (MuJoCo offscreen)",
-                restart="no", pubs=("cameraFrame",), subs=("simTruth",), profiles=("sim",)),
-    ProcessSpec(name="camerad", module="edge.camera.camerad", description="RealSense colour (and depth) frames",
-                cpus=(1,), restart="always", pubs=("cameraFrame",), profiles=("robot",)),
-    ProcessSpec(name="controlsd", module="edge.controls.controlsd", description="50 Hz joint control loop",
-                cpus=(3,), rt_priority=80, restart="on-failure", watchdog_s=0.5, damp_on_stop=True,
-                pubs=("controlState", "odometry"), subs=("velocityCommand", "estop", "operatorCommand")),
-    ProcessSpec(name="navigatord", module="edge.navigation.navigatord",
-                description="language actions → velocity setpoints (open or closed loop)", cpus=(2,),
-                nice=-5, restart="always", pubs=("velocityCommand", "actionResult", "navigatorStatus"),
-                subs=("actionText", "odometry", "controlState")),
-    ProcessSpec(name="vlmd", module="edge.vlm.vlmd", description="navigation VLM: instruction + frames → next action",
-                cpus=(4, 5), restart="always", pubs=("actionText", "vlmOutput"),
-                subs=("instruction", "cameraFrame", "controlState", "navigatorStatus", "actionResult")),
-    ProcessSpec(name="recordd", module="edge.system.recordd", description="records the bus to runs/ for reports and replay",
-                nice=10, restart="always",
-                subs=("actionResult", "controlState", "odometry", "velocityCommand", "navigatorStatus", "simTruth",
-                      "vlmOutput")),
+    ProcessSpec(
+        name="simd",
+        module="edge.sim.simd",
+        description="MuJoCo Go2 speaking the Go2 DDS topics",
+        restart="no",
+        pubs=("simTruth",),
+        profiles=("sim",),
+    ),
+    ProcessSpec(
+        name="simcamd",
+        module="edge.sim.simcamd",
+        description="simulated head camera (MuJoCo offscreen)",
+        restart="no",
+        pubs=("cameraFrame",),
+        subs=("simTruth",),
+        profiles=("sim",),
+    ),
+    ProcessSpec(
+        name="camerad",
+        module="edge.camera.camerad",
+        description="RealSense colour (and depth) frames",
+        cpus=(1,),
+        restart="always",
+        pubs=("cameraFrame",),
+        profiles=("robot",),
+    ),
+    ProcessSpec(
+        name="controlsd",
+        module="edge.controls.controlsd",
+        description="50 Hz joint control loop",
+        cpus=(3,),
+        rt_priority=80,
+        restart="on-failure",
+        watchdog_s=0.5,
+        damp_on_stop=True,
+        pubs=("controlState", "odometry"),
+        subs=("velocityCommand", "estop", "operatorCommand"),
+    ),
+    ProcessSpec(
+        name="navigatord",
+        module="edge.navigation.navigatord",
+        description="language actions → velocity setpoints (open or closed loop)",
+        cpus=(2,),
+        nice=-5,
+        restart="always",
+        pubs=("velocityCommand", "actionResult", "navigatorStatus"),
+        subs=("actionText", "odometry", "controlState"),
+    ),
+    ProcessSpec(
+        name="vlmd",
+        module="edge.vlm.vlmd",
+        description="navigation VLM: instruction + frames → next action",
+        cpus=(4, 5),
+        restart="always",
+        pubs=("actionText", "vlmOutput"),
+        subs=("instruction", "cameraFrame", "controlState", "navigatorStatus", "actionResult"),
+    ),
+    ProcessSpec(
+        name="recordd",
+        module="edge.system.recordd",
+        description="records the bus to runs/ for reports and replay",
+        nice=10,
+        restart="always",
+        subs=(
+            "actionResult",
+            "controlState",
+            "odometry",
+            "velocityCommand",
+            "navigatorStatus",
+            "simTruth",
+            "vlmOutput",
+        ),
+    ),
 )
 
 
@@ -64,8 +118,7 @@ def procs_for(profile: Profile, only: list[str] | None = None, block: list[str] 
     for n in (only or []) + (block or []):
         if n not in names:
             raise ValueError(f"unknown process {n!r}; known: {sorted(names)}")
-    return [p for p in PROCS if profile in p.profiles and (not only or p.name in only)
-            and p.name not in (block or [])]
+    return [p for p in PROCS if profile in p.profiles and (not only or p.name in only) and p.name not in (block or [])]
 
 
 def check_table(procs: tuple[ProcessSpec, ...] = PROCS) -> None:
@@ -86,7 +139,7 @@ def check_table(procs: tuple[ProcessSpec, ...] = PROCS) -> None:
                 publishers[t] = p.name
 
 
-check_table()      # at import: every process and tool sees a consistent table
+check_table()  # at import: every process and tool sees a consistent table
 
 
 # ---- systemd --------------------------------------------------------------------------------------------------
@@ -101,23 +154,42 @@ def unit_name(p: ProcessSpec) -> str:
 
 def render_service(p: ProcessSpec, python: str, workdir: str, config: str) -> str:
     exec_args = f"{python} -m {p.module} --config {config}"
-    lines = ["[Unit]", f"Description=edge {p.name}: {p.description}", f"PartOf={TARGET}",
-             "After=network-online.target", "Wants=network-online.target",     # DDS binds the robot's NIC
-             "StartLimitIntervalSec=60", "StartLimitBurst=5", "",
-             "[Service]", "Type=notify" if p.watchdog_s else "Type=simple"]
+    lines = [
+        "[Unit]",
+        f"Description=edge {p.name}: {p.description}",
+        f"PartOf={TARGET}",
+        "After=network-online.target",
+        "Wants=network-online.target",  # DDS binds the robot's NIC
+        "StartLimitIntervalSec=60",
+        "StartLimitBurst=5",
+        "",
+        "[Service]",
+        "Type=notify" if p.watchdog_s else "Type=simple",
+    ]
     if p.watchdog_s:
         lines += ["NotifyAccess=main", f"WatchdogSec={int(p.watchdog_s * 1000)}ms"]
     lines += [f"ExecStart={exec_args}"]
     if p.damp_on_stop:
         lines += [f"ExecStopPost={python} -m edge.controls.damp --config {config}"]
-    lines += [f"Restart={p.restart}", "RestartSec=1", f"WorkingDirectory={workdir}",
-              "Environment=PYTHONUNBUFFERED=1", "RuntimeDirectory=edge", "RuntimeDirectoryPreserve=yes",
-              "KillSignal=SIGINT", "TimeoutStopSec=5"]
+    lines += [
+        f"Restart={p.restart}",
+        "RestartSec=1",
+        f"WorkingDirectory={workdir}",
+        "Environment=PYTHONUNBUFFERED=1",
+        "RuntimeDirectory=edge",
+        "RuntimeDirectoryPreserve=yes",
+        "KillSignal=SIGINT",
+        "TimeoutStopSec=5",
+    ]
     if p.cpus:
         lines += [f"CPUAffinity={' '.join(map(str, p.cpus))}"]
     if p.rt_priority:
-        lines += ["CPUSchedulingPolicy=fifo", f"CPUSchedulingPriority={p.rt_priority}", "LimitRTPRIO=95",
-                  "LimitMEMLOCK=infinity"]
+        lines += [
+            "CPUSchedulingPolicy=fifo",
+            f"CPUSchedulingPriority={p.rt_priority}",
+            "LimitRTPRIO=95",
+            "LimitMEMLOCK=infinity",
+        ]
     if p.nice:
         lines += [f"Nice={p.nice}"]
     lines += ["", "[Install]", f"WantedBy={TARGET}", ""]
@@ -126,13 +198,24 @@ def render_service(p: ProcessSpec, python: str, workdir: str, config: str) -> st
 
 def render_target(procs: list[ProcessSpec]) -> str:
     wants = " ".join(unit_name(p) for p in procs)
-    return "\n".join(["[Unit]", "Description=edge: onboard vision-language navigation stack",
-                      f"Wants={wants}", "After=network-online.target", "Wants=network-online.target", "",
-                      "[Install]", "WantedBy=multi-user.target", ""])
+    return "\n".join(
+        [
+            "[Unit]",
+            "Description=edge: onboard vision-language navigation stack",
+            f"Wants={wants}",
+            "After=network-online.target",
+            "Wants=network-online.target",
+            "",
+            "[Install]",
+            "WantedBy=multi-user.target",
+            "",
+        ]
+    )
 
 
-def render_units(python: str = "/opt/edge/venv/bin/python", workdir: str = "/opt/edge/src",
-                 config: str = "/etc/edge/go2.yaml") -> dict[str, str]:
+def render_units(
+    python: str = "/opt/edge/venv/bin/python", workdir: str = "/opt/edge/src", config: str = "/etc/edge/go2.yaml"
+) -> dict[str, str]:
     """Units for the robot profile (the simulator never runs under systemd)."""
     procs = procs_for("robot")
     units = {unit_name(p): render_service(p, python, workdir, config) for p in procs}

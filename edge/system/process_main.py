@@ -1,5 +1,6 @@
 """Common start-up for every process of the table: arguments, config, logging, signals, real-time placement, and its
 sockets — opened here from its row of the process table, so a process has exactly the pubs and subs the table says."""
+
 from __future__ import annotations
 
 import argparse
@@ -32,6 +33,7 @@ def parse_overrides(items: list[str]) -> dict:
 class Process:
     """What a process's run() gets: its config, a stop event set on SIGINT / SIGTERM, its command-line arguments, and
     its sockets (none for a helper outside the table, such as the ExecStopPost damper)."""
+
     cfg: EdgeConfig
     stop: threading.Event
     args: argparse.Namespace
@@ -44,9 +46,13 @@ def open_ports(name: str, bus: Bus, conflate: bool | None = None) -> Ports:
     return bus.open(spec.pubs if spec else (), spec.subs if spec else (), conflate)
 
 
-def process_main(name: str, run: Callable[[Process], int], argv: list[str] | None = None,
-                 add_args: Callable[[argparse.ArgumentParser], None] | None = None, conflate: bool | None = None
-                 ) -> int:
+def process_main(
+    name: str,
+    run: Callable[[Process], int],
+    argv: list[str] | None = None,
+    add_args: Callable[[argparse.ArgumentParser], None] | None = None,
+    conflate: bool | None = None,
+) -> int:
     """conflate=False: queue every message of the subscribed topics (the recorder), else each topic's own setting."""
     ap = argparse.ArgumentParser(prog=name)
     ap.add_argument("--config", help="EdgeConfig YAML (default: $EDGE_CONFIG or configs/sim.yaml)")

@@ -1,4 +1,5 @@
 """`edge` command line: run the stack, speak to it, stop it, write units, run the demo."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,8 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
-from edge.msg.bus import Bus
 from edge.common.config import load_config
+from edge.msg.bus import Bus
 from edge.system.process_main import parse_overrides
 
 
@@ -19,9 +20,11 @@ def _bus(args) -> Bus:
 def cmd_run(args) -> int:
     from edge.system.manager import Manager
     from edge.system.process_config import procs_for
+
     cfg = load_config(args.config, parse_overrides(args.set))
-    procs = procs_for(cfg.profile, args.only.split(",") if args.only else None,
-                      args.block.split(",") if args.block else None)
+    procs = procs_for(
+        cfg.profile, args.only.split(",") if args.only else None, args.block.split(",") if args.block else None
+    )
     mgr = Manager(procs, args.config, args.set)
     mgr.start()
     return mgr.supervise()
@@ -29,6 +32,7 @@ def cmd_run(args) -> int:
 
 def cmd_say(args) -> int:
     from edge.tools.operator_client import Operator
+
     op = Operator(_bus(args))
     qid = op.say(args.text, source="operator", grammar=args.grammar)
     if args.wait:
@@ -40,6 +44,7 @@ def cmd_say(args) -> int:
 
 def cmd_script(args) -> int:
     from edge.tools.operator_client import Operator, read_script
+
     op = Operator(_bus(args))
     for sentence in read_script(args.file):
         qid = op.say(sentence, source="script", grammar=args.grammar)
@@ -51,30 +56,37 @@ def cmd_script(args) -> int:
 
 def cmd_estop(args) -> int:
     from edge.tools.operator_client import estop
+
     estop(_bus(args), args.reason)
     return 0
 
 
 def cmd_instruct(args) -> int:
     from edge.tools.operator_client import instruct
+
     instruct(_bus(args), args.text)
     return 0
 
 
 def cmd_stand(args) -> int:
     from edge.tools.operator_client import stand
+
     stand(_bus(args))
     return 0
 
 
 def cmd_units(args) -> int:
     from edge.system.process_config import render_units, write_units
+
     if args.write:
         for p in write_units(args.write):
             print(p)
         return 0
-    stale = [n for n, text in render_units().items()
-             if not (Path(args.check) / n).exists() or (Path(args.check) / n).read_text() != text]
+    stale = [
+        n
+        for n, text in render_units().items()
+        if not (Path(args.check) / n).exists() or (Path(args.check) / n).read_text() != text
+    ]
     if stale:
         print("stale units (run `make units`): " + ", ".join(stale), file=sys.stderr)
         return 1
@@ -83,19 +95,26 @@ def cmd_units(args) -> int:
 
 def cmd_demo(args) -> int:
     from edge.tools.demo import run_demo
+
     report = run_demo(Path(args.out), args.modes.split(","), config=args.config)
     print(f"\nreport: {Path(args.out) / 'latest' / 'report.json'} and report.png")
     print(f"{'execution':12s} {'kind':8s} {'n':>2s} {'mean |err|':>11s} {'max |err|':>10s}")
     for row in report["accuracy"]:
-        print(f"{row['execution']:12s} {row['kind']:8s} {row['n']:2d} {row['mean_abs_error']:8.2f} {row['unit']:3s}"
-              f"{row['max_abs_error']:7.2f} {row['unit']}")
+        print(
+            f"{row['execution']:12s} {row['kind']:8s} {row['n']:2d} {row['mean_abs_error']:8.2f} {row['unit']:3s}"
+            f"{row['max_abs_error']:7.2f} {row['unit']}"
+        )
     loop = report["loop"]
-    print(f"fell: {report['fell']}; control loop: {loop['ticks']} ticks, {loop['missed']} missed, period error "
-          f"p50 {loop['period_error_p50_ms']:.3f} ms, p99 {loop['period_error_p99_ms']:.3f} ms")
+    print(
+        f"fell: {report['fell']}; control loop: {loop['ticks']} ticks, {loop['missed']} missed, period error "
+        f"p50 {loop['period_error_p50_ms']:.3f} ms, p99 {loop['period_error_p99_ms']:.3f} ms"
+    )
     for ex, v in report["vlm"].items():
-        print(f"{ex:16s} {v['n_queries']} VLM queries ({v['early_queries']} early), latency p50 "
-              f"{v['total_ms_p50']:.0f} ms; robot idle waiting for the VLM {v['idle_wait_s']:.2f} s "
-              f"({v['idle_waits']} waits); ended: {v['episode_over']}")
+        print(
+            f"{ex:16s} {v['n_queries']} VLM queries ({v['early_queries']} early), latency p50 "
+            f"{v['total_ms_p50']:.0f} ms; robot idle waiting for the VLM {v['idle_wait_s']:.2f} s "
+            f"({v['idle_waits']} waits); ended: {v['episode_over']}"
+        )
     return 1 if report["fell"] else 0
 
 

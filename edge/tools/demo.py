@@ -7,6 +7,7 @@ Runs, each on a fresh simulator:
   vlm_tiny_navila           the real NaVILA code path on tiny random weights: garbage answers → invalid → hold
 Writes runs/<stamp>/report.json and report.png, and points runs/latest at them.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,32 +18,41 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from edge.msg.bus import Bus
 from edge.common.config import REPO_ROOT, load_config
-from edge.system.process_main import parse_overrides
+from edge.msg.bus import Bus
 from edge.system.manager import Manager
-from edge.tools.operator_client import Operator, instruct, read_script
 from edge.system.process_config import procs_for
+from edge.system.process_main import parse_overrides
+from edge.tools.operator_client import Operator, instruct, read_script
 from edge.tools.report import build_report
 
 log = logging.getLogger("demo")
 DEMO_SCRIPT = REPO_ROOT / "configs" / "demo_script.txt"
 INSTRUCTION = "Walk forward past the sofa, turn left and stop in front of the door."
-VLM_ANSWERS = ["The next action is move forward 50 cm.", "The next action is turn left 30 degrees.",
-               "The next action is move forward 50 cm.", "The next action is turn right 15 degrees.",
-               "The next action is stop."]
+VLM_ANSWERS = [
+    "The next action is move forward 50 cm.",
+    "The next action is turn left 30 degrees.",
+    "The next action is move forward 50 cm.",
+    "The next action is turn right 15 degrees.",
+    "The next action is stop.",
+]
 
 
 @contextmanager
-def sim_stack(run_out: Path, overrides: list[str], with_vlm: bool, config: str | None = None,
-              stand_timeout_s: float = 40.0):
+def sim_stack(
+    run_out: Path, overrides: list[str], with_vlm: bool, config: str | None = None, stand_timeout_s: float = 40.0
+):
     """Start sim + control + navigator + recorder (+ VLM), wait until the robot stands, stop all on exit."""
     run_dir = tempfile.mkdtemp(prefix="edge-", dir="/tmp")
     overrides = [f"bus.run_dir={run_dir}", f"robot.dds_domain={random.randint(100, 200)}", *overrides]
     run_out.mkdir(parents=True, exist_ok=True)
     cfg = load_config(config, parse_overrides(overrides))
-    mgr = Manager(procs_for("sim", block=[] if with_vlm else ["vlmd", "simcamd"]), config, overrides,
-                  extra_args={"recordd": ["--out", str(run_out / "bus.jsonl")]})
+    mgr = Manager(
+        procs_for("sim", block=[] if with_vlm else ["vlmd", "simcamd"]),
+        config,
+        overrides,
+        extra_args={"recordd": ["--out", str(run_out / "bus.jsonl")]},
+    )
     mgr.start()
     bus = Bus(cfg.bus.run_dir, cfg.bus.tcp)
     op = Operator(bus)
@@ -63,13 +73,20 @@ def run_script(sentences: list[str], run_out: Path, execution: str, config: str 
             if mgr.dead():
                 raise RuntimeError(f"a process died: {mgr.dead()}")
             for r in op.wait_for(op.say(sentence, source="script")):
-                log.info("%-45s %-8s commanded %+.3f estimated %+.3f (%s)", r.text, r.kind, r.commanded,
-                         r.estimated, r.outcome)
+                log.info(
+                    "%-45s %-8s commanded %+.3f estimated %+.3f (%s)",
+                    r.text,
+                    r.kind,
+                    r.commanded,
+                    r.estimated,
+                    r.outcome,
+                )
     return run_out / "bus.jsonl"
 
 
-def run_vlm_episode(run_out: Path, vlm_overrides: list[str], config: str | None = None,
-                    timeout_s: float = 60.0) -> Path:
+def run_vlm_episode(
+    run_out: Path, vlm_overrides: list[str], config: str | None = None, timeout_s: float = 60.0
+) -> Path:
     """Give the instruction, wait until the VLM ends the episode and the navigator has finished."""
     overrides = ["navigator.execution=closed_loop", "sim.camera_hz=5", *vlm_overrides]
     with sim_stack(run_out, overrides, True, config) as (mgr, op, bus):
@@ -85,7 +102,7 @@ def run_vlm_episode(run_out: Path, vlm_overrides: list[str], config: str | None 
         if not over:
             raise TimeoutError(f"VLM episode did not end within {timeout_s} s")
         log.info("episode over: %s", over)
-        while time.monotonic() < deadline:                       # let the navigator finish what it was given
+        while time.monotonic() < deadline:  # let the navigator finish what it was given
             st = op.status.latest()
             if st is not None and st.age_s() < 0.3 and st.msg.state != "executing" and st.msg.queue_len == 0:
                 break
@@ -105,6 +122,7 @@ def run_demo(out_root: Path, modes: list[str], script: Path = DEMO_SCRIPT, confi
             logs[mode] = run_vlm_episode(stamp / mode, [*fixed, f"vlm.overlap={mode == 'vlm_overlap'}"], config)
         elif mode == "vlm_tiny_navila":
             from exporters.tiny import write_tiny_navila
+
             ckpt = write_tiny_navila(stamp / "tiny_navila_checkpoint")
             logs[mode] = run_vlm_episode(stamp / mode, ["vlm.model=navila", f"vlm.checkpoint={ckpt}"], config)
         else:

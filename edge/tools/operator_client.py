@@ -1,4 +1,5 @@
 """Operator side of the bus: send action sentences (standing in for the VLM), e-stop, stand; follow the results."""
+
 from __future__ import annotations
 
 import time
@@ -41,9 +42,14 @@ class Operator:
                 if r.msg.query_id == query_id:
                     got.append(r.msg)
                     last_ns = r.mono_ns
-            st = self.status.latest()   # idle, and said so after the last result: the sentence is done
-            if got and st is not None and st.mono_ns > last_ns and st.msg.state != "executing" \
-                    and st.msg.queue_len == 0:
+            st = self.status.latest()  # idle, and said so after the last result: the sentence is done
+            if (
+                got
+                and st is not None
+                and st.mono_ns > last_ns
+                and st.msg.state != "executing"
+                and st.msg.queue_len == 0
+            ):
                 return got
         raise TimeoutError(f"no result for sentence {query_id} within {timeout_s} s")
 
@@ -55,8 +61,10 @@ class Operator:
                 return r
             time.sleep(0.02)
         last = self.control.latest()
-        raise TimeoutError(f"control not in {modes} after {timeout_s} s (last: "
-                           f"{None if last is None else (last.msg.mode, last.msg.reason)})")
+        raise TimeoutError(
+            f"control not in {modes} after {timeout_s} s (last: "
+            f"{None if last is None else (last.msg.mode, last.msg.reason)})"
+        )
 
     def close(self) -> None:
         for s in (self.text_pub, self.results, self.control, self.status):
@@ -68,7 +76,7 @@ def send_once(bus: Bus, topic: str, msg) -> None:
     try:
         if not pub.wait_peer():
             raise TimeoutError(f"nobody is listening on {topic} (is the stack running?)")
-        pub.publish(msg)    # queued on the connection; close() lingers until it is delivered
+        pub.publish(msg)  # queued on the connection; close() lingers until it is delivered
     finally:
         pub.close()
 

@@ -3,6 +3,7 @@
 Input: one bus.jsonl per execution mode (written by edge.system.recordd). Ground truth (simTruth) is used here only.
 Output: report.json and report.png (top-down trajectory with action boundaries, per-action bars, period histogram).
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,9 @@ def load_log(path: Path) -> dict[str, list[dict]]:
 
 def _truth_arrays(truth: list[dict]) -> dict[str, np.ndarray]:
     t = np.array([r["mono_ns"] for r in truth], dtype=np.int64)
-    cols = {k: np.array([r["msg"][k] for r in truth]) for k in ("x_m", "y_m", "z_m", "yaw_rad", "roll_rad",
-                                                                  "pitch_rad")}
+    cols = {
+        k: np.array([r["msg"][k] for r in truth]) for k in ("x_m", "y_m", "z_m", "yaw_rad", "roll_rad", "pitch_rad")
+    }
     cols["yaw_unwrapped"] = np.unwrap(cols["yaw_rad"])
     cols["t"] = t
     return cols
@@ -59,10 +61,14 @@ def short_label(a: dict) -> str:
 def loop_stats(states: list[dict]) -> dict:
     periods = np.array([r["msg"]["period_ms"] for r in states[1:]])
     err = np.abs(periods - NOMINAL_PERIOD_MS) if len(periods) else np.zeros(1)
-    return {"ticks": len(states), "missed": int(states[-1]["msg"]["missed_ticks"]) if states else 0,
-            "period_error_p50_ms": float(np.percentile(err, 50)), "period_error_p99_ms": float(np.percentile(err, 99)),
-            "period_error_max_ms": float(err.max()), "work_p99_ms": float(np.percentile(
-                [r["msg"]["work_ms"] for r in states], 99)) if states else 0.0}
+    return {
+        "ticks": len(states),
+        "missed": int(states[-1]["msg"]["missed_ticks"]) if states else 0,
+        "period_error_p50_ms": float(np.percentile(err, 50)),
+        "period_error_p99_ms": float(np.percentile(err, 99)),
+        "period_error_max_ms": float(err.max()),
+        "work_p99_ms": float(np.percentile([r["msg"]["work_ms"] for r in states], 99)) if states else 0.0,
+    }
 
 
 def summarize_run(log: dict[str, list[dict]], execution: str) -> dict:
@@ -73,11 +79,21 @@ def summarize_run(log: dict[str, list[dict]], execution: str) -> dict:
         m = r["msg"]
         true = true_amount(tr, m["kind"], m["start_mono_ns"], m["end_mono_ns"]) if tr is not None else None
         unit_scale = 100.0 if m["kind"] == "forward" else math.degrees(1.0)
-        row = {"text": m["text"], "kind": m["kind"], "execution": execution, "outcome": m["outcome"],
-               "commanded": m["commanded"], "estimated": m["estimated"], "true": true,
-               "error": None if true is None or m["kind"] not in ("forward", "turn") else true - m["commanded"],
-               "unit": "m" if m["kind"] == "forward" else "rad", "duration_s": (m["end_mono_ns"] - m["start_mono_ns"]) * 1e-9,
-               "start_mono_ns": m["start_mono_ns"], "end_mono_ns": m["end_mono_ns"], "reason": m["reason"]}
+        row = {
+            "text": m["text"],
+            "kind": m["kind"],
+            "execution": execution,
+            "outcome": m["outcome"],
+            "commanded": m["commanded"],
+            "estimated": m["estimated"],
+            "true": true,
+            "error": None if true is None or m["kind"] not in ("forward", "turn") else true - m["commanded"],
+            "unit": "m" if m["kind"] == "forward" else "rad",
+            "duration_s": (m["end_mono_ns"] - m["start_mono_ns"]) * 1e-9,
+            "start_mono_ns": m["start_mono_ns"],
+            "end_mono_ns": m["end_mono_ns"],
+            "reason": m["reason"],
+        }
         row["error_display"] = None if row["error"] is None else round(row["error"] * unit_scale, 2)
         actions.append(row)
     states = log.get("controlState", [])
@@ -87,8 +103,14 @@ def summarize_run(log: dict[str, list[dict]], execution: str) -> dict:
     fell = stood_ns is None or any(r["msg"]["fallen"] for r in upright)
     min_z = min((r["msg"]["z_m"] for r in upright), default=None)
     modes = [r["msg"]["mode"] for r in states]
-    run = {"execution": execution, "actions": actions, "fell": fell, "loop": loop_stats(states),
-           "damped": "damp" in modes, "min_base_z_m_after_stand": min_z}
+    run = {
+        "execution": execution,
+        "actions": actions,
+        "fell": fell,
+        "loop": loop_stats(states),
+        "damped": "damp" in modes,
+        "min_base_z_m_after_stand": min_z,
+    }
     if log.get("vlmOutput"):
         run["vlm"] = vlm_stats(log)
     return run
@@ -96,17 +118,40 @@ def summarize_run(log: dict[str, list[dict]], execution: str) -> dict:
 
 def vlm_stats(log: dict[str, list[dict]]) -> dict:
     """Per-query timings, and how long the robot stood idle between VLM actions waiting for the next answer."""
-    queries = [{k: r["msg"][k] for k in ("query_id", "trigger", "text", "total_ms", "vision_ms", "prefill_ms",
-                                         "decode_ms", "vision_calls", "cache_hits", "new_tokens", "frame_ids",
-                                         "error", "episode_over")} for r in log["vlmOutput"]]
+    queries = [
+        {
+            k: r["msg"][k]
+            for k in (
+                "query_id",
+                "trigger",
+                "text",
+                "total_ms",
+                "vision_ms",
+                "prefill_ms",
+                "decode_ms",
+                "vision_calls",
+                "cache_hits",
+                "new_tokens",
+                "frame_ids",
+                "error",
+                "episode_over",
+            )
+        }
+        for r in log["vlmOutput"]
+    ]
     status = log.get("navigatorStatus", [])
     last = status[-1]["msg"] if status else {}
     totals = [q["total_ms"] for q in queries]
-    return {"queries": queries, "n_queries": len(queries),
-            "total_ms_p50": float(np.percentile(totals, 50)), "total_ms_max": float(max(totals)),
-            "early_queries": sum(q["trigger"] == "early" for q in queries),
-            "idle_wait_s": last.get("vlm_wait_s", 0.0), "idle_waits": last.get("vlm_waits", 0),
-            "episode_over": next((q["episode_over"] for q in queries if q["episode_over"]), "")}
+    return {
+        "queries": queries,
+        "n_queries": len(queries),
+        "total_ms_p50": float(np.percentile(totals, 50)),
+        "total_ms_max": float(max(totals)),
+        "early_queries": sum(q["trigger"] == "early" for q in queries),
+        "idle_wait_s": last.get("vlm_wait_s", 0.0),
+        "idle_waits": last.get("vlm_waits", 0),
+        "episode_over": next((q["episode_over"] for q in queries if q["episode_over"]), ""),
+    }
 
 
 def accuracy_table(runs: dict[str, dict]) -> list[dict]:
@@ -115,23 +160,35 @@ def accuracy_table(runs: dict[str, dict]) -> list[dict]:
         for kind, unit in (("forward", "cm"), ("turn", "deg")):
             errs = [abs(a["error_display"]) for a in run["actions"] if a["kind"] == kind and a["error"] is not None]
             if errs:
-                rows.append({"execution": execution, "kind": kind, "n": len(errs), "unit": unit,
-                             "mean_abs_error": round(float(np.mean(errs)), 2), "max_abs_error": round(max(errs), 2)})
+                rows.append(
+                    {
+                        "execution": execution,
+                        "kind": kind,
+                        "n": len(errs),
+                        "unit": unit,
+                        "mean_abs_error": round(float(np.mean(errs)), 2),
+                        "max_abs_error": round(max(errs), 2),
+                    }
+                )
     return rows
 
 
 def build_report(run_logs: dict[str, Path], out_dir: Path) -> dict:
     runs = {ex: summarize_run(load_log(p), ex) for ex, p in run_logs.items()}
-    report = {"actions": [a for r in runs.values() for a in r["actions"]],
-              "fell": any(r["fell"] for r in runs.values()),
-              "loop": {ex: r["loop"] for ex, r in runs.items()} | {
-                  "ticks": sum(r["loop"]["ticks"] for r in runs.values()),
-                  "missed": sum(r["loop"]["missed"] for r in runs.values()),
-                  "period_error_p50_ms": max(r["loop"]["period_error_p50_ms"] for r in runs.values()),
-                  "period_error_p99_ms": max(r["loop"]["period_error_p99_ms"] for r in runs.values())},
-              "accuracy": accuracy_table(runs),
-              "vlm": {ex: r["vlm"] for ex, r in runs.items() if "vlm" in r},
-              "runs": {ex: {k: v for k, v in r.items() if k != "actions"} for ex, r in runs.items()}}
+    report = {
+        "actions": [a for r in runs.values() for a in r["actions"]],
+        "fell": any(r["fell"] for r in runs.values()),
+        "loop": {ex: r["loop"] for ex, r in runs.items()}
+        | {
+            "ticks": sum(r["loop"]["ticks"] for r in runs.values()),
+            "missed": sum(r["loop"]["missed"] for r in runs.values()),
+            "period_error_p50_ms": max(r["loop"]["period_error_p50_ms"] for r in runs.values()),
+            "period_error_p99_ms": max(r["loop"]["period_error_p99_ms"] for r in runs.values()),
+        },
+        "accuracy": accuracy_table(runs),
+        "vlm": {ex: r["vlm"] for ex, r in runs.items() if "vlm" in r},
+        "runs": {ex: {k: v for k, v in r.items() if k != "actions"} for ex, r in runs.items()},
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     plot_report(run_logs, runs, out_dir / "report.png")
@@ -140,6 +197,7 @@ def build_report(run_logs: dict[str, Path], out_dir: Path) -> dict:
 
 def plot_report(run_logs: dict[str, Path], runs: dict[str, dict], path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -172,9 +230,13 @@ def _plot_trajectory(ax, ex: str, log: dict, run: dict) -> None:
         for i, a in enumerate(run["actions"]):
             for t_ns, marker in ((a["start_mono_ns"], "o"), (a["end_mono_ns"], "s")):
                 ax.plot(_at(tr, "x_m", t_ns), _at(tr, "y_m", t_ns), marker, color=f"C{2 + i % 7}", ms=6)
-            ax.annotate(f"{i + 1} {short_label(a)}", (_at(tr, "x_m", a["start_mono_ns"]),
-                                                     _at(tr, "y_m", a["start_mono_ns"])),
-                        fontsize=7, xytext=(4, 4 + 9 * (i % 3)), textcoords="offset points")
+            ax.annotate(
+                f"{i + 1} {short_label(a)}",
+                (_at(tr, "x_m", a["start_mono_ns"]), _at(tr, "y_m", a["start_mono_ns"])),
+                fontsize=7,
+                xytext=(4, 4 + 9 * (i % 3)),
+                textcoords="offset points",
+            )
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_title(f"{ex}: top-down trajectory (o start, □ end of action)", fontsize=10)
     ax.set_xlabel("x [m]")
@@ -200,8 +262,11 @@ def _plot_amounts(ax, ex: str, run: dict) -> None:
 def _plot_periods(ax, ex: str, log: dict, run: dict) -> None:
     ax.hist([r["msg"]["period_ms"] for r in log.get("controlState", [])[1:]], bins=60, color="C0")
     st = run["loop"]
-    ax.set_title(f"{ex}: control period, {st['ticks']} ticks, {st['missed']} missed, "
-                 f"|err| p50 {st['period_error_p50_ms']:.3f} / p99 {st['period_error_p99_ms']:.2f} ms", fontsize=9)
+    ax.set_title(
+        f"{ex}: control period, {st['ticks']} ticks, {st['missed']} missed, "
+        f"|err| p50 {st['period_error_p50_ms']:.3f} / p99 {st['period_error_p99_ms']:.2f} ms",
+        fontsize=9,
+    )
     ax.set_xlabel("tick start-to-start period [ms]")
     ax.set_yscale("log")
 
@@ -219,11 +284,20 @@ def _plot_vlm(ax, ex: str, run: dict) -> None:
         vals = np.array([q[key] for q in qs])
         ax.bar(xs, vals, 0.6, bottom=bottom, label=name)
         bottom += vals
-    ax.bar(xs, np.maximum(0, np.array([q["total_ms"] for q in qs]) - bottom), 0.6, bottom=bottom,
-           label="other / transport", color="0.7")
+    ax.bar(
+        xs,
+        np.maximum(0, np.array([q["total_ms"] for q in qs]) - bottom),
+        0.6,
+        bottom=bottom,
+        label="other / transport",
+        color="0.7",
+    )
     ax.set_xticks(xs, [f"{q['query_id']} {q['trigger']}" for q in qs], fontsize=8)
     ax.set_ylabel("query latency [ms]")
-    ax.set_title(f"{ex}: VLM queries; robot idle waiting {vlm['idle_wait_s']:.2f} s over {vlm['idle_waits']} "
-                 f"waits; ended: {vlm['episode_over'] or '-'}", fontsize=9)
+    ax.set_title(
+        f"{ex}: VLM queries; robot idle waiting {vlm['idle_wait_s']:.2f} s over {vlm['idle_waits']} "
+        f"waits; ended: {vlm['episode_over'] or '-'}",
+        fontsize=9,
+    )
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)

@@ -14,6 +14,7 @@ Bytes: 8 raw 384×384 frames are 3.5 MB a query (~0.3 s at 100 Mbit/s); over Wi-
 The robot keeps its control loop local: `VlmClient.query` blocks up to timeout_s, so robot loops use
 `AsyncVlmClient` (a worker thread owns the socket; `submit` and `poll` never block) and hold when answers are late.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,18 +42,19 @@ from edge.vlm.model import build_model
 from engines.vlm.models import FixedAnswerVlm, VisionLanguageModel, VlmAnswer, VlmFrame, VlmTimings
 
 log = logging.getLogger(__name__)
-MAX_FRAMES = 16            # NaVILA sends 8, StreamVLN 1: anything far beyond is refused before decoding
+MAX_FRAMES = 16  # NaVILA sends 8, StreamVLN 1: anything far beyond is refused before decoding
 MAX_SIDE = 1920
-MAX_PART_BYTES = MAX_SIDE * MAX_SIDE * 3     # the server drops a connection that sends a bigger part
+MAX_PART_BYTES = MAX_SIDE * MAX_SIDE * 3  # the server drops a connection that sends a bigger part
 
 
 # ---- wire schema ----------------------------------------------------------------------------------------------
+
 
 class FrameSpec(Frozen):
     frame_id: int
     height: int = Field(gt=0, le=MAX_SIDE)
     width: int = Field(gt=0, le=MAX_SIDE)
-    encoding: Literal["rgb8", "jpeg"] = "rgb8"   # jpeg: the part is a JPEG file of that size (opt-in, slow links)
+    encoding: Literal["rgb8", "jpeg"] = "rgb8"  # jpeg: the part is a JPEG file of that size (opt-in, slow links)
 
 
 class VlmRequest(Frozen):
@@ -75,7 +77,7 @@ class VlmReply(Frozen):
     vision_calls: int = 0
     cache_hits: int = 0
     new_tokens: int = 0
-    server_s: float = 0.0          # server-side time from receiving the request to sending this reply
+    server_s: float = 0.0  # server-side time from receiving the request to sending this reply
 
 
 class VlmLinkError(RuntimeError):
@@ -100,6 +102,7 @@ def _view(x: bytes | zmq.Frame) -> memoryview:
 
 def _encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
     from PIL import Image
+
     out = io.BytesIO()
     Image.fromarray(rgb).save(out, format="JPEG", quality=quality)
     return out.getvalue()
@@ -107,26 +110,33 @@ def _encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
 
 def _decode_jpeg(buf: memoryview, spec: FrameSpec) -> np.ndarray:
     from PIL import Image
+
     im = Image.open(io.BytesIO(buf))
-    if im.format != "JPEG" or im.size != (spec.width, spec.height):    # checked before decoding any pixels
+    if im.format != "JPEG" or im.size != (spec.width, spec.height):  # checked before decoding any pixels
         raise ValueError(f"frame {spec.frame_id}: {im.format} {im.size}, expected JPEG {spec.width}×{spec.height}")
     return np.asarray(im.convert("RGB"))
 
 
 # ---- server ---------------------------------------------------------------------------------------------------
 
+
 class VlmServer:
     """ROUTER with CURVE server keys; unknown client keys are rejected by the ZAP authenticator.
     Single-threaded: requests are answered in arrival order. `endpoint` is the bound address (tcp://…:*)."""
 
-    def __init__(self, bind: str, vlm: VisionLanguageModel, server_secret_file: str | os.PathLike,
-                 authorized_clients_dir: str | os.PathLike):
+    def __init__(
+        self,
+        bind: str,
+        vlm: VisionLanguageModel,
+        server_secret_file: str | os.PathLike,
+        authorized_clients_dir: str | os.PathLike,
+    ):
         self.vlm = vlm
         public, secret = zmq.auth.load_certificate(server_secret_file)
         if secret is None:
             raise ValueError(f"{server_secret_file}: not a secret key file")
         self._clients_dir = os.fspath(authorized_clients_dir)
-        self.ctx = zmq.Context()       # own context: one ZAP handler per context
+        self.ctx = zmq.Context()  # own context: one ZAP handler per context
         self.auth = ThreadAuthenticator(self.ctx)
         self.auth.start()
         self.reload_clients()
@@ -159,12 +169,11 @@ class VlmServer:
                 if spec.encoding == "jpeg":
                     rgb = _decode_jpeg(buf, spec)
                 elif len(buf) != spec.height * spec.width * 3:
-                    raise ValueError(f"frame {spec.frame_id}: {len(buf)} bytes, expected "
-                                     f"{spec.height}×{spec.width}×3")
+                    raise ValueError(f"frame {spec.frame_id}: {len(buf)} bytes, expected {spec.height}×{spec.width}×3")
                 else:
-                    rgb = np.frombuffer(buf, np.uint8).reshape(spec.height, spec.width, 3)   # zero-copy, read-only
+                    rgb = np.frombuffer(buf, np.uint8).reshape(spec.height, spec.width, 3)  # zero-copy, read-only
                 frames.append(VlmFrame(frame_id=spec.frame_id, rgb=rgb))
-        except Exception as e:             # bad JSON or fields (pydantic), sizes, undecodable JPEG: never a crash
+        except Exception as e:  # bad JSON or fields (pydantic), sizes, undecodable JPEG: never a crash
             self.malformed += 1
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             log.warning("malformed request #%d: %s", self.malformed, msg)
@@ -174,17 +183,29 @@ class VlmServer:
                 self.vlm.reset(req.instruction)
                 self._instruction = req.instruction
             a = self.vlm.infer(frames)
-        except Exception as e:             # a model failure answers this request; the server keeps serving
+        except Exception as e:  # a model failure answers this request; the server keeps serving
             self.failed += 1
-            self._instruction = None       # force a reset next time
+            self._instruction = None  # force a reset next time
             log.exception("request %d: model failed", rid)
-            return VlmReply(request_id=rid, ok=False, error=f"model: {type(e).__name__}: {e}",
-                            server_s=time.perf_counter() - t0)
+            return VlmReply(
+                request_id=rid, ok=False, error=f"model: {type(e).__name__}: {e}", server_s=time.perf_counter() - t0
+            )
         self.answered += 1
         t = a.timings
-        return VlmReply(request_id=rid, ok=True, text=a.text, frame_ids=tuple(a.frame_ids), vision_s=t.vision_s,
-                        prefill_s=t.prefill_s, decode_s=t.decode_s, total_s=t.total_s, vision_calls=a.vision_calls,
-                        cache_hits=a.cache_hits, new_tokens=a.new_tokens, server_s=time.perf_counter() - t0)
+        return VlmReply(
+            request_id=rid,
+            ok=True,
+            text=a.text,
+            frame_ids=tuple(a.frame_ids),
+            vision_s=t.vision_s,
+            prefill_s=t.prefill_s,
+            decode_s=t.decode_s,
+            total_s=t.total_s,
+            vision_calls=a.vision_calls,
+            cache_hits=a.cache_hits,
+            new_tokens=a.new_tokens,
+            server_s=time.perf_counter() - t0,
+        )
 
     def serve_once(self, timeout_s: float = 0.1) -> bool:
         """Answer one request if one arrives within timeout_s; True if one was handled."""
@@ -192,7 +213,7 @@ class VlmServer:
             return False
         ident, *parts = self.sock.recv_multipart(copy=False)
         reply = self.handle(parts)
-        self.sock.send_multipart([ident, reply.model_dump_json().encode()])   # dropped if the client has gone
+        self.sock.send_multipart([ident, reply.model_dump_json().encode()])  # dropped if the client has gone
         return True
 
     def serve(self, stop: threading.Event, poll_s: float = 0.1) -> None:
@@ -208,18 +229,24 @@ class VlmServer:
 
 # ---- client ---------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class QueryStats:
     request_id: int
-    rtt_s: float          # send → reply received, as seen by the client
-    server_s: float       # of which the server spent (decode + model)
-    bytes_sent: int       # application bytes (header + pixels); CURVE adds ~33 bytes per part
+    rtt_s: float  # send → reply received, as seen by the client
+    server_s: float  # of which the server spent (decode + model)
+    bytes_sent: int  # application bytes (header + pixels); CURVE adds ~33 bytes per part
     bytes_received: int
 
 
-_MON_EVENTS = (zmq.EVENT_CONNECTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
-               | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-               | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+_MON_EVENTS = (
+    zmq.EVENT_CONNECTED
+    | zmq.EVENT_DISCONNECTED
+    | zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
 
 
 class VlmClient:
@@ -231,8 +258,15 @@ class VlmClient:
     `last` holds the latest query's round-trip time and bytes sent.
     """
 
-    def __init__(self, endpoint: str, client_secret_file: str | os.PathLike, server_public_file: str | os.PathLike,
-                 timeout_s: float = 2.0, ctx: zmq.Context | None = None, jpeg_quality: int | None = None):
+    def __init__(
+        self,
+        endpoint: str,
+        client_secret_file: str | os.PathLike,
+        server_public_file: str | os.PathLike,
+        timeout_s: float = 2.0,
+        ctx: zmq.Context | None = None,
+        jpeg_quality: int | None = None,
+    ):
         if jpeg_quality is not None and not 1 <= jpeg_quality <= 95:
             raise ValueError(f"jpeg_quality {jpeg_quality}: expected 1–95")
         self.endpoint, self.timeout_s, self.jpeg_quality = endpoint, timeout_s, jpeg_quality
@@ -282,7 +316,7 @@ class VlmClient:
                 self._rejected = True
             elif ev == zmq.EVENT_DISCONNECTED:
                 lost |= self._secure
-                self._unsecured |= self._tcp and not self._secure   # dropped during the handshake
+                self._unsecured |= self._tcp and not self._secure  # dropped during the handshake
                 self._tcp = self._secure = False
         return lost
 
@@ -317,8 +351,9 @@ class VlmClient:
                 specs.append(FrameSpec(frame_id=f.frame_id, height=h, width=w, encoding="jpeg"))
                 bufs.append(_encode_jpeg(rgb, self.jpeg_quality))
         rid = next(self._ids)
-        header = VlmRequest(request_id=rid, instruction=instruction, reset=reset, frames=specs
-                            ).model_dump_json().encode()
+        header = (
+            VlmRequest(request_id=rid, instruction=instruction, reset=reset, frames=specs).model_dump_json().encode()
+        )
         self.queries += 1
         self._events()
         t0 = time.perf_counter()
@@ -343,19 +378,23 @@ class VlmClient:
             except ValueError as e:
                 raise self._fail(f"unreadable reply: {str(e).splitlines()[0]}") from None
             if r.request_id != rid:
-                self.stale_replies += 1       # cannot happen with a fresh socket per failure; checked anyway
+                self.stale_replies += 1  # cannot happen with a fresh socket per failure; checked anyway
                 continue
             break
         rtt = time.perf_counter() - t0
-        self._healthy = True                  # the link works, even if the server refused this request
+        self._healthy = True  # the link works, even if the server refused this request
         self.last = QueryStats(rid, rtt, r.server_s, len(header) + sum(len(b) for b in bufs), len(raw))
         if not r.ok:
             self.failures += 1
             raise VlmServerError(r.error)
-        return VlmAnswer(text=r.text, frame_ids=tuple(r.frame_ids),
-                         timings=VlmTimings(vision_s=r.vision_s, prefill_s=r.prefill_s, decode_s=r.decode_s,
-                                            total_s=r.total_s),
-                         vision_calls=r.vision_calls, cache_hits=r.cache_hits, new_tokens=r.new_tokens)
+        return VlmAnswer(
+            text=r.text,
+            frame_ids=tuple(r.frame_ids),
+            timings=VlmTimings(vision_s=r.vision_s, prefill_s=r.prefill_s, decode_s=r.decode_s, total_s=r.total_s),
+            vision_calls=r.vision_calls,
+            cache_hits=r.cache_hits,
+            new_tokens=r.new_tokens,
+        )
 
     def close(self) -> None:
         self._close()
@@ -369,10 +408,17 @@ class AsyncVlmClient:
     submit. Every submitted id comes back from `poll` exactly once.
     """
 
-    def __init__(self, endpoint: str, client_secret_file: str | os.PathLike, server_public_file: str | os.PathLike,
-                 timeout_s: float = 2.0, jpeg_quality: int | None = None):
-        self._client = VlmClient(endpoint, client_secret_file, server_public_file, timeout_s, ctx=zmq.Context(),
-                                 jpeg_quality=jpeg_quality)
+    def __init__(
+        self,
+        endpoint: str,
+        client_secret_file: str | os.PathLike,
+        server_public_file: str | os.PathLike,
+        timeout_s: float = 2.0,
+        jpeg_quality: int | None = None,
+    ):
+        self._client = VlmClient(
+            endpoint, client_secret_file, server_public_file, timeout_s, ctx=zmq.Context(), jpeg_quality=jpeg_quality
+        )
         self._cv = threading.Condition()
         self._pending: tuple | None = None
         self._results: collections.deque = collections.deque()
@@ -419,7 +465,7 @@ class AsyncVlmClient:
                 result = self._client.query(instruction, frames, reset)
             except VlmLinkError as e:
                 result = e
-            except Exception as e:            # a bad frame: report it, keep the worker alive
+            except Exception as e:  # a bad frame: report it, keep the worker alive
                 result = VlmLinkError(f"request {rid} not sent: {type(e).__name__}: {e}")
             self._results.append((rid, result))
             self.in_flight = False
@@ -434,6 +480,7 @@ class AsyncVlmClient:
 
 
 # ---- CLI ------------------------------------------------------------------------------------------------------
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m edge.vlm.remote", description=__doc__.splitlines()[0])

@@ -6,13 +6,14 @@ the references), or early — when the running action's remaining time drops und
 the answer is queued by the time the action ends (overlap). An answer with STOP ends the episode; too many
 unparseable answers in a row end it too (the robot holds).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge.navigation.parse import ActionParser, Invalid, Stop
 from edge.common.config import VlmConfig
 from edge.msg.messages import ActionResult, NavigatorStatus
+from edge.navigation.parse import ActionParser, Invalid, Stop
 
 READY_MODES = ("hold", "walk")
 
@@ -20,7 +21,7 @@ READY_MODES = ("hold", "walk")
 @dataclass(frozen=True)
 class Launch:
     query_id: int
-    trigger: str              # "idle" | "early"
+    trigger: str  # "idle" | "early"
 
 
 @dataclass
@@ -29,21 +30,21 @@ class Episode:
     active: bool = True
     queries: int = 0
     invalid_streak: int = 0
-    answered_qid: int = -1            # newest answer handed to the navigator
-    seen_result_ns: int = 0           # newest navigator result for answered_qid
+    answered_qid: int = -1  # newest answer handed to the navigator
+    seen_result_ns: int = 0  # newest navigator result for answered_qid
     end_reason: str = ""
-    first_qid: int = 0                # answers to queries before this one belong to an earlier instruction
+    first_qid: int = 0  # answers to queries before this one belong to an earlier instruction
 
 
 class VlmScheduler:
     def __init__(self, cfg: VlmConfig, grammar: str, parser: ActionParser):
         self.cfg = cfg
         self.grammar = grammar
-        self.parser = parser                  # the navigator's parser and configuration: answers counted as executed
+        self.parser = parser  # the navigator's parser and configuration: answers counted as executed
         self.episode: Episode | None = None
         self.in_flight: int | None = None
         self.next_qid = 1
-        self.latency_s = 1.0                  # running estimate of one query, updated from answers
+        self.latency_s = 1.0  # running estimate of one query, updated from answers
         self.last_history_s = float("-inf")
 
     # ---- episode ------------------------------------------------------------------------------------------------
@@ -87,9 +88,13 @@ class VlmScheduler:
         trigger = None
         if idle and consumed:
             trigger = "idle"
-        elif (self.cfg.overlap and status.state == "executing" and status.queue_len == 0
-              and status.current_query_id == ep.answered_qid
-              and status.remaining_s <= self.latency_s + self.cfg.overlap_margin_s):
+        elif (
+            self.cfg.overlap
+            and status.state == "executing"
+            and status.queue_len == 0
+            and status.current_query_id == ep.answered_qid
+            and status.remaining_s <= self.latency_s + self.cfg.overlap_margin_s
+        ):
             trigger = "early"
         if trigger is None:
             return None

@@ -5,6 +5,7 @@ Inference runs in one worker thread (local model) or on a GPU server (edge.vlm.r
 loop never waits on it. If the link drops or answers late, no action is sent: the navigator runs out of actions
 and the robot holds.
 """
+
 from __future__ import annotations
 
 import logging
@@ -14,16 +15,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 
 from edge.common.config import resolve_path
-from edge.system.process_main import Process, process_main
-from edge.msg.messages import MAX_TEXT, ActionText, VlmOutput
 from edge.common.realtime import DT_VLM, Ratekeeper
+from edge.msg.messages import MAX_TEXT, ActionText, VlmOutput
 from edge.navigation.parse import ActionParser
+from edge.system.process_main import Process, process_main
 from edge.vlm.model import build_model, to_model_frame
 from edge.vlm.remote import AsyncVlmClient
 from edge.vlm.scheduler import VlmScheduler
 from engines.vlm.models import navila_sample
 
 log = logging.getLogger("vlmd")
+
+
 class LocalInference:
     """One worker thread owns the model: reset and infer are serialised, the caller polls."""
 
@@ -44,7 +47,7 @@ class LocalInference:
                 del self.pending[qid]
                 try:
                     return qid, fut.result(), ""
-                except Exception as e:             # a failed query is reported, never fatal
+                except Exception as e:  # a failed query is reported, never fatal
                     log.exception("VLM query %d failed", qid)
                     return qid, None, f"{type(e).__name__}: {e}"
         return None
@@ -57,10 +60,15 @@ class RemoteInference:
     """Queries a VLM server; the robot keeps history and sampling, the server keeps the model and its caches."""
 
     def __init__(self, cfg):
-        self.client = AsyncVlmClient(cfg.endpoint, resolve_path(cfg.client_secret_key),
-                                     resolve_path(cfg.server_public_key), cfg.timeout_s, cfg.jpeg_quality)
+        self.client = AsyncVlmClient(
+            cfg.endpoint,
+            resolve_path(cfg.client_secret_key),
+            resolve_path(cfg.server_public_key),
+            cfg.timeout_s,
+            cfg.jpeg_quality,
+        )
         self.instruction, self.reset_next = "", True
-        self.ids: dict[int, int] = {}             # client request id → our query id
+        self.ids: dict[int, int] = {}  # client request id → our query id
 
     def reset(self, instruction: str) -> None:
         self.instruction, self.reset_next = instruction, True
@@ -77,7 +85,7 @@ class RemoteInference:
         rid, answer = got
         qid = self.ids.pop(rid, -1)
         if isinstance(answer, Exception):
-            self.reset_next = True                 # the server may have restarted: resend the instruction
+            self.reset_next = True  # the server may have restarted: resend the instruction
             return qid, None, f"link: {answer}"
         return qid, answer, ""
 
@@ -97,10 +105,15 @@ def run(proc: Process) -> int:
     ctrl_sub, status_sub, result_sub = sub["controlState"], sub["navigatorStatus"], sub["actionResult"]
     text_pub, out_pub = pub["actionText"], pub["vlmOutput"]
     history: list = []
-    launched: dict[int, tuple[int, str, tuple[int, ...]]] = {}      # query id → (launch ns, trigger, frame ids)
+    launched: dict[int, tuple[int, str, tuple[int, ...]]] = {}  # query id → (launch ns, trigger, frame ids)
     rk = Ratekeeper(DT_VLM)
-    log.info("model %s (%s), history per %s, overlap %s", family, "remote" if vcfg.remote else "local",
-             vcfg.history, vcfg.overlap)
+    log.info(
+        "model %s (%s), history per %s, overlap %s",
+        family,
+        "remote" if vcfg.remote else "local",
+        vcfg.history,
+        vcfg.overlap,
+    )
     while not stop.is_set():
         tick = rk.wait()
         now_ns = time.monotonic_ns()
@@ -122,8 +135,11 @@ def run(proc: Process) -> int:
             if not history or history[-1].frame_id != current[0]:
                 history.append(to_model_frame(*current))
         st = status_sub.fresh(now_ns)
-        launch = sched.decide(mode, None if st is None else st.msg, 0 if st is None else st.mono_ns) \
-            if current is not None else None
+        launch = (
+            sched.decide(mode, None if st is None else st.msg, 0 if st is None else st.mono_ns)
+            if current is not None
+            else None
+        )
         if launch is not None:
             frame = to_model_frame(*current)
             frames = navila_sample(history, frame) if grammar == "navila" else [frame]
@@ -137,21 +153,33 @@ def run(proc: Process) -> int:
             latency = (time.monotonic_ns() - t0) * 1e-9
             send = sched.on_answer(qid, None if answer is None else answer.text, latency)
             tm = None if answer is None else answer.timings
-            out_pub.publish(VlmOutput(
-                query_id=qid, family=family, text="" if answer is None else answer.text,
-                frame_ids=ids if answer is None else tuple(answer.frame_ids), trigger=trigger, launched_mono_ns=t0,
-                vision_ms=0.0 if tm is None else tm.vision_s * 1e3, prefill_ms=0.0 if tm is None else tm.prefill_s * 1e3,
-                decode_ms=0.0 if tm is None else tm.decode_s * 1e3, total_ms=latency * 1e3,
-                vision_calls=0 if answer is None else answer.vision_calls,
-                cache_hits=0 if answer is None else answer.cache_hits,
-                new_tokens=0 if answer is None else answer.new_tokens, remote=vcfg.remote is not None, error=error,
-                episode_over="" if sched.active or sched.episode is None else sched.episode.end_reason))
+            out_pub.publish(
+                VlmOutput(
+                    query_id=qid,
+                    family=family,
+                    text="" if answer is None else answer.text,
+                    frame_ids=ids if answer is None else tuple(answer.frame_ids),
+                    trigger=trigger,
+                    launched_mono_ns=t0,
+                    vision_ms=0.0 if tm is None else tm.vision_s * 1e3,
+                    prefill_ms=0.0 if tm is None else tm.prefill_s * 1e3,
+                    decode_ms=0.0 if tm is None else tm.decode_s * 1e3,
+                    total_ms=latency * 1e3,
+                    vision_calls=0 if answer is None else answer.vision_calls,
+                    cache_hits=0 if answer is None else answer.cache_hits,
+                    new_tokens=0 if answer is None else answer.new_tokens,
+                    remote=vcfg.remote is not None,
+                    error=error,
+                    episode_over="" if sched.active or sched.episode is None else sched.episode.end_reason,
+                )
+            )
             if send:
                 if not text_pub.wait_peer(0.5):
                     log.warning("navigator not listening: answer %d dropped", qid)
-                else:   # a runaway answer is cut to the schema's limit; the parser then judges it
-                    text_pub.publish(ActionText(text=answer.text[:MAX_TEXT], source="vlm", grammar=grammar,
-                                                query_id=qid))
+                else:  # a runaway answer is cut to the schema's limit; the parser then judges it
+                    text_pub.publish(
+                        ActionText(text=answer.text[:MAX_TEXT], source="vlm", grammar=grammar, query_id=qid)
+                    )
                 log.info("answer %d in %.0f ms: %r", qid, latency * 1e3, answer.text)
             if sched.episode is not None and not sched.episode.active:
                 log.info("episode over: %s", sched.episode.end_reason)

@@ -14,6 +14,7 @@ StreamVLN (LLaVA-Video-7B-Qwen2 style, one HF folder):
 Only safetensors headers are read while validating (cheap for a 16 GB checkpoint); `*_state_dict()` loads tensors.
 Every problem raises CheckpointError naming the file and what was expected.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,12 +27,21 @@ from typing import Any
 
 NAVILA_END_TOKEN = "<|eot_id|>"
 STREAMVLN_END_TOKEN = "<|im_end|>"
-VISION_PREFIX = "vision_model."                            # transformers 4.x SigLIP key prefix (5.x drops it)
+VISION_PREFIX = "vision_model."  # transformers 4.x SigLIP key prefix (5.x drops it)
 STREAMVLN_VISION_PREFIX = "model.vision_tower.vision_tower."
 STREAMVLN_PROJECTOR_PREFIX = "model.mm_projector."
 # google/siglip-so400m-patch14-384: what LLaVA-NeXT builds when config.json only names the tower.
-SO400M_384 = dict(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16,
-                  image_size=384, patch_size=14, num_channels=3, layer_norm_eps=1e-6, hidden_act="gelu_pytorch_tanh")
+SO400M_384 = dict(
+    hidden_size=1152,
+    intermediate_size=4304,
+    num_hidden_layers=27,
+    num_attention_heads=16,
+    image_size=384,
+    patch_size=14,
+    num_channels=3,
+    layer_norm_eps=1e-6,
+    hidden_act="gelu_pytorch_tanh",
+)
 SIGLIP_PREPROCESS = dict(image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5], rescale_factor=1 / 255, resample=3)
 _DTYPES = {"F32", "F16", "BF16"}
 
@@ -72,8 +82,9 @@ def safetensors_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
         with open(path, "rb") as f:
             raw = f.read(8)
             if len(raw) < 8:
-                raise CheckpointError(f"{path}: corrupted safetensors (file is {size} bytes, shorter than the "
-                                      "8-byte header length)")
+                raise CheckpointError(
+                    f"{path}: corrupted safetensors (file is {size} bytes, shorter than the 8-byte header length)"
+                )
             (n,) = struct.unpack("<Q", raw)
             if n > size - 8:
                 raise CheckpointError(f"{path}: corrupted safetensors (header length {n} exceeds file size {size})")
@@ -97,18 +108,21 @@ def safetensors_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
             raise CheckpointError(f"{path}: tensor '{name}' has dtype {dtype}, expected one of {sorted(_DTYPES)}")
         item = 4 if dtype == "F32" else 2
         if stop - start != item * math.prod(shape):
-            raise CheckpointError(f"{path}: corrupted safetensors ('{name}' byte range does not match shape "
-                                  f"{list(shape)})")
+            raise CheckpointError(
+                f"{path}: corrupted safetensors ('{name}' byte range does not match shape {list(shape)})"
+            )
         out[name], end = (dtype, shape), max(end, stop)
     if size - 8 - n < end:
-        raise CheckpointError(f"{path}: truncated safetensors (header declares {end} data bytes, file holds "
-                              f"{size - 8 - n})")
+        raise CheckpointError(
+            f"{path}: truncated safetensors (header declares {end} data bytes, file holds {size - 8 - n})"
+        )
     return out
 
 
 @dataclass(frozen=True)
 class Weights:
     """Tensor name → (file, dtype, shape) over one folder's safetensors (single file or sharded with an index)."""
+
     folder: Path
     entries: dict[str, tuple[Path, str, tuple[int, ...]]]
 
@@ -126,8 +140,9 @@ class Weights:
             if not files:
                 bins = sorted(p.name for p in folder.glob("*.bin"))
                 hint = f"; found {bins}: convert to safetensors" if bins else ""
-                raise CheckpointError(f"{folder}: no weights (expected model.safetensors or a sharded "
-                                      f"model.safetensors.index.json){hint}")
+                raise CheckpointError(
+                    f"{folder}: no weights (expected model.safetensors or a sharded model.safetensors.index.json){hint}"
+                )
         entries = {}
         for f in files:
             for name, (dtype, shape) in safetensors_header(f).items():
@@ -146,8 +161,10 @@ class Weights:
     def expect(self, name: str, shape: tuple[int, ...], why: str = "") -> None:
         got = self.shape(name)
         if tuple(got) != tuple(shape):
-            raise CheckpointError(f"{self.entries[name][0]}: tensor '{name}' has shape {list(got)}, expected "
-                                  f"{list(shape)}" + (f" ({why})" if why else ""))
+            raise CheckpointError(
+                f"{self.entries[name][0]}: tensor '{name}' has shape {list(got)}, expected "
+                f"{list(shape)}" + (f" ({why})" if why else "")
+            )
 
     def layer_count(self, pattern: str) -> int:
         """Number of distinct layer indices matching `pattern` (a regex with one `(\\d+)` group)."""
@@ -157,6 +174,7 @@ class Weights:
     def load(self, prefix: str = "", strip: str = "") -> dict[str, Any]:
         """Tensors whose names start with `prefix`, as float32 torch tensors, with `strip` removed from the names."""
         from safetensors import safe_open
+
         out = {}
         by_file: dict[Path, list[str]] = {}
         for name, (f, _, _) in self.entries.items():
@@ -166,7 +184,7 @@ class Weights:
             try:
                 with safe_open(str(f), framework="pt") as st:
                     for name in names:
-                        key = name[len(strip):] if strip and name.startswith(strip) else name
+                        key = name[len(strip) :] if strip and name.startswith(strip) else name
                         out[key] = st.get_tensor(name).float()
             except Exception as e:  # noqa: BLE001 - any read failure means a corrupted file
                 raise CheckpointError(f"{f}: could not read tensors ({type(e).__name__}: {e})") from None
@@ -176,8 +194,8 @@ class Weights:
 # ---------------------------------------------------------------------------------------------------- LLM
 @dataclass(frozen=True)
 class LlmInfo:
-    family: str                    # "llama" | "qwen2"
-    folder: Path                   # where config.json and the tokenizer live
+    family: str  # "llama" | "qwen2"
+    folder: Path  # where config.json and the tokenizer live
     hidden_size: int
     intermediate_size: int
     vocab_size: int
@@ -189,17 +207,17 @@ class LlmInfo:
     rope_theta: float
     tie_word_embeddings: bool
     bos_id: int | None
-    eos_ids: tuple[int, ...]       # generation_config.json (else config.json) eos ids
-    end_token: str                 # the chat stop token: <|eot_id|> / <|im_end|>
-    end_id: int                    # its id in the tokenizer
+    eos_ids: tuple[int, ...]  # generation_config.json (else config.json) eos ids
+    end_token: str  # the chat stop token: <|eot_id|> / <|im_end|>
+    end_id: int  # its id in the tokenizer
     pad_id: int | None
-    special_tokens: dict[str, int] = field(default_factory=dict)   # added / special tokens → id
+    special_tokens: dict[str, int] = field(default_factory=dict)  # added / special tokens → id
 
 
 def _rope_theta(cfg: dict) -> float:
     if "rope_theta" in cfg:
         return float(cfg["rope_theta"])
-    return float((cfg.get("rope_parameters") or {}).get("rope_theta", 10000.0))     # transformers 5 style
+    return float((cfg.get("rope_parameters") or {}).get("rope_theta", 10000.0))  # transformers 5 style
 
 
 def _as_ids(v: Any) -> tuple[int, ...]:
@@ -224,21 +242,31 @@ def _llm_info(cfg: dict, cfg_path: Path, tok_folder: Path, gen_path: Path, famil
     vocab = int(_need(cfg, "vocab_size", cfg_path))
     added, tok_size = _tokenizer(tok_folder, end_token)
     if tok_size > vocab:
-        raise CheckpointError(f"{tok_folder / 'tokenizer.json'}: token ids reach {tok_size - 1}, but {cfg_path} has "
-                              f"vocab_size {vocab}")
+        raise CheckpointError(
+            f"{tok_folder / 'tokenizer.json'}: token ids reach {tok_size - 1}, but {cfg_path} has vocab_size {vocab}"
+        )
     gen = _json(gen_path) if gen_path.is_file() else {}
     eos = _as_ids(gen.get("eos_token_id", cfg.get("eos_token_id")))
     return LlmInfo(
-        family=family, folder=tok_folder, hidden_size=hidden,
-        intermediate_size=int(_need(cfg, "intermediate_size", cfg_path)), vocab_size=vocab,
-        num_layers=int(_need(cfg, "num_hidden_layers", cfg_path)), num_heads=heads,
+        family=family,
+        folder=tok_folder,
+        hidden_size=hidden,
+        intermediate_size=int(_need(cfg, "intermediate_size", cfg_path)),
+        vocab_size=vocab,
+        num_layers=int(_need(cfg, "num_hidden_layers", cfg_path)),
+        num_heads=heads,
         num_kv_heads=int(cfg.get("num_key_value_heads") or heads),
         head_dim=int(cfg.get("head_dim") or hidden // heads),
         max_position_embeddings=int(_need(cfg, "max_position_embeddings", cfg_path)),
-        rope_theta=_rope_theta(cfg), tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-        bos_id=gen.get("bos_token_id", cfg.get("bos_token_id")), eos_ids=eos,
-        end_token=end_token, end_id=added[end_token], pad_id=gen.get("pad_token_id", cfg.get("pad_token_id")),
-        special_tokens=added)
+        rope_theta=_rope_theta(cfg),
+        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        bos_id=gen.get("bos_token_id", cfg.get("bos_token_id")),
+        eos_ids=eos,
+        end_token=end_token,
+        end_id=added[end_token],
+        pad_id=gen.get("pad_token_id", cfg.get("pad_token_id")),
+        special_tokens=added,
+    )
 
 
 def _check_llm_weights(w: Weights, llm: LlmInfo, prefix: str = "") -> None:
@@ -249,8 +277,9 @@ def _check_llm_weights(w: Weights, llm: LlmInfo, prefix: str = "") -> None:
         w.expect(f"{prefix}lm_head.weight", (llm.vocab_size, h), "vocab_size × hidden_size")
     n = w.layer_count(rf"{re.escape(prefix)}model\.layers\.(\d+)\.")
     if n != llm.num_layers:
-        raise CheckpointError(f"{w.folder}: {n} decoder layers in the safetensors, config says num_hidden_layers "
-                              f"{llm.num_layers}")
+        raise CheckpointError(
+            f"{w.folder}: {n} decoder layers in the safetensors, config says num_hidden_layers {llm.num_layers}"
+        )
     for i in (0, llm.num_layers - 1):
         a = f"{prefix}model.layers.{i}.self_attn."
         w.expect(a + "q_proj.weight", (llm.num_heads * hd, h), "num_attention_heads × head_dim, hidden_size")
@@ -265,17 +294,17 @@ def _check_llm_weights(w: Weights, llm: LlmInfo, prefix: str = "") -> None:
 # ---------------------------------------------------------------------------------------------------- vision
 @dataclass(frozen=True)
 class VisionInfo:
-    config: dict[str, Any]         # SiglipVisionConfig kwargs for the tower as stored
+    config: dict[str, Any]  # SiglipVisionConfig kwargs for the tower as stored
     image_size: int
     patch_size: int
     hidden_size: int
-    num_layers: int                # layers in the original tower (27 for so400m)
-    stored_layers: int             # layers present in the weights (StreamVLN deletes the last one)
-    select_layer: int              # index into the STORED tower's hidden_states (-2; -1 on StreamVLN's truncated tower)
+    num_layers: int  # layers in the original tower (27 for so400m)
+    stored_layers: int  # layers present in the weights (StreamVLN deletes the last one)
+    select_layer: int  # index into the STORED tower's hidden_states (-2; -1 on StreamVLN's truncated tower)
     image_mean: tuple[float, ...]
     image_std: tuple[float, ...]
     rescale_factor: float
-    resample: int                  # PIL resampling id (3 = bicubic)
+    resample: int  # PIL resampling id (3 = bicubic)
 
     @property
     def grid(self) -> int:
@@ -283,17 +312,22 @@ class VisionInfo:
 
     @property
     def num_patches(self) -> int:
-        return self.grid ** 2
+        return self.grid**2
 
 
 def _siglip_config(cfg: dict, path: Path) -> dict[str, Any]:
     keys = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "image_size", "patch_size")
     out = {k: int(_need(cfg, k, path)) for k in keys}
-    out.update(num_channels=int(cfg.get("num_channels", 3)), layer_norm_eps=float(cfg.get("layer_norm_eps", 1e-6)),
-               hidden_act=cfg.get("hidden_act", "gelu_pytorch_tanh"))
+    out.update(
+        num_channels=int(cfg.get("num_channels", 3)),
+        layer_norm_eps=float(cfg.get("layer_norm_eps", 1e-6)),
+        hidden_act=cfg.get("hidden_act", "gelu_pytorch_tanh"),
+    )
     if out["hidden_size"] % out["num_attention_heads"]:
-        raise CheckpointError(f"{path}: hidden_size {out['hidden_size']} not divisible by num_attention_heads "
-                              f"{out['num_attention_heads']}")
+        raise CheckpointError(
+            f"{path}: hidden_size {out['hidden_size']} not divisible by num_attention_heads "
+            f"{out['num_attention_heads']}"
+        )
     return out
 
 
@@ -301,8 +335,9 @@ def _check_vision_weights(w: Weights, vc: dict, prefix: str, stored_layers: int)
     h, p, c = vc["hidden_size"], vc["patch_size"], vc["num_channels"]
     e = f"{prefix}embeddings."
     w.expect(e + "patch_embedding.weight", (h, c, p, p), "hidden_size, num_channels, patch_size, patch_size")
-    w.expect(e + "position_embedding.weight", ((vc["image_size"] // p) ** 2, h),
-             "(image_size/patch_size)² × hidden_size")
+    w.expect(
+        e + "position_embedding.weight", ((vc["image_size"] // p) ** 2, h), "(image_size/patch_size)² × hidden_size"
+    )
     n = w.layer_count(rf"{re.escape(prefix)}encoder\.layers\.(\d+)\.")
     if n != stored_layers:
         raise CheckpointError(f"{w.folder}: {n} SigLIP encoder layers in the safetensors, expected {stored_layers}")
@@ -314,20 +349,22 @@ def _check_vision_weights(w: Weights, vc: dict, prefix: str, stored_layers: int)
 
 
 def _preprocess(pp: dict) -> dict[str, Any]:
-    return dict(image_mean=tuple(float(x) for x in pp.get("image_mean", SIGLIP_PREPROCESS["image_mean"])),
-                image_std=tuple(float(x) for x in pp.get("image_std", SIGLIP_PREPROCESS["image_std"])),
-                rescale_factor=float(pp.get("rescale_factor", SIGLIP_PREPROCESS["rescale_factor"])),
-                resample=int(pp.get("resample", SIGLIP_PREPROCESS["resample"])))
+    return dict(
+        image_mean=tuple(float(x) for x in pp.get("image_mean", SIGLIP_PREPROCESS["image_mean"])),
+        image_std=tuple(float(x) for x in pp.get("image_std", SIGLIP_PREPROCESS["image_std"])),
+        rescale_factor=float(pp.get("rescale_factor", SIGLIP_PREPROCESS["rescale_factor"])),
+        resample=int(pp.get("resample", SIGLIP_PREPROCESS["resample"])),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- NaVILA
 @dataclass(frozen=True)
 class NavilaCheckpoint:
     root: Path
-    config: dict[str, Any]         # top-level config.json
+    config: dict[str, Any]  # top-level config.json
     llm: LlmInfo
     vision: VisionInfo
-    projector_type: str            # "mlp_downsample"
+    projector_type: str  # "mlp_downsample"
     num_video_frames: int
     llm_weights: Weights
     vision_weights: Weights
@@ -358,8 +395,10 @@ def load_navila_checkpoint(path: str | Path) -> NavilaCheckpoint:
 
     feature = top.get("mm_vision_select_feature", "cls_patch")
     if feature != "cls_patch":
-        raise CheckpointError(f"{top_path}: mm_vision_select_feature is {feature!r}, expected 'cls_patch' (SigLIP "
-                              "has no CLS token; all patches are kept)")
+        raise CheckpointError(
+            f"{top_path}: mm_vision_select_feature is {feature!r}, expected 'cls_patch' (SigLIP "
+            "has no CLS token; all patches are kept)"
+        )
     select = int(top.get("mm_vision_select_layer", -2))
 
     llm_cfg_path = llm_dir / "config.json"
@@ -373,15 +412,23 @@ def load_navila_checkpoint(path: str | Path) -> NavilaCheckpoint:
     vt_cfg_path = vt_dir / "config.json"
     vc = _siglip_config(_json(vt_cfg_path), vt_cfg_path)
     if not 0 < -select <= vc["num_hidden_layers"] + 1:
-        raise CheckpointError(f"{top_path}: mm_vision_select_layer {select} out of range for "
-                              f"{vc['num_hidden_layers']} SigLIP layers")
+        raise CheckpointError(
+            f"{top_path}: mm_vision_select_layer {select} out of range for {vc['num_hidden_layers']} SigLIP layers"
+        )
     pp = _json(vt_dir / "preprocessor_config.json")
     vt_w = Weights.scan(vt_dir)
     vprefix = VISION_PREFIX if any(k.startswith(VISION_PREFIX) for k in vt_w.entries) else ""
     _check_vision_weights(vt_w, vc, vprefix, vc["num_hidden_layers"])
-    vision = VisionInfo(config=vc, image_size=vc["image_size"], patch_size=vc["patch_size"],
-                        hidden_size=vc["hidden_size"], num_layers=vc["num_hidden_layers"],
-                        stored_layers=vc["num_hidden_layers"], select_layer=select, **_preprocess(pp))
+    vision = VisionInfo(
+        config=vc,
+        image_size=vc["image_size"],
+        patch_size=vc["patch_size"],
+        hidden_size=vc["hidden_size"],
+        num_layers=vc["num_hidden_layers"],
+        stored_layers=vc["num_hidden_layers"],
+        select_layer=select,
+        **_preprocess(pp),
+    )
 
     mp_cfg_path = mp_dir / "config.json"
     ptype = _need(_json(mp_cfg_path), "mm_projector_type", mp_cfg_path)
@@ -389,8 +436,7 @@ def load_navila_checkpoint(path: str | Path) -> NavilaCheckpoint:
         raise CheckpointError(f"{mp_cfg_path}: mm_projector_type {ptype!r}, expected 'mlp_downsample'")
     mm_hidden = int(top.get("mm_hidden_size", vision.hidden_size))
     if mm_hidden != vision.hidden_size:
-        raise CheckpointError(f"{top_path}: mm_hidden_size {mm_hidden} ≠ vision_tower hidden_size "
-                              f"{vision.hidden_size}")
+        raise CheckpointError(f"{top_path}: mm_hidden_size {mm_hidden} ≠ vision_tower hidden_size {vision.hidden_size}")
     mp_w = Weights.scan(mp_dir)
     d_in, d = 4 * vision.hidden_size, llm.hidden_size
     why = f"in_features = 4 × vision hidden {vision.hidden_size}"
@@ -403,9 +449,17 @@ def load_navila_checkpoint(path: str | Path) -> NavilaCheckpoint:
     if vision.grid != 27:
         # not fatal for the math, but the 196-token contract (and every engine size) assumes 27×27 → 14×14
         raise CheckpointError(f"{vt_cfg_path}: image_size/patch_size = {vision.grid}, expected 27 (384 / 14)")
-    return NavilaCheckpoint(root=root, config=top, llm=llm, vision=vision, projector_type=ptype,
-                            num_video_frames=int(top.get("num_video_frames", 8)), llm_weights=llm_w,
-                            vision_weights=vt_w, projector_weights=mp_w)
+    return NavilaCheckpoint(
+        root=root,
+        config=top,
+        llm=llm,
+        vision=vision,
+        projector_type=ptype,
+        num_video_frames=int(top.get("num_video_frames", 8)),
+        llm_weights=llm_w,
+        vision_weights=vt_w,
+        projector_weights=mp_w,
+    )
 
 
 # ---------------------------------------------------------------------------------------------------- StreamVLN
@@ -415,9 +469,9 @@ class StreamVlnCheckpoint:
     config: dict[str, Any]
     llm: LlmInfo
     vision: VisionInfo
-    projector_type: str            # "mlp2x_gelu"
-    pool_mode: str                 # "bilinear"
-    pool_stride: int               # 2 → ceil(27/2) = 14
+    projector_type: str  # "mlp2x_gelu"
+    pool_mode: str  # "bilinear"
+    pool_stride: int  # 2 → ceil(27/2) = 14
     weights: Weights
     family: str = "streamvln"
 
@@ -448,8 +502,10 @@ def _streamvln_vision_config(cfg: dict, cfg_path: Path, root: Path) -> dict[str,
         return _siglip_config(_json(local / "config.json"), local / "config.json")
     if "siglip-so400m-patch14-384" in name:
         return dict(SO400M_384)
-    raise CheckpointError(f"{cfg_path}: mm_vision_tower {name!r} is neither google/siglip-so400m-patch14-384, a local "
-                          "folder with config.json, nor accompanied by a 'vision_config' object")
+    raise CheckpointError(
+        f"{cfg_path}: mm_vision_tower {name!r} is neither google/siglip-so400m-patch14-384, a local "
+        "folder with config.json, nor accompanied by a 'vision_config' object"
+    )
 
 
 def load_streamvln_checkpoint(path: str | Path) -> StreamVlnCheckpoint:
@@ -461,12 +517,15 @@ def load_streamvln_checkpoint(path: str | Path) -> StreamVlnCheckpoint:
         raise CheckpointError(f"{cfg_path}: mm_projector_type {ptype!r}, expected 'mlp2x_gelu'")
     select = int(cfg.get("mm_vision_select_layer", -2))
     if select != -2:
-        raise CheckpointError(f"{cfg_path}: mm_vision_select_layer {select}, expected -2 (LLaVA-NeXT's SigLIP tower "
-                              "deletes the last layer and always uses the one before)")
+        raise CheckpointError(
+            f"{cfg_path}: mm_vision_select_layer {select}, expected -2 (LLaVA-NeXT's SigLIP tower "
+            "deletes the last layer and always uses the one before)"
+        )
     pool_mode = cfg.get("mm_spatial_pool_mode", "bilinear")
     if pool_mode != "bilinear":
-        raise CheckpointError(f"{cfg_path}: mm_spatial_pool_mode {pool_mode!r}, expected 'bilinear' (StreamVLN's "
-                              "196-token pooling)")
+        raise CheckpointError(
+            f"{cfg_path}: mm_spatial_pool_mode {pool_mode!r}, expected 'bilinear' (StreamVLN's 196-token pooling)"
+        )
     llm = _llm_info(cfg, cfg_path, root, root / "generation_config.json", "qwen2", STREAMVLN_END_TOKEN)
     w = Weights.scan(root)
     _check_llm_weights(w, llm)
@@ -475,9 +534,11 @@ def load_streamvln_checkpoint(path: str | Path) -> StreamVlnCheckpoint:
     full = vc["num_hidden_layers"]
     vprefix = STREAMVLN_VISION_PREFIX + VISION_PREFIX
     stored = w.layer_count(rf"{re.escape(vprefix)}encoder\.layers\.(\d+)\.")
-    if stored not in (full - 1, full):          # LLaVA-NeXT stores full − 1; accept an untruncated tower too
-        raise CheckpointError(f"{w.folder}: {stored} SigLIP layers under '{vprefix}', expected {full - 1} "
-                              f"(the {full}-layer tower minus its last layer)")
+    if stored not in (full - 1, full):  # LLaVA-NeXT stores full − 1; accept an untruncated tower too
+        raise CheckpointError(
+            f"{w.folder}: {stored} SigLIP layers under '{vprefix}', expected {full - 1} "
+            f"(the {full}-layer tower minus its last layer)"
+        )
     _check_vision_weights(w, vc, vprefix, stored)
     mm_hidden = int(cfg.get("mm_hidden_size", vc["hidden_size"]))
     if mm_hidden != vc["hidden_size"]:
@@ -488,14 +549,28 @@ def load_streamvln_checkpoint(path: str | Path) -> StreamVlnCheckpoint:
     w.expect(STREAMVLN_PROJECTOR_PREFIX + "2.weight", (d, d), why)
     w.expect(STREAMVLN_PROJECTOR_PREFIX + "2.bias", (d,))
     pp = _json(root / "preprocessor_config.json") if (root / "preprocessor_config.json").is_file() else {}
-    vision = VisionInfo(config=vc, image_size=vc["image_size"], patch_size=vc["patch_size"],
-                        hidden_size=vc["hidden_size"], num_layers=full, stored_layers=stored,
-                        select_layer=-1 if stored == full - 1 else -2,
-                        **_preprocess(pp))
+    vision = VisionInfo(
+        config=vc,
+        image_size=vc["image_size"],
+        patch_size=vc["patch_size"],
+        hidden_size=vc["hidden_size"],
+        num_layers=full,
+        stored_layers=stored,
+        select_layer=-1 if stored == full - 1 else -2,
+        **_preprocess(pp),
+    )
     if vision.grid != 27:
         raise CheckpointError(f"{cfg_path}: SigLIP image_size/patch_size = {vision.grid}, expected 27 (384 / 14)")
-    return StreamVlnCheckpoint(root=root, config=cfg, llm=llm, vision=vision, projector_type=ptype,
-                               pool_mode=pool_mode, pool_stride=int(cfg.get("mm_spatial_pool_stride", 2)), weights=w)
+    return StreamVlnCheckpoint(
+        root=root,
+        config=cfg,
+        llm=llm,
+        vision=vision,
+        projector_type=ptype,
+        pool_mode=pool_mode,
+        pool_stride=int(cfg.get("mm_spatial_pool_stride", 2)),
+        weights=w,
+    )
 
 
 def load_vlm_checkpoint(path: str | Path) -> NavilaCheckpoint | StreamVlnCheckpoint:

@@ -11,6 +11,7 @@ Backends:
   (p-tuning embeddings) addressed by fake ids vocab_size.. as in tensorrt_llm/runtime/multimodal_model_runner.py
   (`setup_fake_prompts_vila` mode 1 + `ptuning_setup`). tensorrt_llm is imported lazily.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,8 @@ IMAGE_TOKEN_INDEX = -200
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    prompt_ids: list[int]            # IMAGE_TOKEN_INDEX at each image position
-    image_embeds: np.ndarray         # [n_images, tokens_per_image, hidden], float
+    prompt_ids: list[int]  # IMAGE_TOKEN_INDEX at each image position
+    image_embeds: np.ndarray  # [n_images, tokens_per_image, hidden], float
     stop_ids: tuple[int, ...]
     max_new_tokens: int
 
@@ -41,12 +42,12 @@ class GenerationRequest:
 
 @dataclass(frozen=True)
 class GenerationResult:
-    tokens: list[int]                # generated ids, stop id excluded
+    tokens: list[int]  # generated ids, stop id excluded
     stop_reason: Literal["stop", "length"]
-    prefill_s: float                 # prompt forward up to the first token
-    decode_s: float                  # the remaining tokens
-    n_prompt_tokens: int             # incl. image tokens
-    n_cached_tokens: int = 0         # prompt positions reused from a KV cache (TransformersSession), not prefilled
+    prefill_s: float  # prompt forward up to the first token
+    decode_s: float  # the remaining tokens
+    n_prompt_tokens: int  # incl. image tokens
+    n_cached_tokens: int = 0  # prompt positions reused from a KV cache (TransformersSession), not prefilled
 
     @property
     def n_prefilled(self) -> int:
@@ -69,8 +70,10 @@ def validate_request(req: GenerationRequest, hidden_size: int | None = None) -> 
         raise ValueError(f"image_embeds must be float, got {e.dtype}")
     n_placeholders = sum(1 for t in req.prompt_ids if t == IMAGE_TOKEN_INDEX)
     if n_placeholders != e.shape[0]:
-        raise ValueError(f"prompt has {n_placeholders} image placeholders ({IMAGE_TOKEN_INDEX}) "
-                         f"but image_embeds holds {e.shape[0]} images")
+        raise ValueError(
+            f"prompt has {n_placeholders} image placeholders ({IMAGE_TOKEN_INDEX}) "
+            f"but image_embeds holds {e.shape[0]} images"
+        )
     if hidden_size is not None and e.shape[2] != hidden_size:
         raise ValueError(f"image_embeds hidden size {e.shape[2]} != model hidden size {hidden_size}")
     bad = [t for t in req.prompt_ids if t < 0 and t != IMAGE_TOKEN_INDEX]
@@ -118,18 +121,22 @@ def _first_stop(tokens: list[int], stop_ids: tuple[int, ...]) -> int | None:
 
 # --- transformers -----------------------------------------------------------------------------------------------------
 
+
 def _torch_dtype(dtype: Any):
     import torch
+
     return getattr(torch, dtype) if isinstance(dtype, str) else dtype
 
 
 class TransformersGenerator:
     """Reference / fallback backend: any HF causal LM (Llama, Qwen2, ...) from a folder or an already built model."""
+
     backend = "transformers"
 
     def __init__(self, model: str | Path | Any, dtype: Any = "float32", device: str = "cpu"):
         import torch
         import transformers
+
         td = _torch_dtype(dtype)
         if isinstance(model, (str, Path)):
             # transformers >= 4.56 calls it `dtype`, older releases `torch_dtype`.
@@ -144,6 +151,7 @@ class TransformersGenerator:
     def inputs_embeds(self, req: GenerationRequest):
         """[1, L, hidden]: token embeddings with each placeholder replaced by its image rows (splice_layout order)."""
         import torch
+
         e = np.asarray(req.image_embeds)
         ids, rows = splice_layout(req.prompt_ids, e.shape[1])
         x = self.embed(torch.as_tensor(np.where(rows >= 0, 0, ids), device=self.device)[None]).clone()
@@ -156,12 +164,14 @@ class TransformersGenerator:
     def generate(self, req: GenerationRequest) -> GenerationResult:
         return self.continue_generate(req, None, 0)[0]
 
-    def continue_generate(self, req: GenerationRequest, past: Any,
-                          n_cached: int) -> tuple[GenerationResult, Any, list[int]]:
+    def continue_generate(
+        self, req: GenerationRequest, past: Any, n_cached: int
+    ) -> tuple[GenerationResult, Any, list[int]]:
         """Greedy decode of `req` whose first `n_cached` positions are already in `past` (a transformers Cache, or None
         with n_cached = 0). Returns (result, the cache, the generated tokens that went through the model: all but the
         last predicted one). The cache then covers req's positions + those tokens."""
         import torch
+
         validate_request(req, self.hidden_size)
         tokens: list[int] = []
         stop_reason: Literal["stop", "length"] = "length"
@@ -177,8 +187,11 @@ class TransformersGenerator:
                 tokens.append(tok)
                 if len(tokens) >= req.max_new_tokens:
                     break
-                out = self.model(input_ids=torch.tensor([[tok]], device=self.device),
-                                 past_key_values=out.past_key_values, use_cache=True)
+                out = self.model(
+                    input_ids=torch.tensor([[tok]], device=self.device),
+                    past_key_values=out.past_key_values,
+                    use_cache=True,
+                )
                 tok = int(out.logits[0, -1].argmax())
             t2 = time.perf_counter()
         fed = tokens if stop_reason == "stop" else tokens[:-1]
@@ -191,6 +204,7 @@ class TransformersSession:
     prompt + its generated ids + stop id + the next turn). Same contract and tokens as `generator.generate` on the full
     request; only the positions after the longest cached prefix are prefilled. The prefix match compares token ids and
     image row indices (not the image embeddings: callers must not change images already sent). Not thread-safe."""
+
     backend = "transformers"
 
     def __init__(self, generator: TransformersGenerator):
@@ -204,14 +218,18 @@ class TransformersSession:
         validate_request(req, self.hidden_size)
         ids, rows = splice_layout(req.prompt_ids, np.asarray(req.image_embeds).shape[1])
         n = len(self._ids)
-        if not (self._past is not None and n < len(ids) and np.array_equal(ids[:n], self._ids)
-                and np.array_equal(rows[:n], self._rows)):
+        if not (
+            self._past is not None
+            and n < len(ids)
+            and np.array_equal(ids[:n], self._ids)
+            and np.array_equal(rows[:n], self._rows)
+        ):
             self.reset()
             n = 0
         try:
             result, self._past, fed = self.generator.continue_generate(req, self._past, n)
         except BaseException:
-            self.reset()                                     # the cache may be half-updated
+            self.reset()  # the cache may be half-updated
             raise
         self._ids = np.concatenate([ids, np.asarray(fed, np.int64)])
         self._rows = np.concatenate([rows, np.full(len(fed), -1, np.int64)])
@@ -219,6 +237,7 @@ class TransformersSession:
 
 
 # --- TensorRT-LLM v0.12 -----------------------------------------------------------------------------------------------
+
 
 class TrtLlmGenerator:
     """TensorRT-LLM engine dir (trtllm-build output with --max_multimodal_len > 0).
@@ -228,13 +247,21 @@ class TrtLlmGenerator:
     `ModelRunnerCpp` (prompt_tasks "0", KV capped by `max_tokens_in_paged_kv_cache`).
     Only stop_ids[0] is the engine's end_id; further stop ids are applied to the output (same tokens, maybe more work).
     """
+
     backend = "tensorrt_llm"
 
-    def __init__(self, engine_dir: str | Path, *, cpp: bool = False, pad_id: int | None = None,
-                 max_tokens_in_paged_kv_cache: int | None = None,
-                 kv_cache_free_gpu_memory_fraction: float | None = None):
+    def __init__(
+        self,
+        engine_dir: str | Path,
+        *,
+        cpp: bool = False,
+        pad_id: int | None = None,
+        max_tokens_in_paged_kv_cache: int | None = None,
+        kv_cache_free_gpu_memory_fraction: float | None = None,
+    ):
         import torch
         from tensorrt_llm.runtime import ModelRunner
+
         self.engine_dir = Path(engine_dir)
         cfg = json.loads((self.engine_dir / "config.json").read_text())
         pretrained, build = cfg["pretrained_config"], cfg["build_config"]
@@ -247,15 +274,22 @@ class TrtLlmGenerator:
         self.pad_id, self.cpp = pad_id, cpp
         if cpp:
             from tensorrt_llm.runtime import ModelRunnerCpp
-            kw = {k: v for k, v in (("max_tokens_in_paged_kv_cache", max_tokens_in_paged_kv_cache),
-                                    ("kv_cache_free_gpu_memory_fraction", kv_cache_free_gpu_memory_fraction))
-                  if v is not None}
+
+            kw = {
+                k: v
+                for k, v in (
+                    ("max_tokens_in_paged_kv_cache", max_tokens_in_paged_kv_cache),
+                    ("kv_cache_free_gpu_memory_fraction", kv_cache_free_gpu_memory_fraction),
+                )
+                if v is not None
+            }
             self.runner = ModelRunnerCpp.from_dir(str(self.engine_dir), rank=0, **kw)
         else:
             self.runner = ModelRunner.from_dir(str(self.engine_dir), rank=0)
 
     def generate(self, req: GenerationRequest) -> GenerationResult:
         import torch
+
         validate_request(req, self.hidden_size)
         input_ids, table = fake_prompt_ids(req, self.vocab_size)
         if table.shape[1] > self.max_table:
@@ -270,17 +304,23 @@ class TrtLlmGenerator:
             max_new_tokens=req.max_new_tokens,
             end_id=end_id,
             pad_id=end_id if self.pad_id is None else self.pad_id,
-            top_k=1, top_p=0.0, temperature=1.0, num_beams=1,
-            streaming=True, output_sequence_lengths=True, return_dict=True)
+            top_k=1,
+            top_p=0.0,
+            temperature=1.0,
+            num_beams=1,
+            streaming=True,
+            output_sequence_lengths=True,
+            return_dict=True,
+        )
         t1, out = None, None
-        for out in stream:               # first yield = first token (prefill), last = final
+        for out in stream:  # first yield = first token (prefill), last = final
             if t1 is None:
                 torch.cuda.synchronize()
                 t1 = time.perf_counter()
         torch.cuda.synchronize()
         t2 = time.perf_counter()
         seq_len = int(out["sequence_lengths"][0][0])
-        tokens = out["output_ids"][0][0][len(input_ids):seq_len].tolist()
+        tokens = out["output_ids"][0][0][len(input_ids) : seq_len].tolist()
         cut = _first_stop(tokens, req.stop_ids)
         # The engine may or may not count end_id in sequence_lengths; either way stopping early means a stop id.
         stopped = cut is not None or len(tokens) < req.max_new_tokens

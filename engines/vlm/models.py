@@ -10,6 +10,7 @@ The LLM runs through engines.vlm.generator (transformers or TensorRT-LLM); the v
 the checkpoint or any TensorModel (ONNX Runtime / TensorRT, `input` [B,3,384,384] → `encoder_output` [B,196,d]).
 Heavy imports (torch, transformers) happen in the constructors, so FixedAnswerVlm / VlmFrame stay light.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,16 +27,16 @@ from engines.vlm.prompts import IMAGE, MEMORY, navila_prompt, streamvln_prompt
 
 log = logging.getLogger(__name__)
 
-INSTRUCTION_TOKEN_CAP = 256        # the LLM build plan's instruction budget (exporters.llm.INSTRUCTION_TOKEN_CAP)
-NAVILA_FRAMES = 8                  # 7 history + current
-VISION_MAX_BATCH = 8               # the vision engine's largest profile batch (build_vision_engine max_batch)
-BLACK = "black"                    # cache key shared by all black padding frames
+INSTRUCTION_TOKEN_CAP = 256  # the LLM build plan's instruction budget (exporters.llm.INSTRUCTION_TOKEN_CAP)
+NAVILA_FRAMES = 8  # 7 history + current
+VISION_MAX_BATCH = 8  # the vision engine's largest profile batch (build_vision_engine max_batch)
+BLACK = "black"  # cache key shared by all black padding frames
 
 
 @dataclass(frozen=True)
 class VlmFrame:
-    frame_id: int                  # camera frame id; -1 for black padding
-    rgb: np.ndarray                # H×W×3 uint8 RGB (any size; preprocessing squashes to 384)
+    frame_id: int  # camera frame id; -1 for black padding
+    rgb: np.ndarray  # H×W×3 uint8 RGB (any size; preprocessing squashes to 384)
 
 
 @dataclass(frozen=True)
@@ -48,16 +49,16 @@ class VlmTimings:
 
 @dataclass(frozen=True)
 class VlmAnswer:
-    text: str                      # decoded, special tokens skipped, stripped, trailing stop string removed
-    frame_ids: tuple[int, ...]     # the frames the model saw, in prompt order
+    text: str  # decoded, special tokens skipped, stripped, trailing stop string removed
+    frame_ids: tuple[int, ...]  # the frames the model saw, in prompt order
     timings: VlmTimings
-    vision_calls: int              # frames encoded by the vision model in this query
-    cache_hits: int                # frames whose features came from the cache
+    vision_calls: int  # frames encoded by the vision model in this query
+    cache_hits: int  # frames whose features came from the cache
     new_tokens: int
 
 
 class VisionLanguageModel(Protocol):
-    family: str                    # "navila" | "streamvln" | "fixed"
+    family: str  # "navila" | "streamvln" | "fixed"
 
     def reset(self, instruction: str) -> None: ...
 
@@ -121,15 +122,31 @@ def _vision_fn(vision: Any) -> Callable[[np.ndarray], np.ndarray]:
     def run(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             return vision(torch.from_numpy(x)).float().numpy()
+
     return run
 
 
 def _streamvln_llm(ckpt: Any) -> Any:
     """The Qwen2 LLM of a StreamVLN (llava_qwen) checkpoint as a plain transformers model, weights in float32."""
     import transformers
-    keys = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-            "num_key_value_heads", "max_position_embeddings", "rope_theta", "rms_norm_eps", "hidden_act",
-            "tie_word_embeddings", "attention_dropout", "use_sliding_window", "sliding_window", "max_window_layers")
+
+    keys = (
+        "vocab_size",
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "max_position_embeddings",
+        "rope_theta",
+        "rms_norm_eps",
+        "hidden_act",
+        "tie_word_embeddings",
+        "attention_dropout",
+        "use_sliding_window",
+        "sliding_window",
+        "max_window_layers",
+    )
     cfg = transformers.Qwen2Config(**{k: ckpt.config[k] for k in keys if k in ckpt.config})
     model = transformers.Qwen2ForCausalLM(cfg)
     sd = {}
@@ -141,14 +158,16 @@ def _streamvln_llm(ckpt: Any) -> Any:
 
 class _CheckpointVlm:
     """Shared by NaVILA / StreamVLN: checkpoint, tokenizer, vision encoder, generator, answer decoding."""
+
     family = ""
 
     def __init__(self, checkpoint: Any, generator: Any, vision: Any, max_new_tokens: int):
         from transformers import PreTrainedTokenizerFast
 
-        from engines.vlm.generator import TransformersGenerator
         from engines.vlm.checkpoints import load_vlm_checkpoint
+        from engines.vlm.generator import TransformersGenerator
         from engines.vlm.vision import load_vision_encoder
+
         self.ckpt = checkpoint if hasattr(checkpoint, "llm") else load_vlm_checkpoint(checkpoint)
         if self.ckpt.family != self.family:
             raise ValueError(f"{self.ckpt.root}: a {self.ckpt.family} checkpoint, not {self.family}")
@@ -161,15 +180,16 @@ class _CheckpointVlm:
         self.generator = generator
         self.max_new_tokens = max_new_tokens
         self.instruction = ""
-        self.last_generation: GenerationResult | None = None   # the last query's raw generator result
+        self.last_generation: GenerationResult | None = None  # the last query's raw generator result
 
     def encode(self, rgbs: list[np.ndarray]) -> np.ndarray:
         """RGB frames → [n, 196, d] features, in chunks the vision engine's profile accepts."""
         from engines.vlm.vision import preprocess_frames
+
         v = self.ckpt.vision
         x = preprocess_frames(rgbs, size=v.image_size, mean=v.image_mean, std=v.image_std, rescale=v.rescale_factor)
         step = VISION_MAX_BATCH
-        return np.concatenate([self.encode_batch(x[i:i + step]) for i in range(0, len(x), step)])
+        return np.concatenate([self.encode_batch(x[i : i + step]) for i in range(0, len(x), step)])
 
     def generate(self, prompt_ids: list[int], feats: np.ndarray, backend: Any = None) -> GenerationResult:
         # the chat stop (<|eot_id|> / <|im_end|>) and any end-of-sequence id of the checkpoint, as generate() does
@@ -180,7 +200,7 @@ class _CheckpointVlm:
 
     def decode(self, tokens: list[int]) -> str:
         text = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
-        return text[:-len(self.llm.end_token)].rstrip() if text.endswith(self.llm.end_token) else text
+        return text[: -len(self.llm.end_token)].rstrip() if text.endswith(self.llm.end_token) else text
 
 
 # ---------------------------------------------------------------------------------------------------- NaVILA
@@ -188,10 +208,18 @@ class NavilaVlm(_CheckpointVlm):
     """NaVILA: `infer` takes exactly 8 frames (navila_sample's output). Features are cached per frame id (LRU,
     `cache_size`; cleared on reset); all black padding frames (id −1) share one feature. vision_calls counts the
     distinct frames encoded in the query, cache_hits the rest (vision_calls + cache_hits = 8)."""
+
     family = "navila"
 
-    def __init__(self, checkpoint: Any, *, generator: Any = None, vision: Any = None, cache_size: int = 64,
-                 max_new_tokens: int = 32):
+    def __init__(
+        self,
+        checkpoint: Any,
+        *,
+        generator: Any = None,
+        vision: Any = None,
+        cache_size: int = 64,
+        max_new_tokens: int = 32,
+    ):
         super().__init__(checkpoint, generator, vision, max_new_tokens)
         self.cache_size = cache_size
         self._cache: OrderedDict[Any, tuple[tuple, np.ndarray]] = OrderedDict()
@@ -205,7 +233,7 @@ class NavilaVlm(_CheckpointVlm):
     def _features(self, frames: Sequence[VlmFrame]) -> tuple[np.ndarray, int]:
         keys = [BLACK if f.frame_id == -1 else f.frame_id for f in frames]
         found: dict[Any, np.ndarray] = {}
-        todo: dict[Any, np.ndarray] = {}                  # key → rgb to encode (dict: each key once)
+        todo: dict[Any, np.ndarray] = {}  # key → rgb to encode (dict: each key once)
         for key, f in zip(keys, frames):
             fp = _fingerprint(f.rgb) if key != BLACK else None
             hit = self._cache.get(key)
@@ -227,16 +255,16 @@ class NavilaVlm(_CheckpointVlm):
 
     def infer(self, frames: Sequence[VlmFrame]) -> VlmAnswer:
         if len(frames) != NAVILA_FRAMES:
-            raise ValueError(f"NaVILA takes {NAVILA_FRAMES} frames (7 history + current, see navila_sample), "
-                             f"got {len(frames)}")
+            raise ValueError(
+                f"NaVILA takes {NAVILA_FRAMES} frames (7 history + current, see navila_sample), got {len(frames)}"
+            )
         t0 = time.perf_counter()
         feats, calls = self._features(frames)
         t1 = time.perf_counter()
         res = self.generate(self.prompt_ids, feats)
         text = self.decode(res.tokens)
         timings = VlmTimings(t1 - t0, res.prefill_s, res.decode_s, time.perf_counter() - t0)
-        return VlmAnswer(text, tuple(f.frame_id for f in frames), timings, calls, len(frames) - calls,
-                         len(res.tokens))
+        return VlmAnswer(text, tuple(f.frame_id for f in frames), timings, calls, len(frames) - calls, len(res.tokens))
 
 
 # ---------------------------------------------------------------------------------------------------- StreamVLN
@@ -252,13 +280,23 @@ class StreamVlnVlm(_CheckpointVlm):
     Memory clause and conjunction: the real-robot agent's (" You have visited these areas <memory>.", "you can see ").
     frame_ids = the frames of this call's prompt (memory + current); earlier turns are in the cache.
     """
+
     family = "streamvln"
     steps_per_call = 4
     memory_clause: Literal["eval", "train", "real"] = "real"
 
-    def __init__(self, checkpoint: Any, *, generator: Any = None, vision: Any = None, max_new_tokens: int = 16,
-                 window_calls: int = 8, memory_frames: int = 8):
+    def __init__(
+        self,
+        checkpoint: Any,
+        *,
+        generator: Any = None,
+        vision: Any = None,
+        max_new_tokens: int = 16,
+        window_calls: int = 8,
+        memory_frames: int = 8,
+    ):
         from engines.vlm.generator import TransformersGenerator, TransformersSession
+
         super().__init__(checkpoint, generator, vision, max_new_tokens)
         self.window_calls, self.memory_frames = window_calls, memory_frames
         reuse = isinstance(self.generator, TransformersGenerator)
@@ -267,8 +305,8 @@ class StreamVlnVlm(_CheckpointVlm):
 
     def reset(self, instruction: str) -> None:
         self.instruction = cap_instruction(self.tokenizer, instruction)
-        self.history: list[VlmFrame] = []            # the current frame of every call this episode
-        self._ids: list[int] = []                    # this window's conversation so far
+        self.history: list[VlmFrame] = []  # the current frame of every call this episode
+        self._ids: list[int] = []  # this window's conversation so far
         self._feats: list[np.ndarray] = []
         if self.session is not None:
             self.session.reset()
@@ -279,11 +317,12 @@ class StreamVlnVlm(_CheckpointVlm):
         t_start = time.perf_counter()
         k = len(self.history)
         memory: list[VlmFrame] = []
-        if k % self.window_calls == 0:                  # window start: drop ids / KV, full prompt
+        if k % self.window_calls == 0:  # window start: drop ids / KV, full prompt
             if k > 0:
                 t0 = k * self.steps_per_call
-                memory = [self.history[s // self.steps_per_call]
-                          for s in streamvln_memory_steps(t0, self.memory_frames)]
+                memory = [
+                    self.history[s // self.steps_per_call] for s in streamvln_memory_steps(t0, self.memory_frames)
+                ]
             text = streamvln_prompt(self.instruction, memory=bool(memory), memory_clause=self.memory_clause)
             text = text.replace(MEMORY, IMAGE * len(memory))
             self._ids, self._feats = [], []
@@ -297,16 +336,18 @@ class StreamVlnVlm(_CheckpointVlm):
         t_vision = time.perf_counter() - t_start
         self._ids += tokenize_with_images(self.tokenizer, text)
         res = self.generate(list(self._ids), np.concatenate(self._feats), self.session)
-        self._ids += res.tokens + [self.llm.end_id]     # the next turn follows the generated ids incl. <|im_end|>
+        self._ids += res.tokens + [self.llm.end_id]  # the next turn follows the generated ids incl. <|im_end|>
         timings = VlmTimings(t_vision, res.prefill_s, res.decode_s, time.perf_counter() - t_start)
-        return VlmAnswer(self.decode(res.tokens), tuple(f.frame_id for f in seen), timings, len(seen), 0,
-                         len(res.tokens))
+        return VlmAnswer(
+            self.decode(res.tokens), tuple(f.frame_id for f in seen), timings, len(seen), 0, len(res.tokens)
+        )
 
 
 # ---------------------------------------------------------------------------------------------------- fixed
 class FixedAnswerVlm:
     """Scripted answers, cycled in order (restarting at each reset); sleeps `latency_s` per query to stand in for
     inference time. Timings are measured: vision / prefill / decode 0, total = the real time spent."""
+
     family = "fixed"
 
     def __init__(self, answers: Sequence[str], latency_s: float = 0.0):
@@ -324,16 +365,18 @@ class FixedAnswerVlm:
             time.sleep(self.latency_s)
         text = self.answers[self.queries % len(self.answers)]
         self.queries += 1
-        return VlmAnswer(text, tuple(f.frame_id for f in frames),
-                         VlmTimings(0.0, 0.0, 0.0, time.perf_counter() - t0), 0, 0, 0)
+        return VlmAnswer(
+            text, tuple(f.frame_id for f in frames), VlmTimings(0.0, 0.0, 0.0, time.perf_counter() - t0), 0, 0, 0
+        )
 
 
 # ---------------------------------------------------------------------------------------------------- loading
 def _load_vision_manifest(path: str | Path, ckpt: Any) -> Any:
     """The vision TensorModel of a build_engines manifest (TensorRT, or ONNX Runtime / fallback), checked against
     the checkpoint's family and LLM width."""
-    from engines.manifest import read_manifest
     from engines.loader import load_model
+    from engines.manifest import read_manifest
+
     meta = read_manifest(path).metadata
     family, hidden = meta.get("edge.family"), meta.get("edge.hidden_size")
     if family is not None and family != ckpt.family:
@@ -347,6 +390,7 @@ def _trtllm_or_fallback(engine_dir: Path):
     """The TensorRT-LLM generator if the engine's manifest (build_engines: `<out>/llm/llm.manifest.json`, engine in
     `<out>/llm/llm/`) matches this machine; otherwise, loudly, None (= transformers on the checkpoint's LLM)."""
     from engines.manifest import ManifestError, verify, warn_fallback
+
     manifest = engine_dir.parent / "llm.manifest.json"
     try:
         m, reasons = verify(manifest)
@@ -358,16 +402,22 @@ def _trtllm_or_fallback(engine_dir: Path):
         warn_fallback(manifest, reasons, "transformers")
         return None
     from engines.vlm.generator import TrtLlmGenerator
+
     return TrtLlmGenerator(engine_dir)
 
 
-def load_vlm(checkpoint: Any, *, vision_manifest: str | None = None,
-             generator_backend: Literal["transformers", "tensorrt_llm"] = "transformers",
-             engine_dir: str | Path | None = None) -> VisionLanguageModel:
+def load_vlm(
+    checkpoint: Any,
+    *,
+    vision_manifest: str | None = None,
+    generator_backend: Literal["transformers", "tensorrt_llm"] = "transformers",
+    engine_dir: str | Path | None = None,
+) -> VisionLanguageModel:
     """NavilaVlm or StreamVlnVlm for a checkpoint folder (the family is read from its layout).
     vision_manifest: a build_engines vision manifest (else the PyTorch encoder). generator_backend "tensorrt_llm"
     needs `engine_dir` (trtllm-build output); "transformers" runs the checkpoint's LLM on CPU in float32."""
     from engines.vlm.checkpoints import load_vlm_checkpoint
+
     ckpt = checkpoint if hasattr(checkpoint, "llm") else load_vlm_checkpoint(checkpoint)
     vision = _load_vision_manifest(vision_manifest, ckpt) if vision_manifest else None
     if generator_backend == "transformers":
@@ -382,5 +432,17 @@ def load_vlm(checkpoint: Any, *, vision_manifest: str | None = None,
     return cls(ckpt, generator=generator, vision=vision)
 
 
-__all__ = ["FixedAnswerVlm", "NavilaVlm", "StreamVlnVlm", "VisionLanguageModel", "VlmAnswer", "VlmFrame", "VlmTimings",
-           "cap_instruction", "load_vlm", "navila_sample", "streamvln_memory_steps", "tokenize_with_images"]
+__all__ = [
+    "FixedAnswerVlm",
+    "NavilaVlm",
+    "StreamVlnVlm",
+    "VisionLanguageModel",
+    "VlmAnswer",
+    "VlmFrame",
+    "VlmTimings",
+    "cap_instruction",
+    "load_vlm",
+    "navila_sample",
+    "streamvln_memory_steps",
+    "tokenize_with_images",
+]

@@ -2,6 +2,7 @@
 
 Run: .venv/bin/python -m pytest tests/benchmarks --benchmark-enable --benchmark-only
 """
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -10,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from edge.msg.messages import VelocityCommand
 from edge.common.realtime import Ratekeeper
+from edge.msg.messages import VelocityCommand
 
 PERIOD = 0.02
 
@@ -19,6 +20,7 @@ PERIOD = 0.02
 def test_bench_bus_round_trip(benchmark, bus):
     """velocityCommand published, received by a subscriber, echoed on odometry, received back (ipc)."""
     from edge.msg.messages import Odometry
+
     a_pub, b_sub = bus.pub("velocityCommand"), bus.sub("velocityCommand", conflate=False)
     b_pub, a_sub = bus.pub("odometry"), bus.sub("odometry", conflate=False)
     time.sleep(0.3)
@@ -61,15 +63,18 @@ def _naive_loop(n):
     for _ in range(n):
         starts.append(time.monotonic())
         _work(rng)
-        time.sleep(PERIOD)                                  # unitree_rl_gym deploy_real style
+        time.sleep(PERIOD)  # unitree_rl_gym deploy_real style
     return np.diff(starts)
 
 
 def _stats(periods):
     err = np.abs(periods - PERIOD) * 1e3
-    return {"p50_ms": round(float(np.percentile(err, 50)), 3), "p99_ms": round(float(np.percentile(err, 99)), 3),
-            "mean_period_ms": round(float(periods.mean() * 1e3), 3),
-            "drift_ms_per_s": round(float((periods.mean() - PERIOD) / PERIOD * 1e3), 2)}
+    return {
+        "p50_ms": round(float(np.percentile(err, 50)), 3),
+        "p99_ms": round(float(np.percentile(err, 99)), 3),
+        "mean_period_ms": round(float(periods.mean() * 1e3), 3),
+        "drift_ms_per_s": round(float((periods.mean() - PERIOD) / PERIOD * 1e3), 2),
+    }
 
 
 @pytest.mark.parametrize("loop", ["deadline", "naive"])
@@ -88,9 +93,11 @@ def test_bench_loop_timing_under_load(benchmark, loop):
             b.join()
     st = _stats(periods)
     benchmark.extra_info.update(st)
-    print(f"\n{loop:8s} loop under load: period error p50 {st['p50_ms']} ms, p99 {st['p99_ms']} ms, "
-          f"mean period {st['mean_period_ms']} ms")
+    print(
+        f"\n{loop:8s} loop under load: period error p50 {st['p50_ms']} ms, p99 {st['p99_ms']} ms, "
+        f"mean period {st['mean_period_ms']} ms"
+    )
     if loop == "deadline":
-        assert abs(st["mean_period_ms"] - 20.0) < 0.5          # sanity: no drift
+        assert abs(st["mean_period_ms"] - 20.0) < 0.5  # sanity: no drift
     else:
-        assert st["mean_period_ms"] > 20.5                      # the naive loop drifts by its compute time
+        assert st["mean_period_ms"] > 20.5  # the naive loop drifts by its compute time

@@ -2,6 +2,7 @@
 
 Run: .venv/bin/python -m pytest tests/benchmarks --benchmark-enable --benchmark-only
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,12 @@ CFG = load_policy_config("configs/policies/go2_robot_lab.yaml")
 
 def _state(t):
     rng = np.random.default_rng(0)
-    return robot_state(q=np.array(CFG.default_pose) + rng.normal(0, 0.05, 12), dq=rng.normal(0, 0.5, 12),
-                       gyro=rng.normal(0, 0.1, 3), t=t)
+    return robot_state(
+        q=np.array(CFG.default_pose) + rng.normal(0, 0.05, 12),
+        dq=rng.normal(0, 0.5, 12),
+        gyro=rng.normal(0, 0.1, 3),
+        t=t,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +49,7 @@ def test_bench_control_step(benchmark, policy):
     """Safety state machine + observation + policy + limits + LowCmd fill + CRC, in walk mode."""
     ctrl = Controller(control=ControlConfig(), safety=SafetyConfig(), policy=policy)
     t = 0.0
-    for i in range(120):                                  # stand up, hold, start walking
+    for i in range(120):  # stand up, hold, start walking
         t = i * 0.02
         ctrl.tick(t, _state(t), np.array([0.5, 0, 0]) if i > 110 else None, stand_requested=True)
     assert ctrl.mode == "walk"

@@ -10,6 +10,7 @@ Loopback has no bandwidth limit, so extra_info also gives the transfer time the 
 
 Run: .venv/bin/python -m pytest tests/benchmarks/test_bench_frame_transport.py --benchmark-enable -s
 """
+
 from __future__ import annotations
 
 import base64
@@ -40,7 +41,7 @@ def camera_frames(n=8, seed=0) -> list[VlmFrame]:
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:480, 0:640].astype(np.float32)
 
-    def texture(h, w, scale):            # smooth random texture: upsampled noise
+    def texture(h, w, scale):  # smooth random texture: upsampled noise
         small = rng.uniform(0, 255, (max(2, h // scale), max(2, w // scale), 3)).astype(np.uint8)
         return np.asarray(Image.fromarray(small).resize((w, h), Image.BICUBIC), np.float32)
 
@@ -52,19 +53,20 @@ def camera_frames(n=8, seed=0) -> list[VlmFrame]:
         planks = 15 * (np.sin((x - 320) / depth * 40) > 0.9) + 10 * np.sin((x - 320) / depth * 7)
         floor = 90 + 60 * (y - horizon) / 230 + planks
         img = np.where(y < horizon, wall, floor)[..., None] * np.array([1.0, 0.95, 0.85], np.float32)
-        d0 = 180 + 12 * i                                              # the door drifts as the robot turns
-        img[90:horizon, d0:d0 + 90] = (110, 70, 40) + 0.15 * texture(horizon - 90, 90, 6)
-        img[120:200, 420:520] = texture(80, 100, 4)                    # a poster
-        for _ in range(3):                                             # furniture
+        d0 = 180 + 12 * i  # the door drifts as the robot turns
+        img[90:horizon, d0 : d0 + 90] = (110, 70, 40) + 0.15 * texture(horizon - 90, 90, 6)
+        img[120:200, 420:520] = texture(80, 100, 4)  # a poster
+        for _ in range(3):  # furniture
             bx, bw, bh = int(rng.uniform(0, 560)), int(rng.uniform(50, 160)), int(rng.uniform(40, 140))
-            img[480 - bh - 40:440, bx:bx + bw] = 0.6 * texture(bh, min(bw, 640 - bx), 12) + 40
-        img += rng.normal(0, 4, img.shape)                             # sensor noise
+            img[480 - bh - 40 : 440, bx : bx + bw] = 0.6 * texture(bh, min(bw, 640 - bx), 12) + 40
+        img += rng.normal(0, 4, img.shape)  # sensor noise
         rgb = np.clip(img, 0, 255).astype(np.uint8)
         out.append(VlmFrame(100 + i, np.asarray(Image.fromarray(rgb).resize((384, 384), Image.BICUBIC))))
     return out
 
 
 # ---- NaVILA-Bench reference protocol (scripts/vlm_server.py), reproduced faithfully ------------------------------
+
 
 def _ref_server(sock: socket.socket, stop: threading.Event) -> None:
     sock.settimeout(0.1)
@@ -77,14 +79,13 @@ def _ref_server(sock: socket.socket, stop: threading.Event) -> None:
         try:
             size = int.from_bytes(conn.recv(8), "big")
             data = b""
-            while len(data) < size:                     # as the reference: 4 KiB reads, bytes concatenation
+            while len(data) < size:  # as the reference: 4 KiB reads, bytes concatenation
                 packet = conn.recv(4096)
                 if not packet:
                     break
                 data += packet
             request = json.loads(data.decode())
-            images = [np.asarray(Image.open(io.BytesIO(base64.b64decode(s))).convert("RGB"))
-                      for s in request["images"]]
+            images = [np.asarray(Image.open(io.BytesIO(base64.b64decode(s))).convert("RGB")) for s in request["images"]]
             assert len(images) == 8 and request["query"]
             reply = json.dumps(ANSWER).encode()
             conn.sendall(len(reply).to_bytes(8, "big"))
@@ -107,10 +108,10 @@ def _ref_query(port: int, frames: list[VlmFrame]) -> tuple[str, int]:
     images = []
     for f in frames:
         buf = io.BytesIO()
-        Image.fromarray(f.rgb).save(buf, format="JPEG")              # PIL default quality (75)
+        Image.fromarray(f.rgb).save(buf, format="JPEG")  # PIL default quality (75)
         images.append(base64.b64encode(buf.getvalue()).decode())
     data = json.dumps({"images": images, "query": QUERY}).encode()
-    with socket.create_connection(("127.0.0.1", port)) as conn:     # one request per connection
+    with socket.create_connection(("127.0.0.1", port)) as conn:  # one request per connection
         conn.sendall(len(data).to_bytes(8, "big"))
         conn.sendall(data)
         n = int.from_bytes(_recv_exact(conn, 8), "big")
@@ -127,17 +128,26 @@ def ours(tmp_path):
     """VlmServer (CURVE, zero-latency fixed model) in a thread; returns a factory of clients (raw or JPEG)."""
     generate_keys(tmp_path / "server", "server")
     generate_keys(tmp_path / "clients", "robot")
-    server = VlmServer("tcp://127.0.0.1:*", FixedAnswerVlm([ANSWER]), tmp_path / "server/server.key_secret",
-                       tmp_path / "clients")
+    server = VlmServer(
+        "tcp://127.0.0.1:*", FixedAnswerVlm([ANSWER]), tmp_path / "server/server.key_secret", tmp_path / "clients"
+    )
     stop = threading.Event()
     t = threading.Thread(target=server.serve, args=(stop, 0.05), daemon=True)
     t.start()
     made = []
 
     def client(jpeg_quality=None):
-        made.append(VlmClient(server.endpoint, tmp_path / "clients/robot.key_secret", tmp_path / "server/server.key",
-                              5.0, jpeg_quality=jpeg_quality))
+        made.append(
+            VlmClient(
+                server.endpoint,
+                tmp_path / "clients/robot.key_secret",
+                tmp_path / "server/server.key",
+                5.0,
+                jpeg_quality=jpeg_quality,
+            )
+        )
         return made[-1]
+
     yield client
     for c in made:
         c.close()
@@ -184,19 +194,29 @@ def test_bench_frame_transport(benchmark, request, frames, protocol):
 
     benchmark.pedantic(query, rounds=ROUNDS, iterations=1, warmup_rounds=3)
     ms = np.array(rtts[-ROUNDS:]) * 1e3
-    r = {"median_ms": round(float(np.median(ms)), 2), "p99_ms": round(float(np.percentile(ms, 99)), 2),
-         "bytes_sent": int(np.median(sent)), "link_100mbit_ms": round(float(np.median(sent)) * 8 / LINK_BIT_S * 1e3, 1)}
+    r = {
+        "median_ms": round(float(np.median(ms)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "bytes_sent": int(np.median(sent)),
+        "link_100mbit_ms": round(float(np.median(sent)) * 8 / LINK_BIT_S * 1e3, 1),
+    }
     _results[protocol] = r
     benchmark.extra_info.update(r)
-    print(f"\n{protocol:9s}: round trip median {r['median_ms']} ms, p99 {r['p99_ms']} ms, "
-          f"{r['bytes_sent']:,} bytes sent ({r['link_100mbit_ms']} ms at 100 Mbit/s)")
+    print(
+        f"\n{protocol:9s}: round trip median {r['median_ms']} ms, p99 {r['p99_ms']} ms, "
+        f"{r['bytes_sent']:,} bytes sent ({r['link_100mbit_ms']} ms at 100 Mbit/s)"
+    )
     ref = _results.get("reference")
     for name in ("ours", "ours_jpeg"):
         if ref is not None and name in _results:
             o = _results[name]
-            ratio = {f"ref_over_{name}_median": round(ref["median_ms"] / o["median_ms"], 2),
-                     f"ref_over_{name}_p99": round(ref["p99_ms"] / o["p99_ms"], 2),
-                     f"{name}_over_ref_bytes": round(o["bytes_sent"] / ref["bytes_sent"], 2)}
+            ratio = {
+                f"ref_over_{name}_median": round(ref["median_ms"] / o["median_ms"], 2),
+                f"ref_over_{name}_p99": round(ref["p99_ms"] / o["p99_ms"], 2),
+                f"{name}_over_ref_bytes": round(o["bytes_sent"] / ref["bytes_sent"], 2),
+            }
             benchmark.extra_info.update(ratio)
-            print(f"reference / {name}: median ×{ratio[f'ref_over_{name}_median']}, "
-                  f"p99 ×{ratio[f'ref_over_{name}_p99']}; {name} sends ×{ratio[f'{name}_over_ref_bytes']} the bytes")
+            print(
+                f"reference / {name}: median ×{ratio[f'ref_over_{name}_median']}, "
+                f"p99 ×{ratio[f'ref_over_{name}_p99']}; {name} sends ×{ratio[f'{name}_over_ref_bytes']} the bytes"
+            )

@@ -1,4 +1,5 @@
 """Parser cost per VLM answer (run: make bench)."""
+
 from __future__ import annotations
 
 from edge.navigation.parse import Forward, Parsed, parse_navila, parse_streamvln

@@ -3,6 +3,7 @@
 Run: .venv/bin/python -m pytest tests/benchmarks/test_bench_policy_backends.py --benchmark-only -s
 The TorchScript model is the robot_lab policy.onnx's weights rebuilt as nn.Sequential and scripted.
 """
+
 from __future__ import annotations
 
 import time
@@ -25,15 +26,18 @@ CFG = load_policy_config("configs/policies/go2_robot_lab.yaml")
 
 def _state() -> RobotState:
     rng = np.random.default_rng(0)
-    return robot_state(q=np.array(CFG.default_pose) + rng.normal(0, 0.05, 12), dq=rng.normal(0, 0.5, 12),
-                       gyro=rng.normal(0, 0.1, 3))
+    return robot_state(
+        q=np.array(CFG.default_pose) + rng.normal(0, 0.05, 12), dq=rng.normal(0, 0.5, 12), gyro=rng.normal(0, 0.1, 3)
+    )
 
 
 @pytest.fixture(scope="module")
 def policies(tmp_path_factory):
     jit = save_torchscript(actor_from_onnx_mlp(resolve_path(CFG.model)), tmp_path_factory.mktemp("b") / "policy.jit")
-    return {"onnxruntime": Policy(CFG, model=OrtModel(resolve_path(CFG.model))),
-            "torchscript": Policy(CFG, model=TorchModel(jit, threads=1))}
+    return {
+        "onnxruntime": Policy(CFG, model=OrtModel(resolve_path(CFG.model))),
+        "torchscript": Policy(CFG, model=TorchModel(jit, threads=1)),
+    }
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "torchscript"])
@@ -60,6 +64,8 @@ def test_policy_step_ratio_torchscript_over_onnxruntime(policies):
     a = [p.reset() or p.step(s, cmd).q for p in policies.values()]
     np.testing.assert_allclose(a[0], a[1], atol=1e-5)
     ratio = med["torchscript"] / med["onnxruntime"]
-    print(f"\npolicy step median: onnxruntime {med['onnxruntime']:.1f} µs, torchscript {med['torchscript']:.1f} µs, "
-          f"ratio torchscript/onnxruntime {ratio:.2f}")
+    print(
+        f"\npolicy step median: onnxruntime {med['onnxruntime']:.1f} µs, torchscript {med['torchscript']:.1f} µs, "
+        f"ratio torchscript/onnxruntime {ratio:.2f}"
+    )
     assert ratio > 0

@@ -1,5 +1,6 @@
 """Vision encoder cost per frame (batch 1), tiny NaVILA / StreamVLN encoders: PyTorch vs ONNX Runtime (run: make bench).
 Tiny weights: this measures the toolchain / graph overhead (SigLIP-so400m on the Orin is a TensorRT job)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +10,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from engines.ort_runner import OrtModel  # noqa: E402
-from exporters.tiny import write_tiny_checkpoints  # noqa: E402
 from engines.vlm.vision import load_vision_encoder  # noqa: E402
+from exporters.tiny import write_tiny_checkpoints  # noqa: E402
 from exporters.vision import export_vision_onnx  # noqa: E402
 
 FAMILIES = ["navila", "streamvln"]
@@ -37,7 +38,7 @@ def test_bench_vision_torch(benchmark, built, frame, name):
     enc = built[name][0]
     x = torch.from_numpy(frame)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)                                 # same as the ONNX Runtime session below
+    torch.set_num_threads(1)  # same as the ONNX Runtime session below
     try:
         with torch.inference_mode():
             out = benchmark(enc, x)

@@ -1,4 +1,5 @@
 """Contract: our LowCmd/LowState builders against the unitree_go IDL, through a real cyclonedds CDR round trip."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -7,10 +8,9 @@ import numpy as np
 import pytest
 from unitree_sdk2py.idl.unitree_go.msg.dds_ import LowCmd_, LowState_
 
-from drivers.robot_io import JointCommand
-from drivers.unitree.go2 import (crc_ok, lowcmd_to_joint_command, lowstate_to_robot_state, make_lowcmd,
-                                 make_lowstate)
 from drivers.go2.constants import NUM_JOINTS, NUM_MOTOR_SLOTS, POS_STOP_F, VEL_STOP_F
+from drivers.robot_io import JointCommand
+from drivers.unitree.go2 import crc_ok, lowcmd_to_joint_command, lowstate_to_robot_state, make_lowcmd, make_lowstate
 
 f32 = np.float32
 J = np.arange(NUM_JOINTS)
@@ -32,8 +32,13 @@ def test_lowcmd_round_trip_every_field():
     for i, mc in enumerate(m.motor_cmd):
         assert mc.mode == 0x01, i
         if i < NUM_JOINTS:
-            assert (mc.q, mc.dq, mc.kp, mc.kd, mc.tau) == (f32(cmd.q[i]), f32(cmd.dq[i]), f32(cmd.kp[i]),
-                                                        f32(cmd.kd[i]), f32(cmd.tau[i])), i
+            assert (mc.q, mc.dq, mc.kp, mc.kd, mc.tau) == (
+                f32(cmd.q[i]),
+                f32(cmd.dq[i]),
+                f32(cmd.kp[i]),
+                f32(cmd.kd[i]),
+                f32(cmd.tau[i]),
+            ), i
         else:
             assert (mc.q, mc.dq, mc.kp, mc.kd, mc.tau) == (f32(POS_STOP_F), f32(VEL_STOP_F), 0.0, 0.0, 0.0), i
         assert list(mc.reserve) == [0, 0, 0]
@@ -64,7 +69,7 @@ def test_corrupted_lowcmd_fails_crc_after_round_trip():
 
 def test_lowstate_round_trip_every_field():
     q, dq, tau = 0.2 + 0.03 * J, -1.1 + 0.07 * J, 3.3 - 0.4 * J
-    s = 0.5 ** 0.5
+    s = 0.5**0.5
     quat = [s, 0.0, 0.0, s]  # 90° yaw
     gyro, accel, ff, tick = [0.11, -0.22, 0.33], [0.4, -0.5, 9.81], [11, 22, 33, 44], 123456
     wire = make_lowstate(q, dq, tau, quat, gyro, accel, ff, tick).serialize()
@@ -89,7 +94,8 @@ def test_lowstate_rejects_wrong_sizes_and_wraps_tick():
         make_lowstate(np.zeros(11), z, z, [1, 0, 0, 0], [0, 0, 0], [0, 0, 0], [0] * 4, 0)
     with pytest.raises(ValueError, match="foot_force"):
         make_lowstate(z, z, z, [1, 0, 0, 0], [0, 0, 0], [0, 0, 0], [0] * 3, 0)
-    m = LowState_.deserialize(make_lowstate(z, z, z, [1, 0, 0, 0], [0, 0, 0], [0, 0, 0], [1e6, -1e6, 0.4, 0.6],
-                                            2**32 + 5).serialize())
+    m = LowState_.deserialize(
+        make_lowstate(z, z, z, [1, 0, 0, 0], [0, 0, 0], [0, 0, 0], [1e6, -1e6, 0.4, 0.6], 2**32 + 5).serialize()
+    )
     assert m.tick == 5
     assert list(m.foot_force) == [32767, -32768, 0, 1]  # clipped to int16, rounded

@@ -1,6 +1,7 @@
 """The process table's pubs and subs are what each process really opens: process_main opens the row's sockets (and
 only those), and each process module takes its sockets from them, by the names its row declares, and opens none
 itself."""
+
 from __future__ import annotations
 
 import ast
@@ -23,8 +24,11 @@ def _used_ports(tree: ast.Module) -> dict[str, set[str]]:
     `pub, sub = proc.ports.pub, proc.ports.sub`."""
     used: dict[str, set[str]] = {"pub": set(), "sub": set()}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) \
-                and isinstance(node.slice.value, str):
+        if (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.slice, ast.Constant)
+            and isinstance(node.slice.value, str)
+        ):
             v = node.value
             name = v.attr if isinstance(v, ast.Attribute) else v.id if isinstance(v, ast.Name) else None
             if name in used:
@@ -39,8 +43,12 @@ def _opens_sockets_itself(tree: ast.Module) -> list[str]:
             f = node.func
             if isinstance(f, ast.Name) and f.id == "Bus":
                 calls.append(f"Bus(...) at line {node.lineno}")
-            if isinstance(f, ast.Attribute) and f.attr in ("pub", "sub", "open") and isinstance(f.value, ast.Name) \
-                    and f.value.id == "bus":
+            if (
+                isinstance(f, ast.Attribute)
+                and f.attr in ("pub", "sub", "open")
+                and isinstance(f.value, ast.Name)
+                and f.value.id == "bus"
+            ):
                 calls.append(f"bus.{f.attr}(...) at line {node.lineno}")
     return calls
 
@@ -51,7 +59,7 @@ def test_process_uses_exactly_its_rows_sockets(spec):
     assert _opens_sockets_itself(tree) == [], f"{spec.module} opens sockets outside its table row"
     used = _used_ports(tree)
     assert used["pub"] == set(spec.pubs), f"{spec.name}: publishes {used['pub']}, table says {spec.pubs}"
-    if spec.name == "recordd":             # records every topic of its row, by iterating its ports
+    if spec.name == "recordd":  # records every topic of its row, by iterating its ports
         assert used["sub"] == set() and "ports.sub.values" in ast.unparse(tree)
     else:
         assert used["sub"] == set(spec.subs), f"{spec.name}: subscribes {used['sub']}, table says {spec.subs}"

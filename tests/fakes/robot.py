@@ -1,4 +1,5 @@
 """The one RobotState builder and the one fake RobotIO of the test suite."""
+
 from __future__ import annotations
 
 import time
@@ -8,21 +9,35 @@ import numpy as np
 
 from drivers.robot_io import JointCommand, RobotIO, RobotState
 
-STAND_Q = (0.0, 0.8, -1.5) * 4          # the robot_lab policy's default pose, SDK order (configs/policies)
+STAND_Q = (0.0, 0.8, -1.5) * 4  # the robot_lab policy's default pose, SDK order (configs/policies)
 
 
-def robot_state(*, q: Sequence[float] | np.ndarray = STAND_Q, dq: Sequence[float] | np.ndarray | None = None,
-                tau: Sequence[float] | np.ndarray | None = None,
-                quat_wxyz: Sequence[float] | np.ndarray = (1.0, 0.0, 0.0, 0.0),
-                gyro: Sequence[float] | np.ndarray = (0.0, 0.0, 0.0),
-                accel: Sequence[float] | np.ndarray = (0.0, 0.0, 9.81),
-                foot_force: float | Sequence[float] | np.ndarray = 35.0, tick: int = 1, t: float = 0.0) -> RobotState:
+def robot_state(
+    *,
+    q: Sequence[float] | np.ndarray = STAND_Q,
+    dq: Sequence[float] | np.ndarray | None = None,
+    tau: Sequence[float] | np.ndarray | None = None,
+    quat_wxyz: Sequence[float] | np.ndarray = (1.0, 0.0, 0.0, 0.0),
+    gyro: Sequence[float] | np.ndarray = (0.0, 0.0, 0.0),
+    accel: Sequence[float] | np.ndarray = (0.0, 0.0, 9.81),
+    foot_force: float | Sequence[float] | np.ndarray = 35.0,
+    tick: int = 1,
+    t: float = 0.0,
+) -> RobotState:
     """A LowState as the drivers deliver it: standing still and level unless told otherwise; received at t
     (time.monotonic seconds). foot_force: one value for all four feet or four values (FR, FL, RR, RL)."""
     zeros = np.zeros(12)
-    return RobotState(q=q, dq=zeros if dq is None else dq, tau=zeros if tau is None else tau, quat_wxyz=quat_wxyz,
-                      gyro=gyro, accel=accel, foot_force=np.broadcast_to(np.asarray(foot_force, float), (4,)),
-                      tick=tick, recv_mono_s=t)
+    return RobotState(
+        q=q,
+        dq=zeros if dq is None else dq,
+        tau=zeros if tau is None else tau,
+        quat_wxyz=quat_wxyz,
+        gyro=gyro,
+        accel=accel,
+        foot_force=np.broadcast_to(np.asarray(foot_force, float), (4,)),
+        tick=tick,
+        recv_mono_s=t,
+    )
 
 
 class FakeRobot:
@@ -53,5 +68,5 @@ class FakeRobot:
         self.closed = True
 
 
-def _is_robot_io(r: FakeRobot) -> RobotIO:      # checked by the type checker: the fake has the real interface
+def _is_robot_io(r: FakeRobot) -> RobotIO:  # checked by the type checker: the fake has the real interface
     return r

@@ -1,4 +1,5 @@
 """Module-level skip for the GPU tests: call `require(...)` at the top of a test module, before its imports."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,6 +15,7 @@ def require(*also: str):
         pytest.importorskip(name)
     try:
         from engines.trt_runner import _cudart
+
         _cudart()
     except ImportError:
         pytest.skip("cuda-python is not installed", allow_module_level=True)

@@ -2,27 +2,33 @@
 
 Runs only where TensorRT, cuda-python and a GPU exist (the Orin, or a GPU host): `pytest -m tensorrt tests/tensorrt`.
 """
+
 from __future__ import annotations
 
 import logging
 
 import numpy as np
 import pytest
-
 from gpu_required import require
 
 trt = require("torch")
 
 from edge.common.config import resolve_path  # noqa: E402
 from edge.controls.locomotion import Policy, load_policy_config  # noqa: E402
+from engines.loader import (
+    load_model,
+    load_tensor_model,  # noqa: E402
+)
 from engines.manifest import MachineInfo, read_manifest  # noqa: E402
-from engines.loader import load_model
 from engines.ort_runner import OrtModel  # noqa: E402
-from engines.loader import load_tensor_model  # noqa: E402
 from engines.trt_runner import TrtModel, build_engine_from_onnx  # noqa: E402
 from exporters.parity import check_parity  # noqa: E402
-from exporters.policy import (ENGINE_TOLERANCE, export_policy, export_policy_onnx,  # noqa: E402
-                              write_tiny_policy_checkpoints)
+from exporters.policy import (
+    ENGINE_TOLERANCE,
+    export_policy,
+    export_policy_onnx,  # noqa: E402
+    write_tiny_policy_checkpoints,
+)
 
 pytestmark = pytest.mark.tensorrt
 if MachineInfo.detect().compute_capability is None:
@@ -62,7 +68,7 @@ def test_cuda_graph_replay_equals_plain_enqueue(tiny_onnx, tmp_path):
     plain, graph = TrtModel(engine), TrtModel(engine, cuda_graph=True)
     assert graph.cuda_graph and not plain.cuda_graph
     rng = np.random.default_rng(0)
-    for _ in range(20):                                  # new data in the same buffer each step
+    for _ in range(20):  # new data in the same buffer each step
         obs = rng.standard_normal((1, 45)).astype(np.float32)
         np.testing.assert_array_equal(graph.run({"obs": obs})["actions"], plain.run({"obs": obs})["actions"])
 
@@ -76,7 +82,7 @@ def test_export_chain_writes_engine_manifest_and_loads_only_here(tiny_onnx, tmp_
     assert m.built_on.compute_capability == here.compute_capability and m.latency.median_us > 0
     assert m.onnx.path == "policy.onnx" and m.parity.candidate == "tensorrt"
     assert load_model(res.engine_manifest).backend == "tensorrt"
-    assert load_tensor_model(res.onnx, "tensorrt").backend == "tensorrt"     # finds policy.engine.manifest.json
+    assert load_tensor_model(res.onnx, "tensorrt").backend == "tensorrt"  # finds policy.engine.manifest.json
     other = here.model_copy(update={"compute_capability": "1.0", "gpu_name": "elsewhere"})
     with caplog.at_level(logging.WARNING):
         assert load_model(res.engine_manifest, machine=other).backend == "onnxruntime"
@@ -90,5 +96,6 @@ def test_real_policy_runs_on_tensorrt_through_the_control_path(tmp_path):
     assert trt_policy.model.backend == "tensorrt"
     ort = OrtModel(res.onnx)
     obs = np.random.default_rng(1).standard_normal((1, 45)).astype(np.float32)
-    np.testing.assert_allclose(trt_policy.model.run({"obs": obs})["actions"], ort.run({"obs": obs})["actions"],
-                               atol=ENGINE_TOLERANCE)
+    np.testing.assert_allclose(
+        trt_policy.model.run({"obs": obs})["actions"], ort.run({"obs": obs})["actions"], atol=ENGINE_TOLERANCE
+    )

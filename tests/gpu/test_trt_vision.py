@@ -1,9 +1,9 @@
 """Tiny vision encoders → TensorRT FP16 engine (dynamic batch 1..4) vs ONNX Runtime fp32. GPU host or Jetson only."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from gpu_required import require
 
 trt = require("transformers")
@@ -14,7 +14,7 @@ from exporters.tiny import write_tiny_checkpoints  # noqa: E402
 from exporters.vision import build_vision_engine, export_vision  # noqa: E402
 
 pytestmark = pytest.mark.tensorrt
-FP16_TOLERANCE = 2e-2        # tiny encoder outputs are O(1); fp16 engine vs fp32 ONNX Runtime
+FP16_TOLERANCE = 2e-2  # tiny encoder outputs are O(1); fp16 engine vs fp32 ONNX Runtime
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +25,7 @@ def tiny(tmp_path_factory):
 @pytest.mark.parametrize("name", ["navila", "streamvln"])
 def test_engine_matches_onnxruntime(tiny, tmp_path, name):
     from engines.trt_runner import TrtModel
+
     onnx_path = export_vision(tiny[name], tmp_path, name=name).onnx
     engine = build_vision_engine(onnx_path, tmp_path / f"{name}.engine", max_batch=4, fp16=True)
     m = read_manifest(engine.with_name(engine.name + ".manifest.json"))

@@ -3,6 +3,7 @@
 Builds a tiny engine from exporters.tiny's NaVILA llm/ with the plan's own tools (FP16: convert_checkpoint without
 quantisation, then trtllm-build with --max_multimodal_len) and compares greedy tokens with TransformersGenerator.
 Set TRTLLM_ROOT to a TensorRT-LLM checkout (examples/) of the installed version."""
+
 from __future__ import annotations
 
 import os
@@ -30,15 +31,47 @@ def engine(tmp_path_factory):
     if not root or not (Path(root) / "examples" / "llama" / "convert_checkpoint.py").is_file():
         pytest.skip("TRTLLM_ROOT (TensorRT-LLM checkout with examples/) not set")
     from exporters.tiny import write_tiny_navila
+
     tmp = tmp_path_factory.mktemp("trtllm")
     llm = write_tiny_navila(tmp / "navila") / "llm"
     ckpt, eng = tmp / "ckpt", tmp / "engine"
-    subprocess.run([sys.executable, f"{root}/examples/llama/convert_checkpoint.py", "--model_dir", str(llm),
-                    "--output_dir", str(ckpt), "--dtype", "float16"], check=True)
-    subprocess.run(["trtllm-build", "--checkpoint_dir", str(ckpt), "--output_dir", str(eng), "--max_batch_size", "1",
-                    "--max_input_len", "128", "--max_seq_len", "160", "--max_multimodal_len", str(3 * TPI),
-                    "--gemm_plugin", "float16", "--gpt_attention_plugin", "float16",
-                    "--remove_input_padding", "enable"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            f"{root}/examples/llama/convert_checkpoint.py",
+            "--model_dir",
+            str(llm),
+            "--output_dir",
+            str(ckpt),
+            "--dtype",
+            "float16",
+        ],
+        check=True,
+    )
+    subprocess.run(
+        [
+            "trtllm-build",
+            "--checkpoint_dir",
+            str(ckpt),
+            "--output_dir",
+            str(eng),
+            "--max_batch_size",
+            "1",
+            "--max_input_len",
+            "128",
+            "--max_seq_len",
+            "160",
+            "--max_multimodal_len",
+            str(3 * TPI),
+            "--gemm_plugin",
+            "float16",
+            "--gpt_attention_plugin",
+            "float16",
+            "--remove_input_padding",
+            "enable",
+        ],
+        check=True,
+    )
     return llm, eng
 
 
@@ -69,7 +102,7 @@ def test_trtllm_stop_and_errors(engine):
     trt = TrtLlmGenerator(eng)
     free = trt.generate(_request(trt.hidden_size, trt.vocab_size)).tokens
     res = trt.generate(_request(trt.hidden_size, trt.vocab_size, stop=(free[2],)))
-    assert res.tokens == free[:free.index(free[2])] and res.stop_reason == "stop"
+    assert res.tokens == free[: free.index(free[2])] and res.stop_reason == "stop"
     req = _request(trt.hidden_size, trt.vocab_size)
     with pytest.raises(ValueError, match="image placeholders"):
         trt.generate(GenerationRequest(req.prompt_ids, req.image_embeds[:1], req.stop_ids, 4))

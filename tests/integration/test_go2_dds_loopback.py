@@ -4,6 +4,7 @@ fake motion_switcher/sport service built from the SDK's own RPC server classes (
 The SDK's channel factory is a per-process singleton, so the peer always runs in a subprocess; this process joins a
 random domain on `lo` (or reuses the one another test already set up through dds_init).
 """
+
 from __future__ import annotations
 
 import json
@@ -112,8 +113,14 @@ class Peer:
     """A peer subprocess speaking the "@@json" line protocol."""
 
     def __init__(self, domain: int, *args: str):
-        self.proc = subprocess.Popen([sys.executable, "-c", PEER, str(domain), *args], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", PEER, str(domain), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
         self.lines: queue.Queue[dict] = queue.Queue()
         self.raw: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -209,8 +216,10 @@ def test_state_arrives_at_200hz_with_increasing_ticks(robot, sim):
     assert s.quat_wxyz.tolist() == [1.0, 0.0, 0.0, 0.0] and s.foot_force.tolist() == [1, 2, 3, 4]
     st = sim.status()
     rate_pub = st["states_sent"] / st["elapsed"]
-    print(f"sim publish_state (fill+CRC+Write) p50 {st['pub_us'][0]:.0f} µs, p99 {st['pub_us'][1]:.0f} µs; "
-          f"publish rate {rate_pub:.1f} Hz")
+    print(
+        f"sim publish_state (fill+CRC+Write) p50 {st['pub_us'][0]:.0f} µs, p99 {st['pub_us'][1]:.0f} µs; "
+        f"publish rate {rate_pub:.1f} Hz"
+    )
     assert st["pub_us"][1] < 1e6 / STATE_HZ
     assert rate_pub >= 0.95 * STATE_HZ
 

@@ -1,4 +1,5 @@
 """`edge run`'s manager: any child's death, or Ctrl-C, stops every process cleanly."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,12 @@ pytestmark = pytest.mark.integration
 
 
 def _manager(run_dir):
-    return Manager(procs_for("sim", only=["navigatord", "recordd"]), None, [f"bus.run_dir={run_dir}"],
-                   extra_args={"recordd": ["--out", f"{run_dir}/bus.jsonl"]})
+    return Manager(
+        procs_for("sim", only=["navigatord", "recordd"]),
+        None,
+        [f"bus.run_dir={run_dir}"],
+        extra_args={"recordd": ["--out", f"{run_dir}/bus.jsonl"]},
+    )
 
 
 def test_child_death_stops_all(run_dir):
@@ -28,7 +33,7 @@ def test_child_death_stops_all(run_dir):
     assert mgr.supervise() == 1
     assert time.monotonic() - t0 < 5
     assert all(c.poll() is not None for c in mgr.children.values())
-    assert mgr.children["recordd"].returncode == 0          # asked to stop, stopped cleanly
+    assert mgr.children["recordd"].returncode == 0  # asked to stop, stopped cleanly
 
 
 def test_sigint_stops_all_cleanly(run_dir):

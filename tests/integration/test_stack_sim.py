@@ -2,6 +2,7 @@
 
 One stack per module (stand-up takes seconds); the tests run in file order and the last ones are destructive.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,12 +16,12 @@ import time
 import pytest
 import zmq
 
-from edge.msg.bus import SUBSCRIBER_BOUND, Bus
 from edge.common.config import load_config
-from edge.system.process_main import parse_overrides
+from edge.msg.bus import SUBSCRIBER_BOUND, Bus
 from edge.system.manager import Manager
-from edge.tools.operator_client import Operator
 from edge.system.process_config import procs_for
+from edge.system.process_main import parse_overrides
+from edge.tools.operator_client import Operator
 
 pytestmark = pytest.mark.integration
 
@@ -28,8 +29,12 @@ pytestmark = pytest.mark.integration
 class Stack:
     def __init__(self):
         self.run_dir = tempfile.mkdtemp(prefix="edge-i-", dir="/tmp")
-        self.overrides = [f"bus.run_dir={self.run_dir}", f"robot.dds_domain={random.randint(20, 90)}",
-                          "navigator.execution=closed_loop", "sim.camera_hz=0"]
+        self.overrides = [
+            f"bus.run_dir={self.run_dir}",
+            f"robot.dds_domain={random.randint(20, 90)}",
+            "navigator.execution=closed_loop",
+            "sim.camera_hz=0",
+        ]
         self.cfg = load_config(None, parse_overrides(self.overrides))
         self.bus = Bus(self.run_dir)
         self.mgr = Manager(procs_for("sim", block=["recordd", "vlmd", "simcamd"]), None, self.overrides)
@@ -104,12 +109,18 @@ def test_garbage_on_operator_topics_crashes_nothing(stack):
     ctx = zmq.Context.instance()
     socks = []
     for name in SUBSCRIBER_BOUND:
-        s = ctx.socket(zmq.PUSH)                  # these topics are PUSH/PULL (edge.msg.bus)
+        s = ctx.socket(zmq.PUSH)  # these topics are PUSH/PULL (edge.msg.bus)
         s.connect(stack.bus.endpoint(name))
         socks.append(s)
     time.sleep(0.3)
-    payloads = [b"", b"\x00", b"\xff" * 7, b"\x10\x00\x00\x00{\"topic\":\"estop\"", os.urandom(2000),
-                b"\x05\x00\x00\x00hello" + b"x" * 10]
+    payloads = [
+        b"",
+        b"\x00",
+        b"\xff" * 7,
+        b'\x10\x00\x00\x00{"topic":"estop"',
+        os.urandom(2000),
+        b"\x05\x00\x00\x00hello" + b"x" * 10,
+    ]
     for _ in range(40):
         for s in socks:
             for p in payloads:
@@ -123,8 +134,8 @@ def test_garbage_on_operator_topics_crashes_nothing(stack):
         s.close(0)
     assert not stack.mgr.dead()
     st = stack.op.control.latest()
-    assert st.msg.mode in ("hold", "walk"), st.msg.reason          # garbage on estop must not e-stop
-    [r] = _say(stack, "turn right 15 degrees")                       # and the navigator still works
+    assert st.msg.mode in ("hold", "walk"), st.msg.reason  # garbage on estop must not e-stop
+    [r] = _say(stack, "turn right 15 degrees")  # and the navigator still works
     assert r.outcome == "completed"
 
 
@@ -175,4 +186,4 @@ def test_stopping_the_sim_state_stream_damps_within_100ms(stack):
     assert damp_ns is not None, "control never damped"
     assert (damp_ns - t_stop) * 1e-9 <= 0.1
     time.sleep(0.3)
-    assert stack.op.control.latest().msg.mode == "damp"              # latched, even with state flowing again
+    assert stack.op.control.latest().msg.mode == "damp"  # latched, even with state flowing again

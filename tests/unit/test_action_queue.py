@@ -5,9 +5,9 @@ import math
 import pytest
 
 from edge.common.config import NavigatorConfig, ParserConfig
-from edge.navigation.executor import Pose2D
 from edge.msg.messages import ActionText
 from edge.navigation.action_queue import ActionQueue
+from edge.navigation.executor import Pose2D
 from edge.navigation.parse import ActionParser
 
 NS = 1_000_000_000
@@ -78,7 +78,7 @@ def test_stop_clears_the_queue():
 def test_remaining_time_and_vlm_wait_accounting():
     nav = ActionQueue(NavigatorConfig(execution="open_loop"), ActionParser(ParserConfig()))
     nav.submit(text("The next action is move forward 50 cm.", source="vlm"), 0)
-    assert nav.remaining_s() == pytest.approx(1.0)            # 0.5 m at 0.5 m/s
+    assert nav.remaining_s() == pytest.approx(1.0)  # 0.5 m at 0.5 m/s
     results, pose, t = run(nav, 0.0, 1.5, (0.0, 0.0, 0.0))
     assert len(results) == 1 and nav.remaining_s() == 0.0
     # the action ended at ≈1.0 s; the robot stands idle until the next VLM answer is submitted at t + 0.7 s

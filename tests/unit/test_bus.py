@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import zmq
 
-from edge.msg.bus import Bus, BusError, decode, encode
 from edge.common.config import SafetyConfig
+from edge.msg.bus import Bus, BusError, decode, encode
 from edge.msg.messages import TOPICS, CameraFrame, CameraIntrinsics, ControlState, Odometry, VelocityCommand
 
 
@@ -52,10 +52,16 @@ def test_payload_travels_raw_after_the_header():
         encode(t, 1, 1, hdr, pixels[:-1])
 
 
-@pytest.mark.parametrize("raw, why", [
-    (b"", "truncated"), (b"\x05\x00", "truncated"), (b"\xff\xff\xff\x00{}", "does not fit"),
-    (b"\x02\x00\x00\x00{]", "bad header"), (b"\x02\x00\x00\x00{}", "bad header"),
-])
+@pytest.mark.parametrize(
+    "raw, why",
+    [
+        (b"", "truncated"),
+        (b"\x05\x00", "truncated"),
+        (b"\xff\xff\xff\x00{}", "does not fit"),
+        (b"\x02\x00\x00\x00{]", "bad header"),
+        (b"\x02\x00\x00\x00{}", "bad header"),
+    ],
+)
 def test_malformed_bytes_raise_bus_error(raw, why):
     with pytest.raises(BusError, match=why):
         decode(TOPICS["odometry"], raw)
@@ -70,7 +76,8 @@ def test_wrong_topic_wrong_schema_and_nan_are_rejected():
     with pytest.raises(BusError, match="schema Odometry"):
         decode(TOPICS["odometry"], bad)
     nan = encode(TOPICS["velocityCommand"], 1, 1, VelocityCommand(vx_m_s=0, wz_rad_s=0)).replace(
-        b'"vx_m_s":0.0', b'"vx_m_s":NaN')
+        b'"vx_m_s":0.0', b'"vx_m_s":NaN'
+    )
     nan = len(nan[4:]).to_bytes(4, "little") + nan[4:]
     with pytest.raises(BusError):
         decode(TOPICS["velocityCommand"], nan)
@@ -92,15 +99,25 @@ def test_latest_only_subscriber_sees_newest_and_its_age(bus):
     r = sub.latest()
     assert r.msg.x_m == 49
     assert 0 <= r.age_s() < 1.0
-    assert sub.latest() is r                        # nothing new: the same message, older now
-    assert sub.fresh(now_ns=r.mono_ns + int(0.2e9)) is None   # odometry max age is 0.1 s
+    assert sub.latest() is r  # nothing new: the same message, older now
+    assert sub.fresh(now_ns=r.mono_ns + int(0.2e9)) is None  # odometry max age is 0.1 s
 
 
 def test_queued_subscriber_sees_every_message_in_order(bus):
     pub, sub = bus.pub("actionResult"), bus.sub("actionResult")
     from edge.msg.messages import ActionResult
-    mk = lambda i: ActionResult(action_id=i, text="t", kind="stop", execution="open_loop", commanded=0,
-                                estimated=0, start_mono_ns=0, end_mono_ns=0, outcome="completed")
+
+    mk = lambda i: ActionResult(
+        action_id=i,
+        text="t",
+        kind="stop",
+        execution="open_loop",
+        commanded=0,
+        estimated=0,
+        start_mono_ns=0,
+        end_mono_ns=0,
+        outcome="completed",
+    )
     _connect(pub, sub, mk(-1))
     sub.drain()
     for i in range(200):
@@ -135,19 +152,22 @@ def test_tcp_endpoint_from_config(run_dir):
 
 def test_every_topic_has_a_schema_and_a_sane_age():
     ages = {t.name: t.max_age_s for t in TOPICS.values()}
-    ages["velocityCommand"] = SafetyConfig().command_max_age_s      # its consumer's limit, from the safety section
+    ages["velocityCommand"] = SafetyConfig().command_max_age_s  # its consumer's limit, from the safety section
     for t in TOPICS.values():
         assert ages[t.name] is not None and ages[t.name] > 0, t.name
         if t.rate_hz:
-            assert ages[t.name] >= 2.0 / t.rate_hz, t.name     # at least two periods before "stale"
+            assert ages[t.name] >= 2.0 / t.rate_hz, t.name  # at least two periods before "stale"
     assert ControlState.model_config["extra"] == "forbid"
 
 
-@pytest.mark.parametrize("header", [
-    b'{"topic":"odometry","seq":1e999,"mono_ns":1,"msg":{}}',          # OverflowError on int()
-    b'{"topic":"odometry","seq":true,"mono_ns":1,"msg":{}}',           # not an integer
-    b'{"topic":"odometry","seq":1,"mono_ns":1,"msg":' + b"[" * 50000 + b"]" * 50000 + b"}",   # RecursionError
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        b'{"topic":"odometry","seq":1e999,"mono_ns":1,"msg":{}}',  # OverflowError on int()
+        b'{"topic":"odometry","seq":true,"mono_ns":1,"msg":{}}',  # not an integer
+        b'{"topic":"odometry","seq":1,"mono_ns":1,"msg":' + b"[" * 50000 + b"]" * 50000 + b"}",  # RecursionError
+    ],
+)
 def test_pathological_headers_are_bus_errors(header):
     with pytest.raises(BusError):
         decode(TOPICS["odometry"], len(header).to_bytes(4, "little") + header)
@@ -158,11 +178,12 @@ def test_a_stamp_from_the_future_is_not_fresh(bus):
     _connect(pub, sub, Odometry(x_m=0, y_m=0, yaw_rad=0))
     r = sub.latest()
     assert sub.fresh(now_ns=r.mono_ns) is not None
-    assert sub.fresh(now_ns=r.mono_ns - int(0.5e9)) is None          # another machine's clock, ahead of ours
+    assert sub.fresh(now_ns=r.mono_ns - int(0.5e9)) is None  # another machine's clock, ahead of ours
 
 
 def test_drain_is_bounded(bus):
     from edge.msg.messages import Estop
+
     sub = bus.sub("estop")
     pub = bus.pub("estop")
     assert pub.wait_peer(2.0)

@@ -4,6 +4,7 @@ tests/artifacts/camera_64x48.db3 is 30 frames of drivers.realsense.synthetic_pix
 1 mm units) recorded from an rs.software_device; regenerate with
     write_synthetic_db3("tests/artifacts/camera_64x48.db3", n=30, pace=True)
 """
+
 from __future__ import annotations
 
 import shutil
@@ -17,8 +18,12 @@ import pytest
 pytest.importorskip("pyrealsense2")
 
 from drivers.camera import CameraError  # noqa: E402
-from drivers.realsense import (RealSenseCamera, synthetic_intrinsics, synthetic_pixels,  # noqa: E402
-                               write_synthetic_db3)
+from drivers.realsense import (
+    RealSenseCamera,
+    synthetic_intrinsics,
+    synthetic_pixels,  # noqa: E402
+    write_synthetic_db3,
+)
 
 CLIP = str(Path(__file__).resolve().parents[1] / "artifacts" / "camera_64x48.db3")
 N, W, H = 30, 64, 48
@@ -95,7 +100,7 @@ def test_write_synthetic_db3_roundtrip_colour_only(tmp_path):
 def test_read_latest_returns_the_newest_frame_and_supersedes_older_ones():
     hold, at_end = threading.Event(), threading.Event()
 
-    def on_frame(f):                       # park the capture thread on the last frame of the file
+    def on_frame(f):  # park the capture thread on the last frame of the file
         if f.frame_id == N - 1:
             at_end.set()
             hold.wait(10)
@@ -109,10 +114,10 @@ def test_read_latest_returns_the_newest_frame_and_supersedes_older_ones():
         np.testing.assert_array_equal(f.color, synthetic_pixels(N - 1, W, H)[0])
         st = cam.status()
         assert st["frames"] >= 2 and st["superseded"] == st["frames"] - 1 and st["dropped"] == 0
-        assert cam.read_latest(max_age_s=5).frame_id == N - 1     # newest again, not an older one
-        assert cam.wait_new(0.05) is None                          # nothing newer has arrived
+        assert cam.read_latest(max_age_s=5).frame_id == N - 1  # newest again, not an older one
+        assert cam.wait_new(0.05) is None  # nothing newer has arrived
         time.sleep(0.01)
-        assert cam.read_latest(max_age_s=0.001) is None            # too old
+        assert cam.read_latest(max_age_s=0.001) is None  # too old
     finally:
         hold.set()
         cam.close()
@@ -140,21 +145,21 @@ def test_reconnects_after_end_of_recording_with_backoff():
         assert wait_until(lambda: cam.reconnects >= 2 and len(passes(frames)) >= 3)
         st = cam.status()
     runs = passes(frames)[:3]
-    assert all(r[-1] == N - 1 and r == list(range(r[0], N)) for r in runs[:2]), runs   # each pass to the end
+    assert all(r[-1] == N - 1 and r == list(range(r[0], N)) for r in runs[:2]), runs  # each pass to the end
     assert st["last_error"] == "end of recording" and st["dropped"] == 0
     end = len(runs[0])
     pause_s = (frames[end].recv_mono_ns - frames[end - 1].recv_mono_ns) * 1e-9
-    assert pause_s >= 0.1                                   # first backoff step
+    assert pause_s >= 0.1  # first backoff step
 
 
 def test_reconnects_after_pipeline_stops_underneath():
     """Stand-in for a USB loss: the pipeline dies under the capture thread (real-time, looping playback)."""
     with RealSenseCamera(playback=CLIP, real_time=True, loop=True) as cam:
         assert wait_until(lambda: cam.frames >= 3)
-        cam._pipe.stop()                                    # noqa: SLF001 — what a device loss does to the pipeline
+        cam._pipe.stop()  # noqa: SLF001 — what a device loss does to the pipeline
         assert wait_until(lambda: cam.reconnects == 1)
         n = cam.frames
-        assert wait_until(lambda: cam.frames >= n + 3)      # frames flow again
+        assert wait_until(lambda: cam.frames >= n + 3)  # frames flow again
         assert cam.read_latest(max_age_s=1.0) is not None
         assert "pipeline error" in cam.status()["last_error"]
 
@@ -164,10 +169,10 @@ def test_reopen_backs_off_while_the_device_is_gone_then_recovers(tmp_path):
     shutil.copy(CLIP, path)
     with RealSenseCamera(playback=str(path), real_time=False, loop=False) as cam:
         assert wait_until(lambda: cam.status()["last_error"] == "end of recording")
-        path.rename(tmp_path / "gone.db3")                  # "unplugged": every reopen fails
+        path.rename(tmp_path / "gone.db3")  # "unplugged": every reopen fails
         assert wait_until(lambda: cam.status()["last_error"].startswith("reopen failed"), 3)
-        time.sleep(0.5)                                     # backoff 0.1 → 0.2 → 0.4 …: few attempts, no raise
+        time.sleep(0.5)  # backoff 0.1 → 0.2 → 0.4 …: few attempts, no raise
         assert cam.reconnects == 0 and not cam.status()["streaming"]
-        (tmp_path / "gone.db3").rename(path)                # "plugged back in"
+        (tmp_path / "gone.db3").rename(path)  # "plugged back in"
         n = cam.frames
         assert wait_until(lambda: cam.reconnects >= 1 and cam.frames >= n + 10)

@@ -1,4 +1,5 @@
 """camerad as a process, playing back the synthetic recording: cameraFrame messages decode to the recorded pixels."""
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,8 @@ import pytest
 
 pytest.importorskip("pyrealsense2")
 
-from edge.camera.frames import image_from_message  # noqa: E402
 from drivers.realsense import synthetic_intrinsics, synthetic_pixels  # noqa: E402
+from edge.camera.frames import image_from_message  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 CLIP = str(REPO / "tests" / "artifacts" / "camera_64x48.db3")
@@ -22,9 +23,14 @@ W, H = 64, 48
 
 
 def start_camerad(run_dir: str, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "edge.camera.camerad", "--set", f"bus.run_dir={run_dir}",
-                             "--playback", CLIP, *args], cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "edge.camera.camerad", "--set", f"bus.run_dir={run_dir}", "--playback", CLIP, *args],
+        cwd=REPO,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def stop(proc: subprocess.Popen) -> tuple[int, str]:
@@ -34,8 +40,8 @@ def stop(proc: subprocess.Popen) -> tuple[int, str]:
 
 
 def test_camerad_publishes_rgb_and_depth_that_decode_to_the_recorded_pixels(bus, run_dir):
-    sub = bus.sub("cameraFrame", conflate=False)           # every message: pair z16 and rgb8 by frame_id
-    latest = bus.sub("cameraFrame")                          # latest-only, as a VLM would read it
+    sub = bus.sub("cameraFrame", conflate=False)  # every message: pair z16 and rgb8 by frame_id
+    latest = bus.sub("cameraFrame")  # latest-only, as a VLM would read it
     proc = start_camerad(run_dir, "--loop", "--depth", "--no-align")
     try:
         got = {"rgb8": {}, "z16": {}}
@@ -63,7 +69,12 @@ def test_camerad_publishes_rgb_and_depth_that_decode_to_the_recorded_pixels(bus,
 
 def test_camerad_exits_with_an_error_naming_a_missing_file(run_dir, tmp_path):
     missing = str(tmp_path / "nothing.db3")
-    proc = subprocess.run([sys.executable, "-m", "edge.camera.camerad", "--set", f"bus.run_dir={run_dir}",
-                           "--playback", missing], cwd=REPO, capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge.camera.camerad", "--set", f"bus.run_dir={run_dir}", "--playback", missing],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 1
     assert "nothing.db3" in proc.stderr + proc.stdout

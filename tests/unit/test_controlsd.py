@@ -1,5 +1,6 @@
 """The control process's loop on a typed fake RobotIO, over the real bus: it stands, damps on a failed write, and
 damps on its way out with the one damping routine."""
+
 from __future__ import annotations
 
 import threading
@@ -24,8 +25,7 @@ def _is_damping(cmd, kd=SafetyConfig().damp_kd) -> bool:
 
 
 def _run_loop(robot, bus, seconds, during=None):
-    ctrl = Controller(control=CFG.control, safety=CFG.safety,
-                      policy=Policy(load_policy_config(CFG.control.policy)))
+    ctrl = Controller(control=CFG.control, safety=CFG.safety, policy=Policy(load_policy_config(CFG.control.policy)))
     ports = open_ports("controlsd", bus)
     states = bus.sub("controlState", conflate=False)
     stop = threading.Event()
@@ -45,11 +45,11 @@ def _run_loop(robot, bus, seconds, during=None):
 
 
 def test_loop_stands_up_and_damps_on_the_way_out(bus):
-    robot = FakeRobot(live=lambda now: robot_state(q=(0.0, 1.36, -2.65) * 4, t=now))   # lying, fresh every read
+    robot = FakeRobot(live=lambda now: robot_state(q=(0.0, 1.36, -2.65) * 4, t=now))  # lying, fresh every read
     msgs = _run_loop(robot, bus, 0.6)
-    assert msgs and msgs[-1].mode == "stand_up"            # auto_stand (sim profile): ramping up
+    assert msgs and msgs[-1].mode == "stand_up"  # auto_stand (sim profile): ramping up
     tail = [c for c in reversed(robot.written) if _is_damping(c)]
-    assert len(tail) >= 5                                  # exit_damp_s (0.2 s) of damping every 20 ms
+    assert len(tail) >= 5  # exit_damp_s (0.2 s) of damping every 20 ms
     assert _is_damping(robot.written[-1])
 
 
@@ -58,7 +58,7 @@ def test_a_failed_write_damps_and_latches(bus):
     msgs = _run_loop(robot, bus, 0.4, during=lambda: setattr(robot, "fail_writes", 1))
     damped = [m for m in msgs if m.mode == "damp"]
     assert damped and damped[0].reason == "exception in control tick"
-    assert msgs[-1].mode == "damp"                         # latched
+    assert msgs[-1].mode == "damp"  # latched
 
 
 def test_send_damping_keeps_going_through_failures_and_stops_on_request():

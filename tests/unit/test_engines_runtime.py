@@ -1,4 +1,5 @@
 """engines/: the tensor-model interface on ONNX Runtime and PyTorch, input validation, backend selection."""
+
 from __future__ import annotations
 
 import logging
@@ -9,10 +10,10 @@ import pytest
 
 from edge.common.config import resolve_path
 from edge.controls.locomotion import Policy, load_policy_config
-from engines.manifest import EngineMismatchError
-from engines.runtime import BACKENDS, TensorSpec, check_feeds, feed_errors
-from engines.ort_runner import OrtModel
 from engines.loader import load_tensor_model
+from engines.manifest import EngineMismatchError
+from engines.ort_runner import OrtModel
+from engines.runtime import BACKENDS, TensorSpec, check_feeds, feed_errors
 from tests.fakes.robot import robot_state
 
 torch = pytest.importorskip("torch")
@@ -55,7 +56,8 @@ def test_feed_errors_accept_dynamic_dims():
     specs = (TensorSpec("x", ("batch", 3), np.dtype(np.float32)),)
     assert feed_errors("m", specs, {"x": np.zeros((5, 3), np.float32)}) == []
     assert feed_errors("m", specs, {"x": np.zeros((5, 4), np.float32)}) == [
-        "m: input 'x': expected shape ['batch', 3], got [5, 4]"]
+        "m: input 'x': expected shape ['batch', 3], got [5, 4]"
+    ]
     check_feeds("m", specs, {"x": np.zeros((1, 3), np.float32)})
 
 

@@ -1,4 +1,5 @@
 """edge.navigation.executor against a simulated Go2 policy (docs/dev-environment.md §4.3), on a fake clock (no sleeps)."""
+
 from __future__ import annotations
 
 import math
@@ -9,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from edge.navigation.parse import Forward, Stop, Turn
 from edge.navigation.executor import ActionExecutor, ExecutionResult, ExecutorParams, Pose2D, Setpoint, wrap_angle
+from edge.navigation.parse import Forward, Stop, Turn
 
 DEG = math.pi / 180
 # Measured steady state of the policy: commanded vx → actual vx; wz → 1.16·wz, plus +0.1 rad/s left yaw drift.
@@ -37,7 +38,7 @@ class Plant:
         self.w += (w_ss - self.w) * a
         self.x += self.v * math.cos(self.yaw) * dt
         self.y += self.v * math.sin(self.yaw) * dt
-        self.yaw = wrap_angle(self.yaw + self.w * dt)   # the IMU reports a wrapped yaw
+        self.yaw = wrap_angle(self.yaw + self.w * dt)  # the IMU reports a wrapped yaw
 
 
 def run(ex: ActionExecutor, action, plant: Plant, dt=0.02, t0=100.0, t_max=120.0):
@@ -58,6 +59,7 @@ def run(ex: ActionExecutor, action, plant: Plant, dt=0.02, t0=100.0, t_max=120.0
 
 # ---- closed loop ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dt", [0.02, 0.05])
 @pytest.mark.parametrize("cm", [25, 50, 75])
 def test_closed_loop_forward_within_tolerance(cm, dt):
@@ -67,11 +69,11 @@ def test_closed_loop_forward_within_tolerance(cm, dt):
     assert not res.timed_out and res.kind == "forward" and res.mode == "closed_loop"
     assert res.commanded == pytest.approx(cm / 100)
     assert abs(res.achieved - cm / 100) < p.distance_tol_m
-    assert abs(plant.x - cm / 100) < p.distance_tol_m          # the pose agrees with the estimate
-    assert abs(res.lateral_m) < 0.03 and abs(res.yaw_change_rad) < 2.0 * DEG   # heading hold vs the drift
+    assert abs(plant.x - cm / 100) < p.distance_tol_m  # the pose agrees with the estimate
+    assert abs(res.lateral_m) < 0.03 and abs(res.yaw_change_rad) < 2.0 * DEG  # heading hold vs the drift
     assert sps[-1] == Setpoint(0.0, 0.0, 0.0, True, False)
     assert all(0.0 <= s.vx <= p.forward_speed_m_s for s in sps)
-    assert all(s.vx == 0 or s.vx >= p.min_speed_m_s for s in sps)   # never a command the policy ignores
+    assert all(s.vx == 0 or s.vx >= p.min_speed_m_s for s in sps)  # never a command the policy ignores
 
 
 @pytest.mark.parametrize("dt", [0.02, 0.05])
@@ -101,7 +103,7 @@ def test_yaw_wrap_left_across_pi():
     p = ExecutorParams()
     plant = Plant(yaw=3.1)
     res, _ = run(ActionExecutor("closed_loop", p), Turn(45 * DEG), plant)
-    assert plant.yaw < 0                                                   # it really wrapped
+    assert plant.yaw < 0  # it really wrapped
     assert abs(res.achieved - 45 * DEG) < p.angle_tol_rad
     assert abs(wrap_angle(plant.yaw - (3.1 + 45 * DEG))) < p.angle_tol_rad
 
@@ -113,7 +115,7 @@ def test_multi_turn_accumulates_yaw(start_yaw, deg):
     plant = Plant(yaw=start_yaw)
     res, _ = run(ActionExecutor("closed_loop", p), Turn(deg * DEG), plant)
     assert not res.timed_out
-    assert abs(res.achieved - deg * DEG) < p.angle_tol_rad   # a full turn is not "already there"
+    assert abs(res.achieved - deg * DEG) < p.angle_tol_rad  # a full turn is not "already there"
 
 
 def test_forward_overshoot_never_reverses():
@@ -130,7 +132,7 @@ def test_settle_holds_before_done():
     ex = ActionExecutor("closed_loop", p)
     ex.start(Forward(0.25), 0.0, Pose2D(0, 0, 0))
     assert not ex.step(0.0, Pose2D(0, 0, 0)).done
-    held = ex.step(0.1, Pose2D(0.245, 0, 0))         # reached: hold
+    held = ex.step(0.1, Pose2D(0.245, 0, 0))  # reached: hold
     assert not held.done and held.vx == 0
     assert not ex.step(0.5, Pose2D(0.25, 0, 0)).done
     assert ex.step(0.6, Pose2D(0.25, 0, 0)).done
@@ -153,6 +155,7 @@ def test_timeout():
 
 # ---- open loop (NaVILA Isaac) --------------------------------------------------------------------------------
 
+
 def predicted_open_loop(v_ss: float, duration: float, dt: float, tau: float) -> float:
     """What the lagged plant integrates in duration/dt ticks of a constant command (Euler, velocity first)."""
     a = dt / tau
@@ -170,7 +173,7 @@ def test_open_loop_forward_timing_and_predictable_error(cm, ticks):
     assert res.duration_s == pytest.approx(ticks * 0.02)
     expected = predicted_open_loop(0.43, ticks * 0.02, 0.02, plant.tau)
     assert res.achieved == pytest.approx(expected, abs=1e-6)
-    assert res.achieved < cm / 100 - 0.05                     # far from asked: why closed loop exists
+    assert res.achieved < cm / 100 - 0.05  # far from asked: why closed loop exists
 
 
 @pytest.mark.parametrize("deg", [15, 30, 45, -15, -30, -45])
@@ -183,7 +186,7 @@ def test_open_loop_turn_predictable_error(deg):
     w_ss = 1.16 * math.copysign(math.pi / 6, deg) + 0.1
     assert res.achieved == pytest.approx(predicted_open_loop(w_ss, duration, 0.02, plant.tau), abs=1e-9)
     if deg == 45:
-        assert 55 * DEG < res.achieved < 60 * DEG            # measured on the policy: +57°
+        assert 55 * DEG < res.achieved < 60 * DEG  # measured on the policy: +57°
 
 
 def test_open_loop_uses_the_given_clock_not_tick_count():
@@ -197,6 +200,7 @@ def test_open_loop_uses_the_given_clock_not_tick_count():
 
 # ---- common ----------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("mode", ["open_loop", "closed_loop"])
 def test_stop_is_immediate(mode):
     ex = ActionExecutor(mode, ExecutorParams())
@@ -204,8 +208,9 @@ def test_stop_is_immediate(mode):
     assert ex.busy
     assert ex.step(5.0, Pose2D(1, 2, 3)) == Setpoint(0.0, 0.0, 0.0, True, False)
     assert not ex.busy
-    assert ex.result() == ExecutionResult(kind="stop", mode=mode, commanded=0.0, achieved=0.0, duration_s=0.0,
-                                          timed_out=False)
+    assert ex.result() == ExecutionResult(
+        kind="stop", mode=mode, commanded=0.0, achieved=0.0, duration_s=0.0, timed_out=False
+    )
 
 
 def test_idle_and_result_lifecycle():
@@ -214,8 +219,8 @@ def test_idle_and_result_lifecycle():
     assert ex.result() is None
     ex.start(Turn(30 * DEG), 0.0, Pose2D(0, 0, 0))
     ex.step(0.0, Pose2D(0, 0, 0))
-    assert ex.result() is None                                # running
-    ex.start(Stop(), 0.1, Pose2D(0, 0, 0))                    # replaces the turn
+    assert ex.result() is None  # running
+    ex.start(Stop(), 0.1, Pose2D(0, 0, 0))  # replaces the turn
     assert ex.step(0.1, Pose2D(0, 0, 0)).done and ex.result().kind == "stop"
 
 
@@ -237,26 +242,28 @@ def test_negative_forward_walks_backwards():
 
 def test_params_validation():
     with pytest.raises(ValidationError):
-        ExecutorParams(forward_spd=1.0)                       # extra="forbid"
+        ExecutorParams(forward_spd=1.0)  # extra="forbid"
     with pytest.raises(ValidationError):
         ExecutorParams(forward_speed_m_s=0.0)
     with pytest.raises(ValidationError):
         ExecutorParams(angle_tol_rad=math.nan)
     p = ExecutorParams()
     with pytest.raises(ValidationError):
-        p.settle_s = 1.0                                      # frozen
+        p.settle_s = 1.0  # frozen
     assert p.forward_speed_m_s == 0.5 and p.turn_rate_rad_s == pytest.approx(math.pi / 6)
     with pytest.raises(ValueError):
         ActionExecutor("teleport", p)
 
 
 @settings(max_examples=200, deadline=None)
-@given(mode=st.sampled_from(["open_loop", "closed_loop"]),
-       action=st.one_of(st.floats(-3, 3).map(Forward), st.floats(-2 * math.pi, 2 * math.pi).map(Turn),
-                        st.just(Stop())),
-       poses=st.lists(st.tuples(st.floats(-50, 50), st.floats(-50, 50), st.floats(-math.pi, math.pi)),
-                      min_size=1, max_size=30),
-       dts=st.lists(st.floats(0.0, 0.5), min_size=30, max_size=30))
+@given(
+    mode=st.sampled_from(["open_loop", "closed_loop"]),
+    action=st.one_of(st.floats(-3, 3).map(Forward), st.floats(-2 * math.pi, 2 * math.pi).map(Turn), st.just(Stop())),
+    poses=st.lists(
+        st.tuples(st.floats(-50, 50), st.floats(-50, 50), st.floats(-math.pi, math.pi)), min_size=1, max_size=30
+    ),
+    dts=st.lists(st.floats(0.0, 0.5), min_size=30, max_size=30),
+)
 def test_setpoints_always_finite_and_limited(mode, action, poses, dts):
     """Whatever the pose estimate does (jumps, noise) and however the clock ticks, commands stay within limits."""
     p = ExecutorParams()
@@ -281,14 +288,14 @@ def test_estimate_so_far_and_last_pose():
     ex.step(0.1, Pose2D(1.05, 1.3, math.pi / 2))
     assert ex.estimate_so_far() == pytest.approx(0.3) and ex.last_pose == Pose2D(1.05, 1.3, math.pi / 2)
     ex.start(Turn(-math.pi), 1.0, Pose2D(0, 0, -3.0))
-    ex.step(1.1, Pose2D(0, 0, 3.0))                            # 6.0 rad apart when wrapped: −0.28 rad
+    ex.step(1.1, Pose2D(0, 0, 3.0))  # 6.0 rad apart when wrapped: −0.28 rad
     assert ex.estimate_so_far() == pytest.approx(6.0 - 2 * math.pi)
 
 
 def test_start_rejects_non_actions_without_changing_state():
     ex = ActionExecutor("closed_loop", ExecutorParams())
     with pytest.raises(TypeError):
-        ex.start("move forward", 0.0, Pose2D(0, 0, 0))        # type: ignore[arg-type]
+        ex.start("move forward", 0.0, Pose2D(0, 0, 0))  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         ex.start(Forward(math.nan), 0.0, Pose2D(0, 0, 0))
     assert not ex.busy and ex.step(0.0, Pose2D(0, 0, 0)).done

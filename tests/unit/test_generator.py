@@ -1,6 +1,7 @@
 """Generator contract on tiny random LLMs (exporters.tiny: Llama-3-layout NaVILA llm/, Qwen2 from the StreamVLN config).
 
 Reference = manual greedy: full forward over the complete inputs_embeds (no cache), argmax, append, repeat."""
+
 from __future__ import annotations
 
 import json
@@ -12,25 +13,40 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from engines.vlm.generator import (  # noqa: E402
-    IMAGE_TOKEN_INDEX, GenerationRequest, TransformersGenerator, TransformersSession, fake_prompt_ids, splice_layout,
-    validate_request)
+    IMAGE_TOKEN_INDEX,
+    GenerationRequest,
+    TransformersGenerator,
+    TransformersSession,
+    fake_prompt_ids,
+    splice_layout,
+    validate_request,
+)
 
-TPI = 5           # tokens per image (196 in the real models; small keeps the test fast)
+TPI = 5  # tokens per image (196 in the real models; small keeps the test fast)
 
 
 @pytest.fixture(scope="module")
 def llama(tiny):
-    return TransformersGenerator(tiny["navila"] / "llm", dtype="float32")      # loaded from the folder
+    return TransformersGenerator(tiny["navila"] / "llm", dtype="float32")  # loaded from the folder
 
 
 @pytest.fixture(scope="module")
 def qwen2(tiny):
     cfg = json.loads((tiny["streamvln"] / "config.json").read_text())
-    keys = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-            "num_key_value_heads", "max_position_embeddings", "rope_theta", "rms_norm_eps")
+    keys = (
+        "vocab_size",
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "max_position_embeddings",
+        "rope_theta",
+        "rms_norm_eps",
+    )
     torch.manual_seed(0)
     model = transformers.Qwen2ForCausalLM(transformers.Qwen2Config(**{k: cfg[k] for k in keys}))
-    return TransformersGenerator(model, dtype="float32")                      # built from the config
+    return TransformersGenerator(model, dtype="float32")  # built from the config
 
 
 def make_request(gen, n_images=3, stop_ids=(10_000_000,), max_new_tokens=8, seed=0):
@@ -84,7 +100,7 @@ def test_stop_id_honoured(name, request):
     free = gen.generate(make_request(gen, max_new_tokens=6)).tokens
     stop = free[3]
     res = gen.generate(make_request(gen, stop_ids=(12345678, stop), max_new_tokens=6))
-    assert res.tokens == free[:free.index(stop)]
+    assert res.tokens == free[: free.index(stop)]
     assert stop not in res.tokens and res.stop_reason == "stop"
 
 
@@ -116,7 +132,7 @@ def test_fake_ids_layout():
     assert ids.dtype == np.int32
     assert ids.tolist() == [7, 1000, 1001, 1002, 8, 9, 1003, 1004, 1005, 5]
     assert table.shape == (1, 6, h)
-    np.testing.assert_array_equal(table[0, 3], embeds[1, 0])                  # fake id 1003 → image 1, row 0
+    np.testing.assert_array_equal(table[0, 3], embeds[1, 0])  # fake id 1003 → image 1, row 0
 
 
 @pytest.mark.parametrize("name", ["llama", "qwen2"])
@@ -162,7 +178,7 @@ def test_session_reuses_kv_with_the_same_tokens(name, request):
         assert got.tokens == want.tokens and got.n_prompt_tokens == want.n_prompt_tokens
         if prev is None:
             assert got.n_cached_tokens == 0
-        else:                       # cached: the previous prompt + the generated tokens that went through the model
+        else:  # cached: the previous prompt + the generated tokens that went through the model
             fed = len(prev.tokens) - (prev.stop_reason == "length")
             assert got.n_cached_tokens == prev.n_prompt_tokens + fed
         assert got.n_prefilled == got.n_prompt_tokens - got.n_cached_tokens and want.n_cached_tokens == 0

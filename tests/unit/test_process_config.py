@@ -10,8 +10,7 @@ import pytest
 
 from edge.common.config import REPO_ROOT
 from edge.msg.messages import TOPICS
-from edge.system.process_config import (PROCS, ProcessSpec, check_table, procs_for, render_units, unit_name,
-                                        write_units)
+from edge.system.process_config import PROCS, ProcessSpec, check_table, procs_for, render_units, unit_name, write_units
 
 
 def test_table_is_consistent():
@@ -20,7 +19,7 @@ def test_table_is_consistent():
     assert "simd" not in {p.name for p in procs_for("robot")}
     subscribed = {t for p in PROCS for t in p.subs}
     published = {t for p in PROCS for t in p.pubs}
-    operator_topics = {"actionText", "estop", "operatorCommand", "instruction"}   # edge say / estop / stand / instruct
+    operator_topics = {"actionText", "estop", "operatorCommand", "instruction"}  # edge say / estop / stand / instruct
     assert subscribed <= published | operator_topics
     assert set(TOPICS) >= subscribed | published
 
@@ -55,23 +54,43 @@ def test_committed_units_equal_generated():
 
 def test_control_unit_has_realtime_watchdog_and_damping():
     unit = render_units()["edge-controlsd.service"]
-    for line in ("Type=notify", "WatchdogSec=500ms", "CPUSchedulingPolicy=fifo", "CPUSchedulingPriority=80",
-                 "CPUAffinity=3", "ExecStopPost=/opt/edge/venv/bin/python -m edge.controls.damp", "Restart=on-failure"):
+    for line in (
+        "Type=notify",
+        "WatchdogSec=500ms",
+        "CPUSchedulingPolicy=fifo",
+        "CPUSchedulingPriority=80",
+        "CPUAffinity=3",
+        "ExecStopPost=/opt/edge/venv/bin/python -m edge.controls.damp",
+        "Restart=on-failure",
+    ):
         assert line in unit
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
 def test_systemd_analyze_verify_accepts_units(tmp_path):
     # Same generator, paths that exist here (verify checks that ExecStart= binaries exist).
-    write_units(tmp_path, python=str(Path(sys.executable).resolve()), workdir=str(REPO_ROOT),
-                config=str(REPO_ROOT / "configs" / "go2.yaml"))
+    write_units(
+        tmp_path,
+        python=str(Path(sys.executable).resolve()),
+        workdir=str(REPO_ROOT),
+        config=str(REPO_ROOT / "configs" / "go2.yaml"),
+    )
     files = sorted(str(p) for p in tmp_path.iterdir())
-    r = subprocess.run(["systemd-analyze", "verify", *files], capture_output=True, text=True,
-                       env={"SYSTEMD_UNIT_PATH": f"{tmp_path}:", "PATH": "/usr/bin:/bin"})
+    r = subprocess.run(
+        ["systemd-analyze", "verify", *files],
+        capture_output=True,
+        text=True,
+        env={"SYSTEMD_UNIT_PATH": f"{tmp_path}:", "PATH": "/usr/bin:/bin"},
+    )
     assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
     # and it does reject a broken unit
-    (tmp_path / "edge-controlsd.service").write_text(render_units()["edge-controlsd.service"].replace(
-        "CPUSchedulingPolicy=fifo", "CPUSchedulingPolicy=fastest"))
-    r = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "edge-controlsd.service")], capture_output=True,
-                       text=True, env={"SYSTEMD_UNIT_PATH": f"{tmp_path}:", "PATH": "/usr/bin:/bin"})
+    (tmp_path / "edge-controlsd.service").write_text(
+        render_units()["edge-controlsd.service"].replace("CPUSchedulingPolicy=fifo", "CPUSchedulingPolicy=fastest")
+    )
+    r = subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / "edge-controlsd.service")],
+        capture_output=True,
+        text=True,
+        env={"SYSTEMD_UNIT_PATH": f"{tmp_path}:", "PATH": "/usr/bin:/bin"},
+    )
     assert "fastest" in r.stderr

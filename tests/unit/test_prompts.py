@@ -1,4 +1,5 @@
 """Prompt strings byte-exact against docs/vln-models.md §1.5 (NaVILA) and §2.3 (StreamVLN), spelled out in full."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,13 +15,16 @@ NAVILA_EXPECTED = (
     "<|start_header_id|>user<|end_header_id|>\n\n"
     "Imagine you are a robot programmed for navigation tasks. You have been given a video of historical observations "
     "<image>\n<image>\n<image>\n<image>\n<image>\n<image>\n<image>\n, and current observation <image>\n. "
-    "Your assigned task is: \"Walk past the sofa and stop at the door.\" Analyze this series of images to decide "
+    'Your assigned task is: "Walk past the sofa and stop at the door." Analyze this series of images to decide '
     "your next action, which could be turning left or right by a specific degree, moving forward a certain distance, "
-    "or stop if the task is completed.<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+    "or stop if the task is completed.<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+)
 
-STREAMVLN_TASK = ("You are an autonomous navigation assistant. Your task is to Walk past the sofa and stop at the "
-                  "door. Devise an action sequence to follow the instruction using the four actions: TURN LEFT (←) or TURN "
-                  "RIGHT (→) by 15 degrees, MOVE FORWARD (↑) by 25 centimeters, or STOP.")
+STREAMVLN_TASK = (
+    "You are an autonomous navigation assistant. Your task is to Walk past the sofa and stop at the "
+    "door. Devise an action sequence to follow the instruction using the four actions: TURN LEFT (←) or TURN "
+    "RIGHT (→) by 15 degrees, MOVE FORWARD (↑) by 25 centimeters, or STOP."
+)
 
 
 def test_navila_prompt_byte_exact():
@@ -31,29 +35,36 @@ def test_navila_prompt_byte_exact():
 def test_navila_question_details():
     q = navila_question(INSTR)
     assert q.count("<image>") == 8
-    assert "observations <image>\n" in q                      # space before the history
+    assert "observations <image>\n" in q  # space before the history
     assert "<image>\n, and current observation <image>\n. Your" in q
     assert q.endswith("or stop if the task is completed.")
     assert navila_question("x", n_history=2).count("<image>") == 3
 
 
 def test_streamvln_first_turn_byte_exact():
-    expected = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
-                "<|im_start|>user\n" + STREAMVLN_TASK + " you can see <image>.<|im_end|>\n"
-                "<|im_start|>assistant\n<|im_end|>\n")
+    expected = (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+        "<|im_start|>user\n" + STREAMVLN_TASK + " you can see <image>.<|im_end|>\n"
+        "<|im_start|>assistant\n<|im_end|>\n"
+    )
     assert streamvln_prompt(INSTR) == expected
-    assert streamvln_prompt(INSTR[:-1]) == expected           # the period is part of the replaced placeholder
+    assert streamvln_prompt(INSTR[:-1]) == expected  # the period is part of the replaced placeholder
 
 
-@pytest.mark.parametrize("variant,clause", [
-    ("eval", " These are your historical observations <memory>."),
-    ("train", " These are your historical observations: <memory>."),
-    ("real", " You have visited these areas <memory>."),
-])
+@pytest.mark.parametrize(
+    "variant,clause",
+    [
+        ("eval", " These are your historical observations <memory>."),
+        ("train", " These are your historical observations: <memory>."),
+        ("real", " You have visited these areas <memory>."),
+    ],
+)
 def test_streamvln_memory_clause(variant, clause):
-    expected = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
-                "<|im_start|>user\n" + STREAMVLN_TASK + clause + " you can see <image>.<|im_end|>\n"
-                "<|im_start|>assistant\n<|im_end|>\n")
+    expected = (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+        "<|im_start|>user\n" + STREAMVLN_TASK + clause + " you can see <image>.<|im_end|>\n"
+        "<|im_start|>assistant\n<|im_end|>\n"
+    )
     assert streamvln_prompt(INSTR, memory=True, memory_clause=variant) == expected
 
 

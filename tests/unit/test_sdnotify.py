@@ -18,7 +18,7 @@ def test_ready_and_watchdog_reach_the_notify_socket(tmp_path, monkeypatch):
     assert server.recv(64) == b"READY=1"
     n.watchdog(10.0)
     assert server.recv(64) == b"WATCHDOG=1"
-    n.watchdog(10.1)                     # within half the interval: no second ping
+    n.watchdog(10.1)  # within half the interval: no second ping
     n.watchdog(10.26)
     assert server.recv(64) == b"WATCHDOG=1"
     server.setblocking(False)

@@ -24,16 +24,16 @@ def test_passive_waits_for_state_then_for_stand():
     sm = SafetyStateMachine(safety=LIM, stand_duration_s=2.0)
     assert run(sm, 0.0, state_age_s=None, stand_requested=True) == "passive"
     assert sm.reason == "waiting for LowState"
-    assert run(sm, 0.1, state_age_s=0.2, stand_requested=True) == "passive"      # stale is not a fault yet
+    assert run(sm, 0.1, state_age_s=0.2, stand_requested=True) == "passive"  # stale is not a fault yet
     assert run(sm, 0.2) == "passive" and sm.reason == "waiting for stand"
-    assert run(sm, 0.3, roll_rad=1.5, stand_requested=True) == "passive"         # refuses to stand on its side
+    assert run(sm, 0.3, roll_rad=1.5, stand_requested=True) == "passive"  # refuses to stand on its side
     assert run(sm, 0.4, stand_requested=True) == "stand_up"
 
 
 def test_stand_hold_walk_and_back_to_hold_after_zero_velocity():
     sm = standing()
     assert run(sm, 2.1, velocity_fresh=True, velocity_nonzero=True) == "walk"
-    assert run(sm, 3.0, velocity_fresh=True, velocity_nonzero=False) == "walk"   # zero: walk in place first
+    assert run(sm, 3.0, velocity_fresh=True, velocity_nonzero=False) == "walk"  # zero: walk in place first
     assert run(sm, 3.99, velocity_fresh=True) == "walk"
     assert run(sm, 4.0, velocity_fresh=True) == "hold"
 
@@ -46,9 +46,14 @@ def test_stale_velocity_gives_zero_then_hold():
 
 
 def test_faults_damp_and_damp_is_latched():
-    for kw, why in ((dict(state_age_s=0.06), "LowState stale"), (dict(state_age_s=None), "stale (never)"),
-                    (dict(pitch_rad=-1.2), "tilt"), (dict(state_finite=False), "not finite"),
-                    (dict(policy_fault="nan"), "policy fault"), (dict(estop=True), "e-stop")):
+    for kw, why in (
+        (dict(state_age_s=0.06), "LowState stale"),
+        (dict(state_age_s=None), "stale (never)"),
+        (dict(pitch_rad=-1.2), "tilt"),
+        (dict(state_finite=False), "not finite"),
+        (dict(policy_fault="nan"), "policy fault"),
+        (dict(estop=True), "e-stop"),
+    ):
         sm = standing()
         assert run(sm, 2.5, **kw) == "damp", kw
         assert why in sm.reason

@@ -1,5 +1,6 @@
 """Vision path: exact token order / layer / pooling against literal re-statements of the reference code, ONNX export
 with parity on ONNX Runtime, and frame preprocessing against transformers' SigLIP image processor."""
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,13 @@ pytest.importorskip("transformers")
 import torch.nn.functional as F  # noqa: E402
 
 from engines.vlm.checkpoints import load_navila_checkpoint  # noqa: E402
-from engines.vlm.vision import (DownSampleBlock, NavilaVisionEncoder, StreamVlnVisionEncoder,  # noqa: E402
-                                load_vision_encoder, preprocess_frames)
+from engines.vlm.vision import (
+    DownSampleBlock,
+    NavilaVisionEncoder,
+    StreamVlnVisionEncoder,  # noqa: E402
+    load_vision_encoder,
+    preprocess_frames,
+)
 from exporters.vision import check_vision_parity, export_vision, export_vision_onnx  # noqa: E402
 
 
@@ -55,7 +61,7 @@ def streamvln_2d_pool(x: torch.Tensor, stride: int = 2) -> torch.Tensor:
 
 def manual_siglip(tower, x: torch.Tensor, n_layers: int) -> torch.Tensor:
     """Embeddings → first n encoder layers, no post-LayerNorm."""
-    core = getattr(tower, "vision_model", tower)            # transformers 4.x nests the transformer
+    core = getattr(tower, "vision_model", tower)  # transformers 4.x nests the transformer
     h = core.embeddings(x)
     for layer in core.encoder.layers[:n_layers]:
         h = layer(h, None)
@@ -67,13 +73,13 @@ def manual_siglip(tower, x: torch.Tensor, n_layers: int) -> torch.Tensor:
 def test_downsample_token_order_matches_the_spec():
     """Probe: patch t carries value t+1 (0 = zero padding). vln-models.md §1.2 check values."""
     x = torch.arange(1, 730, dtype=torch.float32).reshape(1, 729, 1)
-    out = DownSampleBlock()(x)[0, :, :].long() - 1          # back to patch ids; −1 = pad
+    out = DownSampleBlock()(x)[0, :, :].long() - 1  # back to patch ids; −1 = pad
     assert out.shape == (196, 4)
     assert out[0].tolist() == [0, 1, 27, 28]
     assert out[1].tolist() == [54, 55, 81, 82]
     assert out[14].tolist() == [2, 3, 29, 30]
     assert out[195].tolist() == [728, -1, -1, -1]
-    for k in range(196):                                     # k = 14·j + i: rows 2i, 2i+1; columns 2j, 2j+1
+    for k in range(196):  # k = 14·j + i: rows 2i, 2i+1; columns 2j, 2j+1
         j, i = divmod(k, 14)
         want = [27 * r + c if r < 27 and c < 27 else -1 for r in (2 * i, 2 * i + 1) for c in (2 * j, 2 * j + 1)]
         assert out[k].tolist() == want
@@ -97,8 +103,9 @@ def test_navila_features_are_hidden_states_minus_2(encoders, frames):
 def test_streamvln_truncated_tower_gives_the_same_layer(encoders, frames):
     """The tiny towers share weights: the last layer of LLaVA-NeXT's truncated tower == layer −2 of the full one."""
     with torch.no_grad():
-        torch.testing.assert_close(encoders["streamvln"].features(frames), encoders["navila"].features(frames),
-                                   rtol=0, atol=1e-5)
+        torch.testing.assert_close(
+            encoders["streamvln"].features(frames), encoders["navila"].features(frames), rtol=0, atol=1e-5
+        )
 
 
 def test_navila_projector_is_ln_linear_gelu_linear(tiny, encoders, frames):
@@ -107,8 +114,9 @@ def test_navila_projector_is_ln_linear_gelu_linear(tiny, encoders, frames):
     with torch.no_grad():
         x = vila_flat_square(enc.features(frames))
         x = F.layer_norm(x, (128,), sd["layers.1.weight"], sd["layers.1.bias"])
-        x = F.linear(F.gelu(F.linear(x, sd["layers.2.weight"], sd["layers.2.bias"])), sd["layers.4.weight"],
-                     sd["layers.4.bias"])
+        x = F.linear(
+            F.gelu(F.linear(x, sd["layers.2.weight"], sd["layers.2.bias"])), sd["layers.4.weight"], sd["layers.4.bias"]
+        )
         torch.testing.assert_close(enc(frames), x, rtol=0, atol=1e-5)
 
 
@@ -132,6 +140,7 @@ def test_output_shape(encoders, frames, name):
 @pytest.mark.parametrize("name", ["navila", "streamvln"])
 def test_onnx_export_and_parity(encoders, tmp_path, name):
     import onnx
+
     enc = encoders[name]
     path = export_vision_onnx(enc, tmp_path / f"{name}.onnx")
     model = onnx.load(str(path))
@@ -148,6 +157,7 @@ def test_onnx_export_and_parity(encoders, tmp_path, name):
 
 def test_export_vision_writes_manifest(tiny, tmp_path):
     from engines.manifest import read_manifest
+
     res = export_vision(tiny["streamvln"], tmp_path, name="sv")
     m = read_manifest(res.manifest)
     assert m.kind == "vision" and m.backend == "onnxruntime" and m.parity.passed
@@ -157,6 +167,7 @@ def test_export_vision_writes_manifest(tiny, tmp_path):
 # ---------------------------------------------------------------------------------------------------- preprocessing
 def _siglip_processor(folder: Path):
     import transformers
+
     cls = getattr(transformers, "SiglipImageProcessorPil", None) or transformers.SiglipImageProcessor  # 5.x / 4.x
     return cls.from_pretrained(str(folder))
 
@@ -170,6 +181,7 @@ def _frame(h: int, w: int, seed: int) -> np.ndarray:
 
 def test_preprocess_matches_siglip_image_processor(tiny):
     from PIL import Image
+
     proc = _siglip_processor(tiny["navila"] / "vision_tower")
     images = [_frame(480, 640, 1), _frame(512, 512, 2), _frame(300, 200, 3)]
     ours = preprocess_frames(images)

@@ -1,5 +1,6 @@
 """engines.vlm.models on the tiny random-weight checkpoints: frame sampling, tokenisation, NaVILA end to end + vision cache,
 StreamVLN windows / memory / KV reuse, FixedAnswerVlm, load_vlm."""
+
 from __future__ import annotations
 
 import logging
@@ -12,10 +13,19 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from engines.vlm.generator import IMAGE_TOKEN_INDEX  # noqa: E402
-from engines.vlm.prompts import IMAGE, MEMORY, navila_prompt, streamvln_prompt  # noqa: E402
 from engines.vlm.models import (  # noqa: E402
-    FixedAnswerVlm, NavilaVlm, StreamVlnVlm, VlmAnswer, VlmFrame, cap_instruction, load_vlm, navila_sample,
-    streamvln_memory_steps, tokenize_with_images)
+    FixedAnswerVlm,
+    NavilaVlm,
+    StreamVlnVlm,
+    VlmAnswer,
+    VlmFrame,
+    cap_instruction,
+    load_vlm,
+    navila_sample,
+    streamvln_memory_steps,
+    tokenize_with_images,
+)
+from engines.vlm.prompts import IMAGE, MEMORY, navila_prompt, streamvln_prompt  # noqa: E402
 from engines.vlm.vision import load_vision_encoder  # noqa: E402
 
 
@@ -35,6 +45,7 @@ class CountingVision:
 
 class PlainGenerator:
     """Hides TransformersGenerator's type: StreamVlnVlm then re-prefills the whole window (the TensorRT-LLM path)."""
+
     backend = "plain"
 
     def __init__(self, gen):
@@ -73,10 +84,10 @@ def test_navila_sample_matches_spec_formula(n):
     padded = max(n, 8)
     idx = [math.floor(i * (padded - 1) / 7) for i in range(7)]
     assert idx == np.linspace(0, padded - 1, 7, endpoint=False).astype(int).tolist()
-    expected = [i - (padded - n) for i in idx] + [n - 1]           # frame ids; negative = black padding
+    expected = [i - (padded - n) for i in idx] + [n - 1]  # frame ids; negative = black padding
     assert [f.frame_id for f in out] == [max(e, -1) for e in expected]
     assert len(out) == 8 and sum(f.frame_id == -1 for f in out) == max(0, 8 - n)
-    assert out[0].frame_id == (0 if n >= 8 else -1)                 # episode start / first pad always included
+    assert out[0].frame_id == (0 if n >= 8 else -1)  # episode start / first pad always included
     assert [f.frame_id for f in out].count(n - 1) == 1 and out[-1] is current
     for f in out:
         if f.frame_id == -1:
@@ -116,15 +127,19 @@ def test_tokenize_with_images_matches_reference(navila, streamvln):
         assert ids == reference_tokenizer_image_token(prompt, tok)
         assert ids.count(IMAGE_TOKEN_INDEX) == 8
         bos = tok.convert_tokens_to_ids("<|begin_of_text|>")
-        assert ids[:2] == [bos, bos] and ids[2] != bos          # the reference's double BOS, reproduced
-        assert ids[-1] != navila.llm.end_id                      # ends with the open assistant header
+        assert ids[:2] == [bos, bos] and ids[2] != bos  # the reference's double BOS, reproduced
+        assert ids[-1] != navila.llm.end_id  # ends with the open assistant header
     qtok = streamvln.tokenizer
     for prompt in (streamvln_prompt("walk forward", memory=True).replace(MEMORY, IMAGE * 8), streamvln_prompt()):
         ids = tokenize_with_images(qtok, prompt)
         assert ids == reference_tokenizer_image_token(prompt, qtok)
         assert qtok.bos_token_id is None and ids[0] == qtok.convert_tokens_to_ids("<|im_start|>")
-    assert tokenize_with_images(qtok, streamvln_prompt("go.", memory=True).replace(MEMORY, IMAGE * 8)).count(
-        IMAGE_TOKEN_INDEX) == 9
+    assert (
+        tokenize_with_images(qtok, streamvln_prompt("go.", memory=True).replace(MEMORY, IMAGE * 8)).count(
+            IMAGE_TOKEN_INDEX
+        )
+        == 9
+    )
 
 
 def test_instruction_capped_at_256_tokens(navila, caplog):
@@ -156,13 +171,13 @@ def test_navila_vision_cache(navila):
     navila.reset("go to the kitchen.")
     all_frames = frames(range(10), shape=(48, 64, 3), seed=1)
     before, calls = count.frames, count.calls
-    first = navila.infer(navila_sample(all_frames[:2], all_frames[2]))   # 5 black pads + frames 0, 1, 2
-    assert (first.vision_calls, first.cache_hits, count.frames - before) == (4, 4, 4)   # one feature for all pads
+    first = navila.infer(navila_sample(all_frames[:2], all_frames[2]))  # 5 black pads + frames 0, 1, 2
+    assert (first.vision_calls, first.cache_hits, count.frames - before) == (4, 4, 4)  # one feature for all pads
     before = count.frames
     a = navila.infer(all_frames[0:8])
     assert (a.vision_calls, a.cache_hits, count.frames - before) == (5, 3, 5)  # 3..7 new; 0, 1, 2 cached
     before = count.frames
-    b = navila.infer(all_frames[1:9])                                    # 7 overlapping frames
+    b = navila.infer(all_frames[1:9])  # 7 overlapping frames
     assert (b.vision_calls, b.cache_hits, count.frames - before) == (1, 7, 1) and count.calls - calls == 3
     # cached features == freshly encoded ones: same tokens after the cache is cleared
     navila.reset("go to the kitchen.")
@@ -200,8 +215,8 @@ def test_streamvln_windows_memory_and_reset(streamvln):
         a = vlm.infer([x])
         gens.append(vlm.last_generation)
         cached[i] = gens[-1].n_cached_tokens
-        assert a.text == answers[i].text                         # deterministic across reset
-    assert cached[0] == 0 and all(c > 0 for c in cached[1:8]) and cached[8] == 0   # KV dropped at window start
+        assert a.text == answers[i].text  # deterministic across reset
+    assert cached[0] == 0 and all(c > 0 for c in cached[1:8]) and cached[8] == 0  # KV dropped at window start
     # window 2 starts at call 8 = step 32: memory steps 0, 4, …, 28 = calls 0…7; window 3 at step 64: calls 0, 2, …, 14
     assert answers[8].frame_ids == tuple(range(1000, 1009)) and answers[8].vision_calls == 9
     assert answers[16].frame_ids == tuple(range(1000, 1016, 2)) + (1016,)
@@ -218,8 +233,9 @@ def test_streamvln_windows_memory_and_reset(streamvln):
 
 def test_streamvln_kv_reuse_matches_full_prefill(streamvln, capsys):
     """Greedy fp32: KV reuse within a window gives the tokens of re-prefilling the whole window, and prefills less."""
-    plain = StreamVlnVlm(streamvln.ckpt, generator=PlainGenerator(streamvln.generator),
-                         vision=streamvln.counter, max_new_tokens=4)
+    plain = StreamVlnVlm(
+        streamvln.ckpt, generator=PlainGenerator(streamvln.generator), vision=streamvln.counter, max_new_tokens=4
+    )
     assert plain.session is None and streamvln.session is not None
     f = frames(range(6), seed=4)
     rows = []
@@ -233,14 +249,22 @@ def test_streamvln_kv_reuse_matches_full_prefill(streamvln, capsys):
     reuse, full = rows
     assert [r[0] for r in reuse] == [r[0] for r in full]
     assert reuse[0][1] == full[0][1]
-    assert all(r[1] < 250 for r in reuse[1:])                           # ≈ 196 image + later-turn + previous ids
+    assert all(r[1] < 250 for r in reuse[1:])  # ≈ 196 image + later-turn + previous ids
     assert [r[1] for r in full] == sorted(r[1] for r in full) and full[-1][1] > 5 * reuse[-1][1]
     assert sum(r[2] for r in reuse[1:]) < sum(r[2] for r in full[1:])
     with capsys.disabled():
-        print("\nStreamVLN prefill tokens per call, KV reuse:", [r[1] for r in reuse],
-              "/ full re-prefill:", [r[1] for r in full])
-        print("prefill ms per call, KV reuse:", [round(r[2] * 1e3, 1) for r in reuse],
-              "/ full re-prefill:", [round(r[2] * 1e3, 1) for r in full])
+        print(
+            "\nStreamVLN prefill tokens per call, KV reuse:",
+            [r[1] for r in reuse],
+            "/ full re-prefill:",
+            [r[1] for r in full],
+        )
+        print(
+            "prefill ms per call, KV reuse:",
+            [round(r[2] * 1e3, 1) for r in reuse],
+            "/ full re-prefill:",
+            [round(r[2] * 1e3, 1) for r in full],
+        )
 
 
 # ---------------------------------------------------------------------------------------------------- fixed
@@ -250,8 +274,11 @@ def test_fixed_answer_vlm():
     vlm.reset("go")
     f = frames(range(3))
     a, b, c = (vlm.infer(f) for _ in range(3))
-    assert (a.text, b.text, c.text) == ("The next action is move forward 75 cm.", "stop",
-                                        "The next action is move forward 75 cm.")
+    assert (a.text, b.text, c.text) == (
+        "The next action is move forward 75 cm.",
+        "stop",
+        "The next action is move forward 75 cm.",
+    )
     assert a.frame_ids == (0, 1, 2) and a.timings.total_s >= 0.02
     assert (a.timings.vision_s, a.vision_calls, a.cache_hits, a.new_tokens) == (0.0, 0, 0, 0)
     vlm.reset("again")
@@ -263,6 +290,7 @@ def test_fixed_answer_vlm():
 # ---------------------------------------------------------------------------------------------------- loading
 def test_load_vlm_with_onnx_vision(tiny, tmp_path, navila):
     from exporters.vision import export_vision
+
     manifest = export_vision(tiny["navila"], tmp_path).manifest
     vlm = load_vlm(tiny["navila"], vision_manifest=str(manifest))
     assert isinstance(vlm, NavilaVlm) and vlm.encode_batch is not navila.encode_batch
@@ -282,11 +310,16 @@ def test_tensorrt_llm_engine_without_a_matching_manifest_falls_back_to_transform
     import build_engines as be
     from engines.vlm.generator import TransformersGenerator
     from engines.vlm.models import load_vlm
+
     engine_dir = tmp_path / "out" / "llm" / "llm"
-    m = load_vlm(tiny["navila"], generator_backend="tensorrt_llm", engine_dir=engine_dir)     # no manifest at all
+    m = load_vlm(tiny["navila"], generator_backend="tensorrt_llm", engine_dir=engine_dir)  # no manifest at all
     assert isinstance(m.generator, TransformersGenerator) and "FALLING BACK to transformers" in caplog.text
     caplog.clear()
-    be.build(be.BuildConfig.model_validate({"output_dir": str(tmp_path / "out"),
-                                            "vlm": {"checkpoint": str(tiny["navila"])}}), log=lambda *_: None)
-    m = load_vlm(tiny["navila"], generator_backend="tensorrt_llm", engine_dir=engine_dir)     # a transformers manifest
+    be.build(
+        be.BuildConfig.model_validate(
+            {"output_dir": str(tmp_path / "out"), "vlm": {"checkpoint": str(tiny["navila"])}}
+        ),
+        log=lambda *_: None,
+    )
+    m = load_vlm(tiny["navila"], generator_backend="tensorrt_llm", engine_dir=engine_dir)  # a transformers manifest
     assert isinstance(m.generator, TransformersGenerator) and "not a TensorRT-LLM engine" in caplog.text

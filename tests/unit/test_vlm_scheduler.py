@@ -10,24 +10,35 @@ PARSER = ActionParser(ParserConfig())
 
 
 def status(state="idle", queue=0, qid=-1, remaining=0.0):
-    return NavigatorStatus(state=state, execution="closed_loop", queue_len=queue, current_query_id=qid,
-                           remaining_s=remaining)
+    return NavigatorStatus(
+        state=state, execution="closed_loop", queue_len=queue, current_query_id=qid, remaining_s=remaining
+    )
 
 
 def result(qid, kind="forward"):
-    return ActionResult(action_id=1, text="t", kind=kind, execution="closed_loop", commanded=0.5, estimated=0.5,
-                        start_mono_ns=0, end_mono_ns=0, outcome="completed", query_id=qid)
+    return ActionResult(
+        action_id=1,
+        text="t",
+        kind=kind,
+        execution="closed_loop",
+        commanded=0.5,
+        estimated=0.5,
+        start_mono_ns=0,
+        end_mono_ns=0,
+        outcome="completed",
+        query_id=qid,
+    )
 
 
 def test_no_query_without_instruction_or_standing_robot():
     s = VlmScheduler(VlmConfig(), "navila", PARSER)
-    assert s.decide("hold", status(), 1) is None                  # no instruction yet
+    assert s.decide("hold", status(), 1) is None  # no instruction yet
     s.start("walk to the door")
-    assert s.decide("stand_up", status(), 1) is None              # robot not ready
-    assert s.decide("hold", None, 1) is None                      # navigator silent
+    assert s.decide("stand_up", status(), 1) is None  # robot not ready
+    assert s.decide("hold", None, 1) is None  # navigator silent
     launch = s.decide("hold", status(), 1)
     assert launch.trigger == "idle" and launch.query_id == 1
-    assert s.decide("hold", status(), 2) is None                  # one query in flight at a time
+    assert s.decide("hold", status(), 2) is None  # one query in flight at a time
 
 
 def test_stop_and_go_waits_for_the_answer_to_be_executed():
@@ -35,8 +46,8 @@ def test_stop_and_go_waits_for_the_answer_to_be_executed():
     s.start("go")
     s.decide("hold", status(), 1)
     assert s.on_answer(1, "The next action is move forward 50 cm.", 0.8)
-    assert s.decide("walk", status("executing", qid=1, remaining=0.1), 20) is None    # no overlap: wait
-    assert s.decide("walk", status("idle"), 15) is None           # idle reported before our answer was taken
+    assert s.decide("walk", status("executing", qid=1, remaining=0.1), 20) is None  # no overlap: wait
+    assert s.decide("walk", status("idle"), 15) is None  # idle reported before our answer was taken
     s.on_results([result(1)], now_ns=30)
     assert s.decide("hold", status("idle"), 40).trigger == "idle"
 
@@ -45,7 +56,7 @@ def test_overlap_launches_early_from_measured_latency():
     s = VlmScheduler(VlmConfig(overlap=True, overlap_margin_s=0.1), "navila", PARSER)
     s.start("go")
     s.decide("hold", status(), 1)
-    s.on_answer(1, "The next action is move forward 75 cm.", 1.0)    # latency estimate stays ≈ 1.0 s
+    s.on_answer(1, "The next action is move forward 75 cm.", 1.0)  # latency estimate stays ≈ 1.0 s
     assert s.decide("walk", status("executing", qid=1, remaining=1.5), 20) is None
     launch = s.decide("walk", status("executing", qid=1, remaining=1.05), 30)
     assert launch is not None and launch.trigger == "early" and launch.query_id == 2
@@ -62,7 +73,7 @@ def test_stop_and_repeated_invalid_end_the_episode():
         s.on_results([result(qid - 1, "invalid")], qid * 10)
         launch = s.decide("hold", status("holding"), qid * 10 + 1)
         assert launch is not None
-        assert s.on_answer(launch.query_id, "¿garbage?", 0.5)   # still handed on: navigator holds
+        assert s.on_answer(launch.query_id, "¿garbage?", 0.5)  # still handed on: navigator holds
     assert not s.active and "unparseable" in s.episode.end_reason
 
 
@@ -71,7 +82,7 @@ def test_history_frames_per_motion_period_or_per_step():
     s.start("go")
     picks = [t for t in (0.0, 0.1, 0.5, 0.6, 1.0, 1.2) if s.want_history_frame(t, "walk", [])]
     assert picks == [0.0, 0.5, 1.0]
-    assert not s.want_history_frame(2.0, "hold", [])              # standing still adds nothing
+    assert not s.want_history_frame(2.0, "hold", [])  # standing still adds nothing
     s = VlmScheduler(VlmConfig(history="step"), "navila", PARSER)
     s.start("go")
     assert s.want_history_frame(0.0, "walk", [result(1)]) and not s.want_history_frame(0.1, "walk", [])
@@ -81,9 +92,9 @@ def test_answer_to_an_earlier_instruction_is_dropped():
     s = VlmScheduler(VlmConfig(), "navila", PARSER)
     s.start("go to the kitchen")
     launch = s.decide("hold", status(), 1)
-    s.start("go to the door")                                        # new instruction while query 1 runs
+    s.start("go to the door")  # new instruction while query 1 runs
     assert not s.on_answer(launch.query_id, "The next action is stop.", 0.5)
-    assert s.active and s.in_flight is None                          # the new episode goes on, asks afresh
+    assert s.active and s.in_flight is None  # the new episode goes on, asks afresh
     assert s.decide("hold", status(), 6) is not None
 
 
@@ -95,7 +106,7 @@ def test_isaac_style_answer_is_counted_as_the_navigator_executes_it():
     s.start("go to the door")
     s.decide("hold", status(), 1)
     assert s.on_answer(1, "Move forward 75 cm.", 0.5)
-    assert s.active and s.episode.invalid_streak == 0          # habitat rules would have ended the episode here
+    assert s.active and s.episode.invalid_streak == 0  # habitat rules would have ended the episode here
     queue = ActionQueue(NavigatorConfig(), parser)
     assert queue.submit(ActionText(text="Move forward 75 cm.", source="vlm", query_id=1), 0) == []
     assert [p.action for p in queue.queue] == [Forward(distance_m=0.75, steps=3, text="Move forward 75 cm.")]
