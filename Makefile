@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test bench units clean
+.PHONY: setup demo test lint bench units clean
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	scripts/setup.sh $(VENV)
@@ -14,9 +14,15 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m edge.tools.cli demo --out runs
 
-test: $(STAMP)
-	$(VENV)/bin/lint-imports --no-cache
+test: lint
 	$(PY) -m pytest -q --benchmark-disable
+
+# Import contracts (pyproject [tool.importlinter]), ruff lint + format, mypy on the runtime packages.
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) -m pytest -q tests/benchmarks --benchmark-enable --benchmark-only

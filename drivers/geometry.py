@@ -32,6 +32,7 @@ def quat_to_rpy(q_wxyz) -> tuple[float, float, float]:
 
 
 def projected_gravity(q_wxyz) -> np.ndarray:
-    """Unit gravity in the body frame, R^T·[0, 0, −1]; [0, 0, −1] upright (docs/go2.md §2.2; unit quaternion assumed)."""
+    """Unit gravity in the body frame, R^T·[0, 0, −1]; [0, 0, −1] upright (docs/go2.md §2.2; unit quaternion
+    assumed)."""
     w, x, y, z = (float(v) for v in q_wxyz)
     return np.array([2 * (w * y - z * x), -2 * (z * y + w * x), 1 - 2 * (w * w + z * z)])

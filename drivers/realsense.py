@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -74,7 +74,7 @@ class RealSenseCamera:
         self.depth, self.align_depth, self.real_time, self.loop = depth, align_depth, real_time, loop
         self.frame_timeout_s = frame_timeout_s or max(1.0, 10.0 / fps)
         self.on_frame = on_frame
-        self._pipe = None
+        self._pipe: Any = None
         self._pb = None  # playback device, when playing a file
         self._align = None
         self._intr: Intrinsics | None = None
@@ -150,11 +150,11 @@ class RealSenseCamera:
         except RuntimeError as e:
             self._stop_pipe()
             raise CameraError(f"cannot open RealSense {self.source}: {e}") from None
+        intr = self._intr
         log.info(
-            "opened %s: colour %dx%d%s",
+            "opened %s: colour %s%s",
             self.source,
-            self._intr.width,
-            self._intr.height,
+            "?" if intr is None else f"{intr.width}x{intr.height}",
             ", depth" if self.depth else "",
         )
         self._stop.clear()
@@ -216,6 +216,8 @@ class RealSenseCamera:
         if not color:
             return None
         depth = fs.get_depth_frame() if self.depth else None
+        if self._intr is None:  # set by _start before any frame is read
+            return None
         return Frame(
             color=np.asanyarray(color.get_data()).copy(),
             depth=np.asanyarray(depth.get_data()).copy() if depth else None,

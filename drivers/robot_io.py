@@ -1,7 +1,7 @@
 """Typed robot state and joint command, and the RobotIO protocol every robot driver implements.
 
-Arrays are float64 numpy, joints in SDK order (drivers.go2.constants.JOINT_NAMES_SDK). Construction validates shapes, so a
-misspelled or mis-sized field fails at the boundary, not at the motor.
+Arrays are float64 numpy, joints in SDK order (drivers.go2.constants.JOINT_NAMES_SDK). Construction validates shapes,
+so a misspelled or mis-sized field fails at the boundary, not at the motor.
 """
 
 from __future__ import annotations

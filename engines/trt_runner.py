@@ -13,6 +13,7 @@ import importlib.util
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -106,16 +107,17 @@ def build_engine_from_onnx(
         network.get_input(i) for i in range(network.num_inputs) if any(d < 0 for d in tuple(network.get_input(i).shape))
     ]
     if dynamic:
+        known = shapes or {}
         profile = builder.create_optimization_profile()
         for t in dynamic:
-            if not shapes or t.name not in shapes:
+            if t.name not in known:
                 raise ValueError(
                     f"{onnx_path}: input {t.name!r} has dynamic shape {tuple(t.shape)}; "
                     "pass shapes={name: (min, opt, max)}"
                 )
-            profile.set_shape(t.name, *shapes[t.name])
+            profile.set_shape(t.name, *known[t.name])
         config.add_optimization_profile(profile)
-        flags["shapes"] = {t.name: [list(s) for s in shapes[t.name]] for t in dynamic}
+        flags["shapes"] = {t.name: [list(s) for s in known[t.name]] for t in dynamic}
 
     fp16_flag = getattr(trt.BuilderFlag, "FP16", None)  # removed in TensorRT 11
     fast_fp16 = getattr(builder, "platform_has_fast_fp16", True)  # removed in TensorRT 11
@@ -135,7 +137,7 @@ def build_engine_from_onnx(
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise RuntimeError(f"{onnx_path}: TensorRT engine build failed (see the TensorRT log above)")
-    if cache is not None:
+    if cache is not None and timing_cache is not None:
         Path(timing_cache).write_bytes(bytes(cache.serialize()))  # augmented by the build
     return EngineBuild(bytes(plan), precision, flags)
 
@@ -185,7 +187,7 @@ class TrtModel:
             )
         self.context = self.engine.create_execution_context()
         self.stream = _ok(cudart.cudaStreamCreateWithFlags(cudart.cudaStreamNonBlocking), "cudaStreamCreate")
-        specs = {trt.TensorIOMode.INPUT: [], trt.TensorIOMode.OUTPUT: []}
+        specs: dict[Any, list[TensorSpec]] = {trt.TensorIOMode.INPUT: [], trt.TensorIOMode.OUTPUT: []}
         for i in range(self.engine.num_io_tensors):
             name = self.engine.get_tensor_name(i)
             shape = tuple(d if d >= 0 else f"dim{j}" for j, d in enumerate(self.engine.get_tensor_shape(name)))
@@ -202,7 +204,7 @@ class TrtModel:
         self.cuda_graph = False
         if self.static:
             for s in self.inputs:
-                self._set_input_shape(s.name, s.shape)
+                self._set_input_shape(s.name, tuple(int(d) for d in s.shape))  # static: all dims are ints
             self._bind_all()
         if cuda_graph:
             if self.static:

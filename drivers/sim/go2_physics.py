@@ -11,6 +11,7 @@ import importlib.util
 import math
 import pathlib
 from dataclasses import dataclass
+from typing import Any
 
 import mujoco
 import numpy as np
@@ -30,7 +31,7 @@ LANDMARKS = [
 
 # Head camera, attached to the base: looks along base +x, up = base +z. MuJoCo's fovy is vertical: for HFOV 90° at
 # 4:3 the vertical FOV is 2·atan(tan(45°)·3/4) ≈ 73.7°.
-HEAD_CAM = {"name": "head_cam", "pos": (0.1, 0.0, 0.5), "hfov_deg": 90.0, "aspect": 4 / 3}
+HEAD_CAM: dict[str, Any] = {"name": "head_cam", "pos": (0.1, 0.0, 0.5), "hfov_deg": 90.0, "aspect": 4 / 3}
 HEAD_CAM_FOVY_DEG = math.degrees(2 * math.atan(math.tan(math.radians(HEAD_CAM["hfov_deg"] / 2)) / HEAD_CAM["aspect"]))
 
 FALL_Z = 0.15  # base height below which the robot counts as down, m

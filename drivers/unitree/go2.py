@@ -106,16 +106,20 @@ def lowcmd_to_joint_command(msg: LowCmd_) -> JointCommand:
     """Slots 0–11 of a LowCmd (does not check the CRC: see crc_ok)."""
     m = msg.motor_cmd[:NUM_JOINTS]
     return JointCommand(
-        q=[x.q for x in m], dq=[x.dq for x in m], kp=[x.kp for x in m], kd=[x.kd for x in m], tau=[x.tau for x in m]
+        q=np.array([x.q for x in m]),
+        dq=np.array([x.dq for x in m]),
+        kp=np.array([x.kp for x in m]),
+        kd=np.array([x.kd for x in m]),
+        tau=np.array([x.tau for x in m]),
     )
 
 
 def lowstate_to_robot_state(msg: LowState_, recv_mono_s: float) -> RobotState:
     m, imu = msg.motor_state[:NUM_JOINTS], msg.imu_state
     return RobotState(
-        q=[x.q for x in m],
-        dq=[x.dq for x in m],
-        tau=[x.tau_est for x in m],
+        q=np.array([x.q for x in m]),
+        dq=np.array([x.dq for x in m]),
+        tau=np.array([x.tau_est for x in m]),
         quat_wxyz=imu.quaternion,
         gyro=imu.gyroscope,
         accel=imu.accelerometer,

@@ -104,7 +104,8 @@ class ControlConfig(Frozen):
 
 
 class OdometryConfig(Frozen):
-    # foot_force above which a foot is in stance; None: the profile's value (drivers.go2.constants.FOOT_CONTACT_THRESHOLD)
+    # foot_force above which a foot is in stance; None: the robot profile's value
+    # (drivers.go2.constants.FOOT_CONTACT_THRESHOLD)
     contact_threshold: Finite | None = Field(None, gt=0)
 
 
@@ -219,4 +220,4 @@ def load_yaml_model(model: type[BaseModel], path: str | Path, overrides: dict | 
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> EdgeConfig:
-    return load_yaml_model(EdgeConfig, path or os.environ.get("EDGE_CONFIG", DEFAULT_CONFIG), overrides)
+    return load_yaml_model(EdgeConfig, path or os.environ.get("EDGE_CONFIG") or DEFAULT_CONFIG, overrides)

@@ -92,7 +92,7 @@ class Controller:
                 estop=estop,
                 stand_requested=stand_requested,
                 velocity_fresh=fresh,
-                velocity_nonzero=fresh and is_moving(velocity, self.safety),
+                velocity_nonzero=fresh and velocity is not None and is_moving(velocity, self.safety),
                 policy_fault=self.policy_fault,
             )
         )
@@ -130,12 +130,15 @@ class Controller:
             return damping(self.safety)
         if mode == "stand_up":
             s = smoothstep((now_s - self.sm.entered_s) / self.cfg.stand_duration_s)
-            target = (1 - s) * self.stand_from + s * self.policy.default_sdk
+            start = self.policy.default_sdk if self.stand_from is None else self.stand_from
+            target = (1 - s) * start + s * self.policy.default_sdk
             return JointCommand(q=target, kp=self.stand_kp, kd=self.stand_kd)
         if mode == "hold":
             return JointCommand(q=self.policy.default_sdk, kp=self.stand_kp, kd=self.stand_kd)
         # walk: stale command → zero at once (safety stop); fresh command → limited and slew-limited
         command = self.limiter.step(velocity)
+        if state is None:  # cannot walk without a state: the state machine damps first
+            return damping(self.safety)
         try:
             return self.policy.step(state, command)
         except (FloatingPointError, ValueError, RuntimeError) as e:

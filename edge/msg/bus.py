@@ -21,6 +21,7 @@ import struct
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import zmq
 
@@ -55,7 +56,7 @@ def encode(topic: Topic, seq: int, mono_ns: int, msg: Msg, payload: bytes | memo
 
 @dataclass(frozen=True)
 class Received:
-    msg: Msg
+    msg: Any  # an instance of the topic's schema (TOPICS[name].schema)
     seq: int
     mono_ns: int  # the sender's monotonic time (same machine), or our receive time (tcp)
     payload: memoryview | None = None
@@ -155,7 +156,7 @@ class Pub:
     def wait_peer(self, timeout_s: float = 2.0) -> bool:
         """Connecting senders: wait until the consumer's socket has completed the handshake (what was sent before is
         queued and follows). True at once for a publisher that binds. False: nobody is listening."""
-        if not self._peer and self._monitor.poll(int(timeout_s * 1000)):
+        if not self._peer and self._monitor is not None and self._monitor.poll(int(timeout_s * 1000)):
             self._peer = True
             self.sock.disable_monitor()
             self._monitor.close()
@@ -192,7 +193,9 @@ class Ports:
         object.__setattr__(self, "sub", _Declared("subscribes", self.sub))
 
     def close(self) -> None:
-        for s in (*self.pub.values(), *self.sub.values()):
+        for p in self.pub.values():
+            p.close()
+        for s in self.sub.values():
             s.close()
 
 
@@ -241,7 +244,7 @@ class Sub:
 
     def drain(self, max_n: int | None = None) -> list[Received]:
         """Messages waiting now, oldest first, without blocking; at most max_n (the rest stay queued)."""
-        out = []
+        out: list[Received] = []
         while max_n is None or len(out) < max_n:
             try:
                 raw = self.sock.recv(zmq.NOBLOCK, copy=False)

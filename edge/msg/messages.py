@@ -15,6 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 class Msg(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    def payload_size(self) -> int:
+        """Bytes of raw payload after the header (camera pixels); 0 for every other message."""
+        return 0
+
 
 # ---- navigation ---------------------------------------------------------------------------------------------
 

@@ -127,6 +127,8 @@ class ActionQueue:
         sp = self.executor.step(now_s, pose or self.executor.last_pose)
         if sp.done:
             r = self.executor.result()
+            if r is None:  # cannot happen: a finished action always has a result
+                raise RuntimeError("executor finished without a result")
             outcome = "timeout" if r.timed_out else "completed"
             results.append(self._result(self.current, now_ns, outcome, estimated=r.achieved))
             self.done += 1

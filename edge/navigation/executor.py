@@ -105,6 +105,7 @@ class ActionExecutor:
         """Begin an action (replacing any running one); call step() on the same tick for the first setpoint.
         Raises TypeError / ValueError (state unchanged) for something that is not a finite Forward / Turn / Stop."""
         p = self.params
+        kind: Literal["forward", "turn", "stop"]
         if isinstance(action, Forward):
             kind, target, nominal = "forward", float(action.distance_m), abs(action.distance_m) / p.forward_speed_m_s
         elif isinstance(action, Turn):

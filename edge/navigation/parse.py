@@ -238,7 +238,7 @@ def parse_streamvln(text: str, max_actions: int = _DEFAULT.streamvln_max_actions
         notes.append(f"{len(tokens)} actions cut to the first {max_actions}")
         tokens = tokens[:max_actions]
     turn = math.radians(TURN_STEP_DEG)
-    table = {
+    table: dict[str, Action] = {
         "↑": Forward(FORWARD_STEP_M, 1, "↑"),
         "←": Turn(turn, 1, "←"),
         "→": Turn(-turn, 1, "→"),

@@ -1,7 +1,7 @@
 """Simulator process: MuJoCo Go2 in real time, subscribing rt/lowcmd and publishing rt/lowstate over DDS exactly
 as the robot does. PD torques are recomputed at every physics step from the newest command. Ground truth goes to
-the simTruth topic, for reports and for the head-camera renderer (edge.sim.simcamd, a separate process so rendering never
-delays physics), never for control."""
+the simTruth topic, for reports and for the head-camera renderer (edge.sim.simcamd, a separate process so rendering
+never delays physics), never for control."""
 
 from __future__ import annotations
 

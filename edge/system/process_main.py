@@ -50,7 +50,7 @@ def process_main(
     name: str,
     run: Callable[[Process], int],
     argv: list[str] | None = None,
-    add_args: Callable[[argparse.ArgumentParser], None] | None = None,
+    add_args: Callable[[argparse.ArgumentParser], object] | None = None,
     conflate: bool | None = None,
 ) -> int:
     """conflate=False: queue every message of the subscribed topics (the recorder), else each topic's own setting."""

@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import zmq
@@ -279,7 +279,8 @@ class VlmClient:
         self._healthy = False
         self.last: QueryStats | None = None
         self.queries = self.failures = self.stale_replies = 0
-        self.sock = self._mon = None
+        self.sock: Any = None
+        self._mon: Any = None
         self._open()
 
     @property
@@ -338,7 +339,8 @@ class VlmClient:
 
     def query(self, instruction: str, frames: Sequence[VlmFrame], reset: bool = False) -> VlmAnswer:
         """Send frames (H×W×3 uint8) and wait up to timeout_s for the answer; raises VlmLinkError."""
-        specs, bufs = [], []
+        specs: list[FrameSpec] = []
+        bufs: list[bytes | memoryview] = []
         for f in frames:
             rgb = np.ascontiguousarray(f.rgb)
             if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -346,7 +348,7 @@ class VlmClient:
             h, w = rgb.shape[:2]
             if self.jpeg_quality is None:
                 specs.append(FrameSpec(frame_id=f.frame_id, height=h, width=w))
-                bufs.append(memoryview(rgb).cast("B"))
+                bufs.append(rgb.data.cast("B"))
             else:
                 specs.append(FrameSpec(frame_id=f.frame_id, height=h, width=w, encoding="jpeg"))
                 bufs.append(_encode_jpeg(rgb, self.jpeg_quality))
@@ -370,7 +372,7 @@ class VlmClient:
             left = deadline - time.perf_counter()
             if left <= 0:
                 raise self._fail(self._why())
-            if self.sock not in dict(poller.poll(left * 1000)):
+            if self.sock not in dict(poller.poll(int(left * 1000))):
                 continue
             raw = self.sock.recv()
             try:
@@ -459,8 +461,11 @@ class AsyncVlmClient:
                     self._cv.wait()
                 if self._stop:
                     break
+                if self._pending is None:
+                    continue
                 (rid, instruction, frames, reset), self._pending = self._pending, None
                 self.in_flight = True
+            result: VlmAnswer | VlmLinkError
             try:
                 result = self._client.query(instruction, frames, reset)
             except VlmLinkError as e:
@@ -503,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if (args.fixed is None) == (args.config is None):
         ap.error("serve: give exactly one model: --fixed TEXT or --config FILE")
+    model: VisionLanguageModel
     if args.fixed is not None:
         model = FixedAnswerVlm([args.fixed])
     else:

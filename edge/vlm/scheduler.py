@@ -76,7 +76,13 @@ class VlmScheduler:
 
     def decide(self, control_mode: str | None, status: NavigatorStatus | None, status_ns: int) -> Launch | None:
         ep = self.episode
-        if not self.active or self.in_flight is not None or status is None or control_mode not in READY_MODES:
+        if (
+            ep is None
+            or not ep.active
+            or self.in_flight is not None
+            or status is None
+            or control_mode not in READY_MODES
+        ):
             return None
         if ep.queries >= self.cfg.max_queries:
             ep.active, ep.end_reason = False, f"{ep.queries} queries without STOP"

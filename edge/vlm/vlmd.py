@@ -123,8 +123,8 @@ def run(proc: Process) -> int:
             history.clear()
             infer.reset(r.msg.text)
         cam = cam_sub.latest()
-        current = None
-        if cam is not None and cam.msg.encoding == "rgb8" and cam.age_s(now_ns) < 1.0:
+        current: tuple[int, np.ndarray] | None = None
+        if cam is not None and cam.payload is not None and cam.msg.encoding == "rgb8" and cam.age_s(now_ns) < 1.0:
             rgb = np.frombuffer(cam.payload, np.uint8).reshape(cam.msg.height, cam.msg.width, 3)
             current = (cam.msg.frame_id, rgb)
         ctrl = ctrl_sub.fresh(now_ns)
@@ -140,7 +140,7 @@ def run(proc: Process) -> int:
             if current is not None
             else None
         )
-        if launch is not None:
+        if launch is not None and current is not None:
             frame = to_model_frame(*current)
             frames = navila_sample(history, frame) if grammar == "navila" else [frame]
             launched[launch.query_id] = (time.monotonic_ns(), launch.trigger, tuple(f.frame_id for f in frames))

@@ -317,7 +317,7 @@ class VisionInfo:
 
 def _siglip_config(cfg: dict, path: Path) -> dict[str, Any]:
     keys = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "image_size", "patch_size")
-    out = {k: int(_need(cfg, k, path)) for k in keys}
+    out: dict[str, Any] = {k: int(_need(cfg, k, path)) for k in keys}
     out.update(
         num_channels=int(cfg.get("num_channels", 3)),
         layer_norm_eps=float(cfg.get("layer_norm_eps", 1e-6)),

@@ -89,7 +89,9 @@ def splice_layout(prompt_ids: list[int], tokens_per_image: int) -> tuple[np.ndar
     """Expand placeholders. Returns (ids, rows), one entry per LLM input position:
     ids = text token id (-1 at image rows); rows = row of the flattened image table (-1 at text tokens).
     The k-th placeholder becomes rows k·T … k·T + T − 1, in prompt order."""
-    ids, rows, k = [], [], 0
+    ids: list[int] = []
+    rows: list[int] = []
+    k = 0
     for t in prompt_ids:
         if t == IMAGE_TOKEN_INDEX:
             ids.extend([-1] * tokens_per_image)
@@ -312,13 +314,16 @@ class TrtLlmGenerator:
             output_sequence_lengths=True,
             return_dict=True,
         )
-        t1, out = None, None
+        t1: float | None = None
+        out: Any = None
         for out in stream:  # first yield = first token (prefill), last = final
             if t1 is None:
                 torch.cuda.synchronize()
                 t1 = time.perf_counter()
         torch.cuda.synchronize()
         t2 = time.perf_counter()
+        if out is None or t1 is None:
+            raise RuntimeError("TensorRT-LLM returned no output")
         seq_len = int(out["sequence_lengths"][0][0])
         tokens = out["output_ids"][0][0][len(input_ids) : seq_len].tolist()
         cut = _first_stop(tokens, req.stop_ids)

@@ -222,7 +222,7 @@ class NavilaVlm(_CheckpointVlm):
     ):
         super().__init__(checkpoint, generator, vision, max_new_tokens)
         self.cache_size = cache_size
-        self._cache: OrderedDict[Any, tuple[tuple, np.ndarray]] = OrderedDict()
+        self._cache: OrderedDict[Any, tuple[tuple | None, np.ndarray]] = OrderedDict()
         self.reset("")
 
     def reset(self, instruction: str) -> None:

@@ -18,8 +18,8 @@ from engines.ort_runner import OrtModel
 from tests.fakes.robot import robot_state
 
 pytest.importorskip("torch")
-from engines.torch_runner import TorchModel  # noqa: E402
-from exporters.policy import actor_from_onnx_mlp, save_torchscript  # noqa: E402
+from engines.torch_runner import TorchModel
+from exporters.policy import actor_from_onnx_mlp, save_torchscript
 
 CFG = load_policy_config("configs/policies/go2_robot_lab.yaml")
 

@@ -9,10 +9,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from engines.ort_runner import OrtModel  # noqa: E402
-from engines.vlm.vision import load_vision_encoder  # noqa: E402
-from exporters.tiny import write_tiny_checkpoints  # noqa: E402
-from exporters.vision import export_vision_onnx  # noqa: E402
+from engines.ort_runner import OrtModel
+from engines.vlm.vision import load_vision_encoder
+from exporters.tiny import write_tiny_checkpoints
+from exporters.vision import export_vision_onnx
 
 FAMILIES = ["navila", "streamvln"]
 

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from engines.vlm.models import NavilaVlm, VlmFrame  # noqa: E402
+from engines.vlm.models import NavilaVlm, VlmFrame
 
 ROUNDS = 10
 

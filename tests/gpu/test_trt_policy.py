@@ -13,20 +13,20 @@ from gpu_required import require
 
 trt = require("torch")
 
-from edge.common.config import resolve_path  # noqa: E402
-from edge.controls.locomotion import Policy, load_policy_config  # noqa: E402
+from edge.common.config import resolve_path
+from edge.controls.locomotion import Policy, load_policy_config
 from engines.loader import (
     load_model,
-    load_tensor_model,  # noqa: E402
+    load_tensor_model,
 )
-from engines.manifest import MachineInfo, read_manifest  # noqa: E402
-from engines.ort_runner import OrtModel  # noqa: E402
-from engines.trt_runner import TrtModel, build_engine_from_onnx  # noqa: E402
-from exporters.parity import check_parity  # noqa: E402
+from engines.manifest import MachineInfo, read_manifest
+from engines.ort_runner import OrtModel
+from engines.trt_runner import TrtModel, build_engine_from_onnx
+from exporters.parity import check_parity
 from exporters.policy import (
     ENGINE_TOLERANCE,
     export_policy,
-    export_policy_onnx,  # noqa: E402
+    export_policy_onnx,
     write_tiny_policy_checkpoints,
 )
 

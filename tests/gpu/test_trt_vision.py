@@ -8,10 +8,10 @@ from gpu_required import require
 
 trt = require("transformers")
 
-from engines.manifest import read_manifest  # noqa: E402
-from engines.ort_runner import OrtModel  # noqa: E402
-from exporters.tiny import write_tiny_checkpoints  # noqa: E402
-from exporters.vision import build_vision_engine, export_vision  # noqa: E402
+from engines.manifest import read_manifest
+from engines.ort_runner import OrtModel
+from exporters.tiny import write_tiny_checkpoints
+from exporters.vision import build_vision_engine, export_vision
 
 pytestmark = pytest.mark.tensorrt
 FP16_TOLERANCE = 2e-2  # tiny encoder outputs are O(1); fp16 engine vs fp32 ONNX Runtime

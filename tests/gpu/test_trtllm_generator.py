@@ -18,7 +18,7 @@ pytestmark = pytest.mark.tensorrt
 tensorrt_llm = pytest.importorskip("tensorrt_llm")
 torch = pytest.importorskip("torch")
 
-from engines.vlm.generator import IMAGE_TOKEN_INDEX, GenerationRequest, TransformersGenerator, TrtLlmGenerator  # noqa: E402
+from engines.vlm.generator import IMAGE_TOKEN_INDEX, GenerationRequest, TransformersGenerator, TrtLlmGenerator
 
 TPI = 4
 

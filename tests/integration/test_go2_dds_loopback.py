@@ -63,7 +63,8 @@ if role == "sim":
                 say({"states_sent": ep.states_sent, "elapsed": time.monotonic() - t0,
                      "commands_received": ep.commands_received, "crc_drops": ep.crc_drops,
                      "handler_errors": ep.handler_errors,
-                     "latest": None if lc is None else {k: getattr(lc[0], k).tolist() for k in ("q", "dq", "kp", "kd", "tau")},
+                     "latest": None if lc is None
+                     else {k: getattr(lc[0], k).tolist() for k in ("q", "dq", "kp", "kd", "tau")},
                      "pub_us": [float(np.percentile(d, 50)), float(np.percentile(d, 99))] if len(d) else None})
         n += 1
         q = 0.01 * n + np.arange(12)

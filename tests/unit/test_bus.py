@@ -107,17 +107,19 @@ def test_queued_subscriber_sees_every_message_in_order(bus):
     pub, sub = bus.pub("actionResult"), bus.sub("actionResult")
     from edge.msg.messages import ActionResult
 
-    mk = lambda i: ActionResult(
-        action_id=i,
-        text="t",
-        kind="stop",
-        execution="open_loop",
-        commanded=0,
-        estimated=0,
-        start_mono_ns=0,
-        end_mono_ns=0,
-        outcome="completed",
-    )
+    def mk(i):
+        return ActionResult(
+            action_id=i,
+            text="t",
+            kind="stop",
+            execution="open_loop",
+            commanded=0,
+            estimated=0,
+            start_mono_ns=0,
+            end_mono_ns=0,
+            outcome="completed",
+        )
+
     _connect(pub, sub, mk(-1))
     sub.drain()
     for i in range(200):

@@ -17,11 +17,11 @@ import pytest
 
 pytest.importorskip("pyrealsense2")
 
-from drivers.camera import CameraError  # noqa: E402
+from drivers.camera import CameraError
 from drivers.realsense import (
     RealSenseCamera,
     synthetic_intrinsics,
-    synthetic_pixels,  # noqa: E402
+    synthetic_pixels,
     write_synthetic_db3,
 )
 

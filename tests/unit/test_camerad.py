@@ -14,8 +14,8 @@ import pytest
 
 pytest.importorskip("pyrealsense2")
 
-from drivers.realsense import synthetic_intrinsics, synthetic_pixels  # noqa: E402
-from edge.camera.frames import image_from_message  # noqa: E402
+from drivers.realsense import synthetic_intrinsics, synthetic_pixels
+from edge.camera.frames import image_from_message
 
 REPO = Path(__file__).resolve().parents[2]
 CLIP = str(REPO / "tests" / "artifacts" / "camera_64x48.db3")

@@ -17,8 +17,8 @@ from engines.runtime import BACKENDS, TensorSpec, check_feeds, feed_errors
 from tests.fakes.robot import robot_state
 
 torch = pytest.importorskip("torch")
-from engines.torch_runner import TorchModel  # noqa: E402
-from exporters.policy import export_policy_onnx, write_tiny_policy_checkpoints  # noqa: E402
+from engines.torch_runner import TorchModel
+from exporters.policy import export_policy_onnx, write_tiny_policy_checkpoints
 
 CFG = load_policy_config("configs/policies/go2_robot_lab.yaml")
 REAL = resolve_path(CFG.model)

@@ -1,4 +1,5 @@
-"""edge.navigation.executor against a simulated Go2 policy (docs/dev-environment.md §4.3), on a fake clock (no sleeps)."""
+"""edge.navigation.executor against a simulated Go2 policy (measured behaviour: docs/go2.md §8), on a fake clock (no
+sleeps)."""
 
 from __future__ import annotations
 

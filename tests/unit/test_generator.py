@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from engines.vlm.generator import (  # noqa: E402
+from engines.vlm.generator import (
     IMAGE_TOKEN_INDEX,
     GenerationRequest,
     TransformersGenerator,

@@ -16,11 +16,11 @@ from drivers.go2.constants import (
     JOINT_NAMES_LEGGED_GYM,
     JOINT_NAMES_SDK,
     POS_STOP_F,
-    VEL_STOP_F,  # noqa: E402
+    VEL_STOP_F,
     reorder_index,
 )
-from drivers.robot_io import JointCommand  # noqa: E402
-from drivers.sim.go2_physics import HEAD_CAM, LANDMARKS, Go2Sim  # noqa: E402
+from drivers.robot_io import JointCommand
+from drivers.sim.go2_physics import HEAD_CAM, LANDMARKS, Go2Sim
 
 G = 9.81
 POSE_DEFAULT = np.array([0.0, 0.8, -1.5] * 4)

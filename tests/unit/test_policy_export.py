@@ -21,12 +21,12 @@ from exporters.parity import ParityError, RecordingModel, check_parity
 from tests.fakes.robot import robot_state
 
 torch = pytest.importorskip("torch")
-from engines.torch_runner import TorchModel  # noqa: E402
+from engines.torch_runner import TorchModel
 from exporters.policy import (
     CONTRACT_KEY,
     PolicySourceError,
     actor_from_onnx_mlp,
-    actor_from_rsl_rl,  # noqa: E402
+    actor_from_rsl_rl,
     export_policy,
     export_policy_onnx,
     main,

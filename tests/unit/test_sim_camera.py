@@ -13,13 +13,13 @@ if not os.environ.get("MUJOCO_GL") and not os.environ.get("DISPLAY"):
     if "mujoco.rendering.classic.gl_context" in sys.modules:
         importlib.reload(sys.modules["mujoco.rendering.classic.gl_context"])
 
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import mujoco
+import numpy as np
+import pytest
 
-from drivers.sim.go2_physics import HEAD_CAM, Go2Sim  # noqa: E402
-from drivers.sim.head_camera import SimHeadCamera, intrinsics_from_fovy  # noqa: E402
-from edge.camera.frames import frame_to_messages  # noqa: E402
+from drivers.sim.go2_physics import HEAD_CAM, Go2Sim
+from drivers.sim.head_camera import SimHeadCamera, intrinsics_from_fovy
+from edge.camera.frames import frame_to_messages
 
 W, H = 160, 120
 

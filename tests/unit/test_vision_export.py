@@ -12,17 +12,17 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-import torch.nn.functional as F  # noqa: E402
+import torch.nn.functional as F
 
-from engines.vlm.checkpoints import load_navila_checkpoint  # noqa: E402
+from engines.vlm.checkpoints import load_navila_checkpoint
 from engines.vlm.vision import (
     DownSampleBlock,
     NavilaVisionEncoder,
-    StreamVlnVisionEncoder,  # noqa: E402
+    StreamVlnVisionEncoder,
     load_vision_encoder,
     preprocess_frames,
 )
-from exporters.vision import check_vision_parity, export_vision, export_vision_onnx  # noqa: E402
+from exporters.vision import check_vision_parity, export_vision, export_vision_onnx
 
 
 @pytest.fixture(scope="session")

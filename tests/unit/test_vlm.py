@@ -1,5 +1,5 @@
-"""engines.vlm.models on the tiny random-weight checkpoints: frame sampling, tokenisation, NaVILA end to end + vision cache,
-StreamVLN windows / memory / KV reuse, FixedAnswerVlm, load_vlm."""
+"""engines.vlm.models on the tiny random-weight checkpoints: frame sampling, tokenisation, NaVILA end to end + vision
+cache, StreamVLN windows / memory / KV reuse, FixedAnswerVlm, load_vlm."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from engines.vlm.generator import IMAGE_TOKEN_INDEX  # noqa: E402
-from engines.vlm.models import (  # noqa: E402
+from engines.vlm.generator import IMAGE_TOKEN_INDEX
+from engines.vlm.models import (
     FixedAnswerVlm,
     NavilaVlm,
     StreamVlnVlm,
@@ -25,8 +25,8 @@ from engines.vlm.models import (  # noqa: E402
     streamvln_memory_steps,
     tokenize_with_images,
 )
-from engines.vlm.prompts import IMAGE, MEMORY, navila_prompt, streamvln_prompt  # noqa: E402
-from engines.vlm.vision import load_vision_encoder  # noqa: E402
+from engines.vlm.prompts import IMAGE, MEMORY, navila_prompt, streamvln_prompt
+from engines.vlm.vision import load_vision_encoder
 
 
 class CountingVision:
