@@ -6,9 +6,8 @@ The header is {"topic", "seq", "mono_ns", "msg"}; mono_ns is the sender's time.m
 system-wide, so ages are exact between processes of one machine). No pickle, no base64.
 
 Endpoints derive from the topic name: ipc://<run_dir>/<topic> unless the config gives a tcp:// endpoint.
-Event topics with one consumer and several, possibly short-lived, senders (operator commands, e-stop, the VLM's
-answers) are PUSH/PULL: the consumer binds, senders connect, and what is sent before the connection completes is
-queued and delivered, never silently dropped as a PUB would.
+The socket pattern comes from the topic registry (Topic.pattern): streams are PUB/SUB, event topics with one consumer
+and several, possibly short-lived, senders (operator commands, e-stop, the VLM's answers) PUSH/PULL.
 Latest-only topics are conflated at the subscriber; a malformed or foreign message is counted, logged and dropped.
 """
 
@@ -30,8 +29,6 @@ from edge.msg.messages import TOPICS, Msg, Topic
 log = logging.getLogger(__name__)
 _LEN = struct.Struct("<I")
 MAX_HEADER_BYTES = 1 << 20
-# Topics bound by their single consumer (PULL), sent to by any number of connecting producers (PUSH).
-SUBSCRIBER_BOUND = frozenset({"actionText", "estop", "operatorCommand", "instruction"})
 
 
 class BusError(ValueError):
@@ -142,7 +139,7 @@ def _attach(sock: zmq.Socket, endpoint: str, bind: bool) -> None:
 class Pub:
     def __init__(self, bus: Bus, topic: Topic):
         self.topic = topic
-        self.binds = topic.name not in SUBSCRIBER_BOUND
+        self.binds = not topic.consumer_binds
         self.sock = bus.ctx.socket(zmq.PUB if self.binds else zmq.PUSH)
         # A PUB at its high-water mark drops the NEWEST messages, so keep it roomy; subscribers conflate.
         self.sock.setsockopt(zmq.SNDHWM, 1000)
@@ -211,7 +208,7 @@ class _Declared(dict):
 class Sub:
     def __init__(self, bus: Bus, topic: Topic, conflate: bool):
         self.topic = topic
-        pull = topic.name in SUBSCRIBER_BOUND
+        pull = topic.consumer_binds
         self.sock = bus.ctx.socket(zmq.PULL if pull else zmq.SUB)
         if conflate:
             self.sock.setsockopt(zmq.CONFLATE, 1)  # one socket per topic, single-part messages only
@@ -222,7 +219,7 @@ class Sub:
             self.sock.setsockopt(zmq.SUBSCRIBE, b"")
         self.endpoint = bus.endpoint(topic.name)
         self.local_clock = self.endpoint.startswith("tcp://")
-        _attach(self.sock, self.endpoint, bind=topic.name in SUBSCRIBER_BOUND)
+        _attach(self.sock, self.endpoint, bind=pull)
         self.last: Received | None = None
         self.received = 0
         self.invalid = 0

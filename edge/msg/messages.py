@@ -205,23 +205,31 @@ class Topic:
     max_age_s: float | None  # older than this = stale (inf for events); None: its consumer's own limit, by name
     latest_only: bool  # True: subscribers conflate and see only the newest message
     payload: bool = False  # raw bytes follow the header
+    # Socket pattern. "pubsub": a stream; the one publisher binds, subscribers connect. "pushpull": an event topic with
+    # one consumer and several, possibly short-lived senders; the consumer binds (PULL), senders connect (PUSH), and
+    # what is sent before the connection completes is queued and delivered, never silently dropped as a PUB would.
+    pattern: Literal["pubsub", "pushpull"] = "pubsub"
+
+    @property
+    def consumer_binds(self) -> bool:
+        return self.pattern == "pushpull"
 
 
 _INF = float("inf")
 TOPICS: dict[str, Topic] = {
     t.name: t
     for t in (
-        Topic("actionText", ActionText, 0, _INF, latest_only=False),
+        Topic("actionText", ActionText, 0, _INF, latest_only=False, pattern="pushpull"),
         Topic("velocityCommand", VelocityCommand, 20, None, latest_only=True),  # safety.command_max_age_s
         Topic("odometry", Odometry, 50, 0.1, latest_only=True),
         Topic("actionResult", ActionResult, 0, _INF, latest_only=False),
         Topic("navigatorStatus", NavigatorStatus, 10, 0.5, latest_only=True),
         Topic("controlState", ControlState, 50, 0.1, latest_only=True),
-        Topic("estop", Estop, 0, _INF, latest_only=False),
-        Topic("operatorCommand", OperatorCommand, 0, _INF, latest_only=False),
+        Topic("estop", Estop, 0, _INF, latest_only=False, pattern="pushpull"),
+        Topic("operatorCommand", OperatorCommand, 0, _INF, latest_only=False, pattern="pushpull"),
         Topic("simTruth", SimTruth, 50, 0.1, latest_only=True),
         Topic("cameraFrame", CameraFrame, 10, 0.3, latest_only=True, payload=True),
-        Topic("instruction", Instruction, 0, _INF, latest_only=False),
+        Topic("instruction", Instruction, 0, _INF, latest_only=False, pattern="pushpull"),
         Topic("vlmOutput", VlmOutput, 0, _INF, latest_only=False),
     )
 }

@@ -11,7 +11,7 @@ import time
 import pytest
 import zmq
 
-from edge.msg.bus import SUBSCRIBER_BOUND, Bus, encode
+from edge.msg.bus import Bus, encode
 from edge.msg.messages import TOPICS, Odometry
 from edge.system.manager import Manager
 from edge.system.process_config import PROCS
@@ -42,8 +42,9 @@ def test_process_survives_garbage_on_all_its_inputs(name):
     ctx = zmq.Context.instance()
     socks = []
     for topic in spec.subs:
-        s = ctx.socket(zmq.PUSH if topic in SUBSCRIBER_BOUND else zmq.PUB)
-        if topic in SUBSCRIBER_BOUND:
+        pushpull = TOPICS[topic].consumer_binds
+        s = ctx.socket(zmq.PUSH if pushpull else zmq.PUB)
+        if pushpull:
             socks.append((s, bus.endpoint(topic), "connect"))
         else:  # we stand in for the topic's real publisher
             s.bind(bus.endpoint(topic))

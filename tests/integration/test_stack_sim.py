@@ -17,7 +17,8 @@ import pytest
 import zmq
 
 from edge.common.config import load_config
-from edge.msg.bus import SUBSCRIBER_BOUND, Bus
+from edge.msg.bus import Bus
+from edge.msg.messages import TOPICS
 from edge.system.manager import Manager
 from edge.system.process_config import procs_for
 from edge.system.process_main import parse_overrides
@@ -108,7 +109,7 @@ def test_garbage_on_operator_topics_crashes_nothing(stack):
     (Publisher-bound topics are covered per process in test_processes_survive_garbage.py.)"""
     ctx = zmq.Context.instance()
     socks = []
-    for name in SUBSCRIBER_BOUND:
+    for name in (t.name for t in TOPICS.values() if t.consumer_binds):
         s = ctx.socket(zmq.PUSH)  # these topics are PUSH/PULL (edge.msg.bus)
         s.connect(stack.bus.endpoint(name))
         socks.append(s)
