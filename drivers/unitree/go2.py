@@ -1,7 +1,7 @@
 """Unitree Go2 over DDS (unitree_sdk2py): LowCmd/LowState conversion with CRC, the robot-side RobotIO, the
 simulator-side endpoint, and sport-mode release. The only module that imports `unitree_sdk2py`.
 
-Conventions: shared/docs/go2.md §1–§3, §6, §10. Joints 0–11 in SDK order; motor slots 12–19 carry stop sentinels.
+Conventions: docs/go2.md §1–§3, §6, §10. Joints 0–11 in SDK order; motor slots 12–19 carry stop sentinels.
 `ChannelFactoryInitialize` is a process-wide singleton: one DDS domain/NIC per process, set once via `dds_init`.
 """
 
@@ -98,7 +98,7 @@ def make_lowcmd(cmd: JointCommand) -> LowCmd_:
 
 
 def crc_ok(msg: LowCmd_ | LowState_) -> bool:
-    """Recompute the CRC (go2.md §3) and compare with msg.crc."""
+    """Recompute the CRC (docs/go2.md §3) and compare with msg.crc."""
     return _crc.Crc(msg) == msg.crc
 
 
@@ -331,7 +331,7 @@ def release_sport_mode(
     sport: Optional[SportClient] = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """Turn the Go2's sport/AI controller off so rt/lowcmd takes effect (go2.md §6). Needs dds_init first.
+    """Turn the Go2's sport/AI controller off so rt/lowcmd takes effect (docs/go2.md §6). Needs dds_init first.
 
     Loop: CheckMode → while a mode is active, StandDown, ReleaseMode, wait 1 s. Every RPC code is checked.
     Returns the number of ReleaseMode calls made (0 if already released). `switcher`/`sport` are for tests.

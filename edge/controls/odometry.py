@@ -1,7 +1,7 @@
 """Leg odometry: the Go2's planar pose and velocity from LowState alone (IMU quaternion, joint angles, foot forces).
 
 Low-level mode gives no base velocity, and simulator ground truth is never an input. Orientation comes from the IMU
-quaternion (w, x, y, z; shared/docs/go2.md §2.2); translation from kinematics: a foot in contact stays fixed in the
+quaternion (w, x, y, z; docs/go2.md §2.2); translation from kinematics: a foot in contact stays fixed in the
 world, so between two updates the base moves by −(R_t·p_t − R_{t−1}·p_{t−1}) (p = body-frame foot position), averaged
 over the feet in stance at both updates. The foot is a sphere that rolls: its centre advances by r·Δθ (Δθ = world
 rotation of the calf), which is added back — without it the distance walked reads ~7 % short (r / leg length).

@@ -4,7 +4,7 @@ The pose is the robot's OWN estimate (yaw from the IMU, x/y from leg odometry), 
 
 * open_loop — NaVILA Isaac semantics (docs/vln-models.md §1.8): a constant velocity (0.5 m/s or ±π/6 rad/s) for
   distance/speed or |angle|/rate seconds on the given clock, then zero. On the Go2 policy this lands short on
-  distance and long on left turns (docs/dev-environment.md §4.3); the result reports what odometry saw.
+  distance and long on left turns (docs/go2.md §8); the result reports what odometry saw.
 * closed_loop — Forward: proportional speed on the distance remaining ALONG THE START HEADING, clipped to
   [min, max] (the policy barely moves below ≈0.2 m/s), plus P heading hold on the start yaw; Turn: proportional
   yaw rate on the remaining angle, clipped to [min, max], zero inside the tolerance. Yaw is unwrapped by

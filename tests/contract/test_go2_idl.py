@@ -24,7 +24,7 @@ def _distinct_cmd() -> JointCommand:
 def test_lowcmd_round_trip_every_field():
     cmd = _distinct_cmd()
     wire = make_lowcmd(cmd).serialize()
-    assert len(wire) == 812  # go2.md §2.1: CDR payload incl. 4-byte header
+    assert len(wire) == 812  # docs/go2.md §2.1: CDR payload incl. 4-byte header
     m = LowCmd_.deserialize(wire)
     assert list(m.head) == [0xFE, 0xEF]
     assert m.level_flag == 0xFF
@@ -50,7 +50,7 @@ def test_lowcmd_round_trip_every_field():
 
 
 def test_dq_not_qd():
-    # unitree_rl_gym's deploy code sets motor_cmd[i].qd, silently creating a new attribute (go2.md §9).
+    # unitree_rl_gym's deploy code sets motor_cmd[i].qd, silently creating a new attribute (docs/go2.md §7).
     assert "qd" not in {f.name for f in dataclasses.fields(JointCommand)}
     assert not hasattr(JointCommand(q=np.zeros(12)), "qd")
     with pytest.raises(TypeError):
@@ -73,7 +73,7 @@ def test_lowstate_round_trip_every_field():
     quat = [s, 0.0, 0.0, s]  # 90° yaw
     gyro, accel, ff, tick = [0.11, -0.22, 0.33], [0.4, -0.5, 9.81], [11, 22, 33, 44], 123456
     wire = make_lowstate(q, dq, tau, quat, gyro, accel, ff, tick).serialize()
-    assert len(wire) == 1180  # go2.md §2.2
+    assert len(wire) == 1180  # docs/go2.md §2.2
     m = LowState_.deserialize(wire)
     assert crc_ok(m)
     assert m.tick == tick

@@ -1,4 +1,4 @@
-"""Go2 LowCmd/LowState CRC (go2.md §3 vectors through the SDK CRC on real IDL objects) and command validation."""
+"""Go2 LowCmd/LowState CRC (docs/go2.md §3 vectors through the SDK CRC on real IDL objects) and command validation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TensorRT-LLM build plans checked field by field against docs/tensorrt.md §5.2–5.4 and §7 (v0.12.0-jetson)."""
+"""TensorRT-LLM build plans checked field by field against TensorRT-LLM v0.12.0-jetson's own flow
+(`NVIDIA/TensorRT-LLM` branch v0.12.0-jetson: README4Jetson.md, examples/multimodal/README.md, trtllm-build flags)."""
 
 from __future__ import annotations
 
@@ -104,7 +105,7 @@ def test_streamvln_plan(streamvln_ckpt, tmp_path):
     plan = plan_for(streamvln_ckpt, "streamvln", "int4_wo", trtllm_root=ROOT, out_dir=tmp_path / "out")
     assert plan.sizes.frames == 16 and plan.sizes.max_multimodal_len == 3136  # 8 memory + 8 turns, whole window
     assert plan.build_args()["--max_multimodal_len"] == "3136"
-    assert plan.sizes.max_input_len == 4096  # tensorrt.md: "≈4096 window"
+    assert plan.sizes.max_input_len == 4096  # the StreamVLN window fits 4096 (docs/vln-models.md §2.2)
     assert plan.steps[0].argv[1] == f"{ROOT}/examples/qwen/convert_checkpoint.py"
     assert (plan.end_id, plan.pad_id) == (151645, 151643)  # <|im_end|>, <|endoftext|>
     assert plan.kv_cache.bytes_per_token == 57344 and plan.kv_cache.kib_per_token == 56

@@ -86,7 +86,7 @@ def test_quaternion_helpers_agree():
         np.testing.assert_allclose(rot @ rot.T, np.eye(3), atol=1e-12)
         np.testing.assert_allclose(quat_to_rpy(q), rpy, atol=1e-9)
         np.testing.assert_allclose(projected_gravity(q), rot.T @ [0, 0, -1], atol=1e-12)
-        # the go2.md §2.2 formula, written out independently
+        # the docs/go2.md §2.2 formula, written out independently
         w, x, y, z = q
         np.testing.assert_allclose(
             [2 * (w * y - z * x), -2 * (z * y + w * x), 1 - 2 * (w * w + z * z)], rot.T @ [0, 0, -1], atol=1e-12

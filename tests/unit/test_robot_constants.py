@@ -14,7 +14,7 @@ from drivers.go2.constants import (
 
 
 def test_reorder_maps_match_go2_doc_tables():
-    # go2.md §4: x_dst = x_src[A]
+    # docs/go2.md §4: x_dst = x_src[A]
     assert reorder_index(JOINT_NAMES_LEGGED_GYM, JOINT_NAMES_SDK).tolist() == [3, 4, 5, 0, 1, 2, 9, 10, 11, 6, 7, 8]
     assert reorder_index(JOINT_NAMES_SDK, JOINT_NAMES_LEGGED_GYM).tolist() == [3, 4, 5, 0, 1, 2, 9, 10, 11, 6, 7, 8]
     assert reorder_index(JOINT_NAMES_ISAAC_LAB, JOINT_NAMES_SDK).tolist() == [3, 0, 9, 6, 4, 1, 10, 7, 5, 2, 11, 8]
@@ -50,7 +50,7 @@ def test_reorder_maps_match_go2_doc_tables():
 
 
 def test_round_trip_and_default_pose_orders():
-    sdk = np.array([-0.1, 0.8, -1.5, 0.1, 0.8, -1.5, -0.1, 1.0, -1.5, 0.1, 1.0, -1.5])  # go2.md §5, SDK order
+    sdk = np.array([-0.1, 0.8, -1.5, 0.1, 0.8, -1.5, -0.1, 1.0, -1.5, 0.1, 1.0, -1.5])  # docs/go2.md §5, SDK order
     lg = sdk[reorder_index(JOINT_NAMES_LEGGED_GYM, JOINT_NAMES_SDK)]
     isaac = sdk[reorder_index(JOINT_NAMES_ISAAC_LAB, JOINT_NAMES_SDK)]
     np.testing.assert_allclose(lg, [0.1, 0.8, -1.5, -0.1, 0.8, -1.5, 0.1, 1.0, -1.5, -0.1, 1.0, -1.5])

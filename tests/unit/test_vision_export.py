@@ -71,7 +71,7 @@ def manual_siglip(tower, x: torch.Tensor, n_layers: int) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------------------------------- exactness
 def test_downsample_token_order_matches_the_spec():
-    """Probe: patch t carries value t+1 (0 = zero padding). vln-models.md §1.2 check values."""
+    """Probe: patch t carries value t+1 (0 = zero padding). docs/vln-models.md §1.2 check values."""
     x = torch.arange(1, 730, dtype=torch.float32).reshape(1, 729, 1)
     out = DownSampleBlock()(x)[0, :, :].long() - 1  # back to patch ids; −1 = pad
     assert out.shape == (196, 4)
