@@ -8,19 +8,15 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CONFIG = REPO_ROOT / "configs" / "sim.yaml"
+from edge.common.yaml_config import DEFAULT_CONFIG, DEFAULT_RUN_DIR, REPO_ROOT, ConfigError, config_path, read_yaml
+
+__all__ = ["DEFAULT_CONFIG", "REPO_ROOT", "ConfigError", "load_config", "load_yaml_model", "resolve_path"]
 
 
 class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ConfigError(ValueError):
-    pass
 
 
 def resolve_path(ref: str, base: Path = REPO_ROOT) -> Path:
@@ -37,7 +33,7 @@ def resolve_path(ref: str, base: Path = REPO_ROOT) -> Path:
 
 
 class BusConfig(Frozen):
-    run_dir: str = "/tmp/edge"
+    run_dir: str = DEFAULT_RUN_DIR
     tcp: dict[str, str] = Field(default_factory=dict)
 
 
@@ -50,47 +46,72 @@ class RobotConfig(Frozen):
     dds_domain: int = Field(1, ge=0, le=232)
     interface: str = "lo"
     release_sport_mode: bool = False
+    interface_wait_s: float = Field(60.0, ge=0, le=600)  # boot order: wait this long for the NIC to be up, logging
+
+
+class RealtimeConfig(Frozen):
+    """SCHED_FIFO and CPU placement for the processes whose table row asks for it (control, watchdog, simulator),
+    in every profile, wherever the OS permits it (edge.common.realtime.configure_realtime)."""
+
+    enabled: bool = True  # false: normal scheduling everywhere (the demo's comparison run)
+    lock_memory: bool = True  # mlockall, where the memlock limit allows it
 
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]  # no NaN / inf
 
 
 class SafetyConfig(Frozen):
-    """Every safety threshold of the control loop, by name and unit: the one place for them (config section
-    `safety`). Used by edge.controls.safety (state machine, command and target guards, damping) and nowhere else.
-    Ages are on the monotonic clock. Sources of the defaults: docs/go2.md §7 (safety practice), §5 (limits, gains)."""
+    """Every safety threshold of the control loop and of the LowCmd watchdog, by name and unit: the one place for them
+    (config section `safety`). Used by edge.controls.safety (state machine, command and target guards, damping),
+    edge.controls.controller and edge.controls.watchdogd, and nowhere else. Ages are on the monotonic clock.
+    Each field's `le=` is a hard bound a config can only tighten: a value that could fell the robot is refused at load
+    with one line naming the field, the value and the bound. Sources of the defaults and bounds: docs/go2.md §5
+    (limits, gains), §7 (safety practice), §11 (lost LowCmd, watchdog), §12 (remote)."""
 
     # staleness
-    lowstate_max_age_s: Finite = Field(0.05, gt=0, le=0.5)  # older LowState: damp
+    lowstate_max_age_s: Finite = Field(0.05, gt=0, le=0.1)  # older LowState: damp
     command_max_age_s: Finite = Field(0.15, gt=0, le=1.0)  # older velocityCommand: zero velocity at once
     zero_then_hold_s: Finite = Field(1.0, ge=0, le=10)  # zero / stale velocity this long: walk → hold
     # attitude and IMU sanity
     max_tilt_rad: Finite = Field(1.0, gt=0, le=1.6)  # |roll| or |pitch| above: damp
     quat_norm_sq_min: Finite = Field(0.5, gt=0, lt=1)  # |q|² of the IMU quaternion outside
-    quat_norm_sq_max: Finite = Field(1.5, gt=1)  # [min, max]: state treated as not finite
-    moving_threshold: Finite = Field(1e-3, ge=0)  # m/s or rad/s: a larger component means walk
+    quat_norm_sq_max: Finite = Field(1.5, gt=1, le=4)  # [min, max]: state treated as not finite
+    moving_threshold: Finite = Field(1e-3, ge=0, le=0.1)  # m/s or rad/s: a larger component means walk
+    # stand-up: accepted only lying level, still, on a steady LowState stream (start-up gaps are tolerated in passive)
+    stand_max_tilt_rad: Finite = Field(0.2, gt=0, le=0.35)  # "lying level": |roll| and |pitch| at most this
+    stand_max_gyro_rad_s: Finite = Field(0.3, gt=0, le=1.0)  # "still": |body angular rate| at most this
+    stand_min_steady_s: Finite = Field(0.5, ge=0, le=5)  # LowState fresh without a gap for this long first
+    # loop timing: a tick this late (deadlines missed count whole periods) is a lag event: walk → hold
+    max_tick_lateness_s: Finite = Field(0.02, gt=0, le=0.1)
+    lag_hold_s: Finite = Field(1.0, ge=0, le=10)  # after a lag event, hold at least this long before walking again
     # joint targets
     soft_limit_factor: Finite = Field(0.9, gt=0, le=1)  # targets within this fraction of the range
-    max_target_step_rad: Finite = Field(0.3, gt=0, le=1.0)  # largest target change per tick, rad
-    # velocity command (policy input): limits and slew per tick
-    max_vx_m_s: Finite = Field(1.0, gt=0)
-    max_vy_m_s: Finite = Field(0.5, gt=0)
-    max_wz_rad_s: Finite = Field(1.5, gt=0)
-    slew_vx_m_s: Finite = Field(0.05, gt=0)  # per tick
-    slew_vy_m_s: Finite = Field(0.04, gt=0)
-    slew_wz_rad_s: Finite = Field(0.10, gt=0)
+    max_target_step_rad: Finite = Field(0.3, gt=0, le=0.5)  # largest target change per tick, rad
+    # velocity command (policy input): limits and slew per tick. Hard bounds: the command ranges Unitree's Go2
+    # policies are trained on (|vx|, |wz| ≤ 1, docs/go2.md §5)
+    max_vx_m_s: Finite = Field(1.0, gt=0, le=1.0)
+    max_vy_m_s: Finite = Field(0.5, gt=0, le=1.0)
+    max_wz_rad_s: Finite = Field(1.0, gt=0, le=1.0)
+    slew_vx_m_s: Finite = Field(0.05, gt=0, le=0.2)  # per tick
+    slew_vy_m_s: Finite = Field(0.04, gt=0, le=0.2)
+    slew_wz_rad_s: Finite = Field(0.10, gt=0, le=0.4)
     # gains: every command sent is within these (N·m/rad, N·m·s/rad)
-    max_kp: Finite = Field(200.0, gt=0)
-    max_kd: Finite = Field(20.0, gt=0)
-    # damping: kp 0, kd damp_kd, sent every tick; on leaving control and after any stop (systemd ExecStopPost)
-    damp_kd: Finite = Field(3.0, gt=0)
+    max_kp: Finite = Field(100.0, gt=0, le=100)
+    max_kd: Finite = Field(10.0, gt=0, le=10)
+    # damping: kp 0, kd damp_kd, sent every tick (also the passive command, as Unitree's Go2 "Passive" state); on
+    # leaving control, from the LowCmd watchdog, and after any stop (systemd ExecStopPost)
+    damp_kd: Finite = Field(3.0, ge=1, le=8)
     exit_damp_s: Finite = Field(0.2, ge=0, le=5)  # controlsd, on its way out
     stop_post_damp_s: Finite = Field(1.0, ge=0, le=10)  # edge.controls.damp after any stop
+    # LowCmd watchdog (edge.controls.watchdogd): no LowCmd from control for this long → damping (≤ 100 ms in all)
+    watchdog_timeout_s: Finite = Field(0.06, ge=0.045, le=0.08)
 
     @model_validator(mode="after")
     def _gains_within_bounds(self):
         if self.damp_kd > self.max_kd:
-            raise ValueError(f"damp_kd {self.damp_kd} exceeds max_kd {self.max_kd}")
+            raise ValueError(f"damp_kd = {self.damp_kd} exceeds max_kd = {self.max_kd}")
+        if self.stand_max_tilt_rad >= self.max_tilt_rad:
+            raise ValueError(f"stand_max_tilt_rad = {self.stand_max_tilt_rad} must be below max_tilt_rad")
         return self
 
 
@@ -98,9 +119,9 @@ class ControlConfig(Frozen):
     policy: str = "configs/policies/go2_robot_lab.yaml"
     backend: Literal["onnxruntime", "tensorrt"] = "onnxruntime"
     auto_stand: bool = True  # simulator: stand up by itself; robot: wait for `edge stand`
-    stand_duration_s: Finite = Field(2.0, gt=0, le=10)  # smoothstep from the measured pose to the default
-    stand_kp: Finite = Field(50.0, ge=0)  # stand-up and hold gains (≤ safety.max_kp / max_kd)
-    stand_kd: Finite = Field(3.5, ge=0)
+    stand_duration_s: Finite = Field(2.0, ge=1.0, le=10)  # smoothstep from the measured pose to the default
+    stand_kp: Finite = Field(50.0, ge=10)  # stand-up and hold gains (≤ safety.max_kp / max_kd)
+    stand_kd: Finite = Field(3.5, ge=0.5)
 
 
 class OdometryConfig(Frozen):
@@ -121,9 +142,9 @@ class ParserConfig(Frozen):
 
 class NavigatorConfig(Frozen):
     execution: Literal["open_loop", "closed_loop"] = "closed_loop"
-    publish_hz: float = Field(20.0, gt=0)
-    forward_speed_m_s: float = Field(0.5, gt=0)
-    turn_rate_rad_s: float = Field(math.pi / 6, gt=0)
+    publish_hz: float = Field(20.0, ge=1, le=50, allow_inf_nan=False)  # at most the control rate
+    forward_speed_m_s: float = Field(0.5, gt=0, le=1.0, allow_inf_nan=False)  # ≤ safety.max_vx_m_s too
+    turn_rate_rad_s: float = Field(math.pi / 6, gt=0, le=1.0, allow_inf_nan=False)  # ≤ safety.max_wz_rad_s too
 
 
 class SimConfig(Frozen):
@@ -175,6 +196,7 @@ class EdgeConfig(Frozen):
     profile: Literal["sim", "robot"] = "sim"
     bus: BusConfig = BusConfig()
     robot: RobotConfig = RobotConfig()
+    realtime: RealtimeConfig = RealtimeConfig()
     safety: SafetyConfig = SafetyConfig()
     control: ControlConfig = ControlConfig()
     odometry: OdometryConfig = OdometryConfig()
@@ -186,38 +208,48 @@ class EdgeConfig(Frozen):
     recorder: RecorderConfig = RecorderConfig()
 
     @model_validator(mode="after")
-    def _stand_gains_within_safety_bounds(self):
-        c, lim = self.control, self.safety
-        if c.stand_kp > lim.max_kp or c.stand_kd > lim.max_kd:
-            raise ValueError(
-                f"control.stand_kp / stand_kd {c.stand_kp} / {c.stand_kd} exceed safety.max_kp / max_kd "
-                f"{lim.max_kp} / {lim.max_kd}"
-            )
+    def _within_safety_bounds(self):
+        """Cross-section bounds: stand gains within the gain bounds, navigator speeds within the command limits."""
+        c, n, lim = self.control, self.navigator, self.safety
+        for field, value, bound_name, bound in (
+            ("control.stand_kp", c.stand_kp, "safety.max_kp", lim.max_kp),
+            ("control.stand_kd", c.stand_kd, "safety.max_kd", lim.max_kd),
+            ("navigator.forward_speed_m_s", n.forward_speed_m_s, "safety.max_vx_m_s", lim.max_vx_m_s),
+            ("navigator.turn_rate_rad_s", n.turn_rate_rad_s, "safety.max_wz_rad_s", lim.max_wz_rad_s),
+        ):
+            if value > bound:
+                raise ValueError(f"{field} = {value:g} exceeds {bound_name} = {bound:g}")
         return self
 
 
 def load_yaml_model(model: type[BaseModel], path: str | Path, overrides: dict | None = None):
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at top level, got {type(data).__name__}")
-    for dotted, value in (overrides or {}).items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
+    data = read_yaml(path, overrides)
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        lines = [f"  {'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()]
-        raise ConfigError(f"{path}: invalid {model.__name__}:\n" + "\n".join(lines)) from None
+        raise ConfigError(f"{path}: " + "; ".join(describe_error(err) for err in e.errors())) from None
+
+
+_BOUNDS = {"less_than_equal": "≤", "less_than": "<", "greater_than_equal": "≥", "greater_than": ">"}
+
+
+def _num(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else repr(v)
+
+
+def describe_error(err) -> str:
+    """One pydantic error as 'field = value: must be ≤ bound' (or the validator's own sentence), without newlines."""
+    field = ".".join(map(str, err["loc"]))
+    ctx = err.get("ctx") or {}
+    if err["type"] in _BOUNDS:
+        bound = next(iter(ctx.values()))
+        return f"{field} = {_num(err['input'])}: must be {_BOUNDS[err['type']]} {_num(bound)}"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "value_error":  # a model validator: its message names the fields
+        return f"{field + ': ' if field else ''}{msg}"
+    value = f" = {_num(err['input'])}" if err["type"] not in ("missing", "extra_forbidden") else ""
+    return f"{field}{value}: {msg}".replace("\n", " ")
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> EdgeConfig:
-    return load_yaml_model(EdgeConfig, path or os.environ.get("EDGE_CONFIG") or DEFAULT_CONFIG, overrides)
+    return load_yaml_model(EdgeConfig, config_path(path), overrides)

@@ -14,6 +14,7 @@ from drivers.geometry import projected_gravity
 from drivers.go2.constants import JOINT_NAMES_SDK, NUM_JOINTS, reorder_index
 from drivers.robot_io import JointCommand, RobotState
 from edge.common.config import Frozen, load_yaml_model, resolve_path
+from edge.common.realtime import DT_CONTROL
 from engines.loader import load_tensor_model
 from engines.runtime import TensorModel
 
@@ -37,18 +38,21 @@ class PolicyConfig(Frozen):
     model: str
     input: str = "obs"
     output: str = "actions"
-    rate_hz: float = Field(50.0, gt=0)
+    rate_hz: float = Field(50.0, gt=0)  # must be the control loop's (1 / DT_CONTROL)
     joint_order: list[str]
     default_pose: list[float]
     action_scale: list[float]
     action_clip: float = Field(100.0, gt=0)
     obs_clip: float = Field(100.0, gt=0)
     observation: list[ObsTerm]
-    kp: float = Field(gt=0)
-    kd: float = Field(ge=0)
+    # hard bounds, as safety.max_kp / max_kd (edge/common/config.py); the controller re-checks against the config's
+    kp: float = Field(gt=0, le=100, allow_inf_nan=False)
+    kd: float = Field(ge=0, le=10, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _check(self):
+        if abs(self.rate_hz * DT_CONTROL - 1.0) > 1e-9:
+            raise ValueError(f"rate_hz = {self.rate_hz:g}: must be {1 / DT_CONTROL:g} (the control loop's rate)")
         if sorted(self.joint_order) != sorted(JOINT_NAMES_SDK):
             raise ValueError(f"joint_order must name each of {JOINT_NAMES_SDK} once")
         for name in ("default_pose", "action_scale"):

@@ -1,6 +1,6 @@
 """ZeroMQ pub/sub for the topics in edge.msg.messages.TOPICS.
 
-Wire format, one single-part ZeroMQ message per bus message:
+Wire format (edge.msg.wire), one single-part ZeroMQ message per bus message:
     u32 little-endian header length | header (UTF-8 JSON) | raw payload bytes (camera pixels; empty otherwise)
 The header is {"topic", "seq", "mono_ns", "msg"}; mono_ns is the sender's time.monotonic_ns() (CLOCK_MONOTONIC is
 system-wide, so ages are exact between processes of one machine). No pickle, no base64.
@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import struct
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -25,9 +24,10 @@ from typing import Any
 import zmq
 
 from edge.msg.messages import TOPICS, Msg, Topic
+from edge.msg.wire import LEN as _LEN
+from edge.msg.wire import endpoint, frame
 
 log = logging.getLogger(__name__)
-_LEN = struct.Struct("<I")
 MAX_HEADER_BYTES = 1 << 20
 
 
@@ -42,13 +42,7 @@ def encode(topic: Topic, seq: int, mono_ns: int, msg: Msg, payload: bytes | memo
         raise ValueError(f"{topic.name}: payload is {len(payload)} bytes, header says {msg.payload_size()}")
     if payload and not topic.payload:
         raise ValueError(f"{topic.name} has no payload")
-    header = b'{"topic":"%s","seq":%d,"mono_ns":%d,"msg":%s}' % (
-        topic.name.encode(),
-        seq,
-        mono_ns,
-        msg.model_dump_json().encode(),
-    )
-    return b"".join((_LEN.pack(len(header)), header, payload))
+    return frame(topic.name, seq, mono_ns, msg.model_dump_json().encode(), payload)
 
 
 @dataclass(frozen=True)
@@ -113,7 +107,7 @@ class Bus:
     def endpoint(self, name: str) -> str:
         if name not in TOPICS:
             raise KeyError(f"unknown topic {name!r}; known: {sorted(TOPICS)}")
-        return self.tcp.get(name) or f"ipc://{os.path.join(self.run_dir, name)}"
+        return endpoint(self.run_dir, self.tcp, name)
 
     def pub(self, name: str) -> Pub:
         return Pub(self, TOPICS[name])

@@ -10,23 +10,11 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
-import yaml
-
-from edge.common.config import EdgeConfig, load_config
-from edge.common.realtime import configure_realtime
+from edge.common.config import ConfigError, EdgeConfig, load_config
+from edge.common.realtime import configure_realtime, scheduling
+from edge.common.yaml_config import parse_overrides
 from edge.msg.bus import Bus, Ports
 from edge.system.process_config import PROCS
-
-
-def parse_overrides(items: list[str]) -> dict:
-    """'navigator.execution=open_loop' → {'navigator.execution': 'open_loop'} (values parsed as YAML scalars)."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set expects key=value, got {item!r}")
-        out[key] = yaml.safe_load(value)
-    return out
 
 
 @dataclass(frozen=True)
@@ -61,16 +49,26 @@ def process_main(
         add_args(ap)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {name:>9} %(levelname)s %(message)s")
-    cfg = load_config(args.config, parse_overrides(args.set))
+    try:
+        cfg = load_config(args.config, parse_overrides(args.set))
+    except ConfigError as e:  # one line naming the field, the value and the bound; no traceback
+        logging.getLogger(name).error("%s", e)
+        return 2
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     spec = next((p for p in PROCS if p.name == name), None)
-    if spec is not None and cfg.profile == "robot":
-        notes = configure_realtime(list(spec.cpus), spec.rt_priority)
-        logging.getLogger(name).info("real-time: %s", ", ".join(notes) or "normal scheduling")
+    if spec is not None and (spec.rt_priority or spec.cpus):  # every profile, where the OS permits it
+        if cfg.realtime.enabled:
+            notes = configure_realtime(spec.cpus, spec.rt_priority, cfg.realtime.lock_memory)
+        else:
+            notes = ["off (realtime.enabled: false)"]
+        logging.getLogger(name).info("real-time: %s%s", scheduling(), "; " + "; ".join(notes) if notes else "")
     ports = open_ports(name, Bus(cfg.bus.run_dir, cfg.bus.tcp), conflate)
     try:
         return run(Process(cfg=cfg, stop=stop, args=args, ports=ports)) or 0
+    except ConfigError as e:  # found while loading (a policy contract, gains against the safety bounds)
+        logging.getLogger(name).error("%s", e)
+        return 2
     finally:
         ports.close()
