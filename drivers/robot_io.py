@@ -35,8 +35,10 @@ class RobotState:
     foot_force: np.ndarray  # FR, FL, RR, RL (raw sensor units)
     tick: int
     recv_mono_s: float
+    wireless_remote: bytes = b""  # the 40 bytes of the Unitree remote (drivers.go2.remote); b"" when absent
 
     def __post_init__(self):
+        object.__setattr__(self, "wireless_remote", bytes(self.wireless_remote))
         for name, n in (
             ("q", NUM_JOINTS),
             ("dq", NUM_JOINTS),
@@ -84,5 +86,9 @@ class RobotIO(Protocol):
 
     def write(self, cmd: JointCommand) -> JointCommand:
         """Send one command; returns what was actually sent."""
+
+    @property
+    def remote_estop_latched(self) -> bool:
+        """The driver saw the remote's e-stop combination and damps every write from then on (False if it has none)."""
 
     def close(self) -> None: ...

@@ -1,7 +1,13 @@
 """The 50 Hz control process: LowState + velocity command → LowCmd, through the safety state machine.
 
 Nothing here blocks: the newest state and command are read without waiting, their ages checked on the monotonic
-clock. Any exception inside a tick ends in damping, sent every cycle; the loop itself keeps running.
+clock. Any exception inside a tick ends in damping, sent every cycle; the loop itself keeps running. A tick that starts
+late beyond safety.max_tick_lateness_s is a lag event (logged with its numbers, counted in controlState; walk → hold);
+the systemd watchdog is fed on every on-time tick, so pings resume with the first one after a stall.
+
+Start-up: one commander per robot (edge.controls.commander: locks, then a probe of rt/lowcmd after releasing sport
+mode), waiting (bounded) for the robot's network interface. Every start publishes a new boot_id in controlState, so the
+navigator can tell a restarted control and drop what it was doing.
 """
 
 from __future__ import annotations
@@ -9,18 +15,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 
 import numpy as np
 
+from drivers.go2.remote import ESTOP_COMBO
 from drivers.robot_io import RobotIO
-from drivers.unitree.go2 import Go2Robot, release_sport_mode
+from drivers.unitree.go2 import Go2Robot, dds_init, release_sport_mode
 from edge.common.config import EdgeConfig
-from edge.common.realtime import DT_CONTROL, Ratekeeper, freeze_gc
+from edge.common.realtime import DT_CONTROL, Ratekeeper, freeze_gc, scheduling
 from edge.common.sdnotify import Notifier
+from edge.controls.commander import CommanderConflict, acquire_stack_lock, check_sole_commander
 from edge.controls.controller import Controller
 from edge.controls.locomotion import Policy, load_policy_config
 from edge.controls.odometry import LegOdometry, leg_odometry
-from edge.controls.safety import send_damping
+from edge.controls.safety import damping, send_damping
 from edge.msg.bus import Ports
 from edge.msg.messages import ControlState, Odometry
 from edge.system.process_main import Process, process_main
@@ -42,18 +51,34 @@ def control_loop(
     vel_sub, estop_sub, op_sub = ports.sub["velocityCommand"], ports.sub["estop"], ports.sub["operatorCommand"]
     state_pub, odom_pub = ports.pub["controlState"], ports.pub["odometry"]
     rk = Ratekeeper(DT_CONTROL)
-    estop, last_tick, work_ms, last_mode = False, -1, 0.0, ""
+    boot_id, realtime = uuid.uuid4().hex[:12], scheduling()
+    estop, estop_source, last_tick, work_ms, last_mode = False, "", -1, 0.0, ""
     while not stop.is_set():
         tick = rk.wait()
         try:
-            estop = estop or bool(estop_sub.drain(max_n=8))
+            for r in estop_sub.drain(max_n=8):
+                estop, estop_source = True, estop_source or f"operator: {r.msg.reason}"
+            if robot.remote_estop_latched and not estop:  # the driver saw the remote's e-stop (and damps already)
+                estop, estop_source = True, "remote " + "+".join(ESTOP_COMBO)
             # a stand confirmation counts for the tick it arrives in: one refused (robot tilted, no state) is gone
             stand = cfg.control.auto_stand or any(r.msg.command == "stand" for r in op_sub.drain(max_n=8))
             v = vel_sub.fresh(max_age_s=cfg.safety.command_max_age_s)
             velocity = None if v is None else np.array([v.msg.vx_m_s, v.msg.vy_m_s, v.msg.wz_rad_s])
             state = robot.latest_state()
-            res = ctrl.tick(tick.start_s, state, velocity, estop, stand)
+            lag_before = ctrl.sm.lag_events
+            res = ctrl.tick(
+                tick.start_s, state, velocity, estop, stand, estop_source=estop_source, lateness_s=tick.late_s
+            )
             robot.write(res.command)
+            if ctrl.sm.lag_events != lag_before:
+                log.warning(
+                    "lag: tick %d started %.1f ms after its deadline (%d deadlines skipped, bound %.0f ms), mode %s",
+                    tick.index,
+                    tick.late_s * 1e3,
+                    tick.skipped,
+                    cfg.safety.max_tick_lateness_s * 1e3,
+                    res.mode,
+                )
             if state is not None and state.tick != last_tick:
                 last_tick = state.tick
                 o = odom.update(state)
@@ -80,6 +105,11 @@ def control_loop(
                     roll_rad=res.roll,
                     pitch_rad=res.pitch,
                     lowstate_age_ms=-1.0 if state is None else (tick.start_s - state.recv_mono_s) * 1e3,
+                    boot_id=boot_id,
+                    lag_events=ctrl.sm.lag_events,
+                    last_lag_ms=ctrl.sm.last_lag_s * 1e3,
+                    remote="+".join(sorted(res.remote)),
+                    realtime=realtime,
                 )
             )
         except Exception:  # defined safe state, whatever went wrong
@@ -88,8 +118,8 @@ def control_loop(
                 robot.write(ctrl.damp_now("exception in control tick", tick.start_s))
             except Exception:  # keep looping: the next tick sends damping again
                 log.exception("damping write failed")
-        if notifier is not None and not rk.lagging:
-            notifier.watchdog(tick.start_s)
+        if notifier is not None and tick.late_s <= cfg.safety.max_tick_lateness_s:
+            notifier.watchdog(tick.start_s)  # on time: pings resume with the first on-time tick after a stall
         work_ms = (time.monotonic() - tick.start_s) * 1e3
     send_damping(robot, cfg.safety, duration_s=cfg.safety.exit_damp_s)  # leaving (ExecStopPost damps too)
     return rk
@@ -97,11 +127,18 @@ def control_loop(
 
 def run(proc: Process) -> int:
     cfg = proc.cfg
-    robot = Go2Robot(cfg.robot.dds_domain, cfg.robot.interface)
-    if cfg.robot.release_sport_mode:
-        release_sport_mode()
-    pcfg = load_policy_config(cfg.control.policy)
+    pcfg = load_policy_config(cfg.control.policy)  # bounds first: a refused config never opens DDS
     ctrl = Controller(control=cfg.control, safety=cfg.safety, policy=Policy(pcfg, backend=cfg.control.backend))
+    try:
+        lock = acquire_stack_lock(cfg, "controlsd")
+        dds_init(cfg.robot.dds_domain, cfg.robot.interface, cfg.robot.interface_wait_s)
+        if cfg.robot.release_sport_mode:
+            release_sport_mode()  # first: with sport mode on, the robot's own controller writes rt/lowcmd
+        check_sole_commander(cfg)
+    except CommanderConflict as e:
+        log.error("refusing to start: %s", e)
+        return 3
+    robot = Go2Robot(cfg.robot.dds_domain, cfg.robot.interface, remote_estop=(ESTOP_COMBO, damping(cfg.safety)))
     notifier = Notifier()
     log.info(
         "policy %s (%s), %.0f Hz, auto_stand=%s", pcfg.name, cfg.control.backend, pcfg.rate_hz, cfg.control.auto_stand
@@ -109,8 +146,9 @@ def run(proc: Process) -> int:
     freeze_gc()
     notifier.ready()
     rk = control_loop(robot, ctrl, leg_odometry(cfg), proc.ports, cfg, proc.stop, notifier)
-    log.info("stopped after %d ticks, %d missed", rk.index + 1, rk.missed)
+    log.info("stopped after %d ticks, %d missed, %d lag events", rk.index + 1, rk.missed, ctrl.sm.lag_events)
     robot.close()
+    lock.close()
     return 0
 
 

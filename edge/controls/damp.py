@@ -15,7 +15,7 @@ log = logging.getLogger("damp")
 
 def run(proc: Process) -> int:
     cfg, stop, args = proc.cfg, proc.stop, proc.args
-    robot = Go2Robot(cfg.robot.dds_domain, cfg.robot.interface)
+    robot = Go2Robot(cfg.robot.dds_domain, cfg.robot.interface, lowstate=False)
     seconds = cfg.safety.stop_post_damp_s if args.seconds is None else args.seconds
     n = send_damping(robot, cfg.safety, duration_s=seconds, stop=stop)
     log.info("sent %d damping commands (kd %.1f)", n, cfg.safety.damp_kd)

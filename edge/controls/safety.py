@@ -3,11 +3,16 @@ velocity command), the guards on what goes out (velocity limits and slew, joint-
 and the one damping routine. Every number comes from SafetyConfig (config section `safety`, edge/common/config.py)
 by name; nothing here is a bare literal.
 
-    passive ──stand──▶ stand_up ──ramp done──▶ hold ◀──zero/stale velocity for a while── walk
-                                                 └────────── fresh non-zero velocity ───────▶┘
+    passive ──stand──▶ stand_up ──ramp done──▶ hold ◀──zero/stale velocity for a while, or a lag event── walk
+                                                 └────────── fresh non-zero velocity ─────────────────────▶┘
     any mode but passive: LowState stale / non-finite, tilt over limit, policy fault, e-stop ──▶ damp (latched)
 
-Damp is left only by restarting the process (which re-enters passive and ramps from the measured pose).
+Passive sends damping (kp 0, kd safety.damp_kd), as Unitree's Go2 deploy does in its "Passive" state (docs/go2.md
+§11), so a restarted control takes over from the LowCmd watchdog's damping without a gap. Stand-up is accepted only
+with the robot lying level and still, on a LowState stream that has been fresh for a while (LowState gaps before the
+robot is commanded are waited out in passive, never latched). A tick that starts late beyond the bound (a stall,
+missed deadlines) turns walk into hold for safety.lag_hold_s. Damp is left only by restarting the process (which
+re-enters passive and ramps from the measured pose).
 The state machine is pure (time comes in, mode and reason go out); the guards are pure but for the last target.
 """
 
@@ -22,7 +27,7 @@ import numpy as np
 
 from drivers.go2.constants import soft_limits
 from drivers.robot_io import JointCommand, RobotIO, RobotState
-from edge.common.config import SafetyConfig
+from edge.common.config import ConfigError, SafetyConfig
 from edge.common.realtime import DT_CONTROL, Ratekeeper
 from edge.msg.messages import ControlMode
 
@@ -60,7 +65,10 @@ class SafetyInputs:
     roll_rad: float = 0.0
     pitch_rad: float = 0.0
     estop: bool = False
+    estop_source: str = ""  # who asked ("operator: …", "remote L2+B"), for the reason
     stand_requested: bool = False
+    gyro_rad_s: float = 0.0  # |body angular rate|
+    lateness_s: float = 0.0  # how late this tick started after the first deadline it served (missed ones count)
     velocity_fresh: bool = False  # a velocity command younger than safety.command_max_age_s
     velocity_nonzero: bool = False
     policy_fault: str = ""  # non-empty: last policy step failed (non-finite output, exception)
@@ -74,6 +82,10 @@ class SafetyStateMachine:
         self.reason = "waiting for LowState"
         self.entered_s = 0.0
         self.idle_since_s: float | None = None  # walk: since when the velocity has been zero or stale
+        self.steady_since_s: float | None = None  # since when LowState has been fresh without a gap
+        self.walk_after_s = -float("inf")  # a lag event holds until then
+        self.lag_events = 0
+        self.last_lag_s = 0.0  # lateness of the latest lag event
 
     def _go(self, mode: ControlMode, reason: str, now_s: float) -> None:
         if mode != self.mode:
@@ -90,22 +102,24 @@ class SafetyStateMachine:
         if self.mode == "damp":
             return self.mode
         if i.estop:
-            self._go("damp", "e-stop", i.now_s)
+            self._go("damp", f"e-stop ({i.estop_source})" if i.estop_source else "e-stop", i.now_s)
             return self.mode
         stale = i.state_age_s is None or i.state_age_s > lim.lowstate_max_age_s
-        tilted = max(abs(i.roll_rad), abs(i.pitch_rad)) > lim.max_tilt_rad
+        if stale:
+            self.steady_since_s = None
+        elif self.steady_since_s is None:
+            self.steady_since_s = i.now_s
+        tilt = max(abs(i.roll_rad), abs(i.pitch_rad))
+        lag = i.lateness_s > lim.max_tick_lateness_s
+        if lag:
+            self.lag_events += 1
+            self.last_lag_s = i.lateness_s
         if self.mode == "passive":
-            if stale:
-                self._go("passive", "waiting for LowState", i.now_s)
-            elif not i.state_finite:
-                self._go("passive", "LowState not finite", i.now_s)
-            elif tilted:
-                self._go("passive", "robot tilted: refusing to stand", i.now_s)
-            elif i.stand_requested:
+            self._go("passive", self._stand_refusal(i, stale, tilt) or "waiting for stand", i.now_s)
+            if i.stand_requested and not self._stand_refusal(i, stale, tilt):
                 self._go("stand_up", "stand requested", i.now_s)
-            else:
-                self._go("passive", "waiting for stand", i.now_s)
             return self.mode
+        tilted = tilt > lim.max_tilt_rad
         if stale:
             age = "never" if i.state_age_s is None else f"{i.state_age_s * 1e3:.0f} ms"
             self._go("damp", f"LowState stale ({age})", i.now_s)
@@ -123,10 +137,18 @@ class SafetyStateMachine:
             if i.now_s - self.entered_s >= self.stand_duration_s:
                 self._go("hold", "stand-up done", i.now_s)
         elif self.mode == "hold":
-            if i.velocity_fresh and i.velocity_nonzero:
+            if i.velocity_fresh and i.velocity_nonzero and i.now_s >= self.walk_after_s:
                 self._go("walk", "velocity command", i.now_s)
         elif self.mode == "walk":
-            if i.velocity_fresh and i.velocity_nonzero:
+            if lag:
+                self.walk_after_s = i.now_s + lim.lag_hold_s
+                self._go(
+                    "hold",
+                    f"lag: tick started {i.lateness_s * 1e3:.0f} ms late (bound {lim.max_tick_lateness_s * 1e3:.0f} "
+                    f"ms): holding {lim.lag_hold_s:g} s",
+                    i.now_s,
+                )
+            elif i.velocity_fresh and i.velocity_nonzero:
                 self.idle_since_s = None
                 self.reason = "velocity command"
             else:
@@ -136,6 +158,27 @@ class SafetyStateMachine:
                 if i.now_s - self.idle_since_s >= lim.zero_then_hold_s:
                     self._go("hold", self.reason + ", holding", i.now_s)
         return self.mode
+
+    def _stand_refusal(self, i: SafetyInputs, stale: bool, tilt: float) -> str:
+        """Why a stand-up would be refused now ("" = it would be accepted): it needs fresh, sane LowState that has
+        been steady for stand_min_steady_s, and the robot lying level (|roll|, |pitch| ≤ stand_max_tilt_rad) and still
+        (|gyro| ≤ stand_max_gyro_rad_s)."""
+        lim = self.safety
+        if stale:
+            return "waiting for LowState"
+        if not i.state_finite:
+            return "LowState not finite"
+        steady = i.now_s - (i.now_s if self.steady_since_s is None else self.steady_since_s)
+        if steady < lim.stand_min_steady_s:
+            return f"LowState steady for {steady:.2f} s of {lim.stand_min_steady_s:g} s"
+        if tilt > lim.stand_max_tilt_rad:
+            return (
+                f"not lying level: roll {i.roll_rad:.2f}, pitch {i.pitch_rad:.2f} rad (stand-up needs ≤ "
+                f"{lim.stand_max_tilt_rad:g})"
+            )
+        if i.gyro_rad_s > lim.stand_max_gyro_rad_s:
+            return f"still moving: {i.gyro_rad_s:.2f} rad/s (stand-up needs ≤ {lim.stand_max_gyro_rad_s:g})"
+        return ""
 
 
 # ---- outputs ---------------------------------------------------------------------------------------------------
@@ -173,12 +216,14 @@ class JointGuard:
         self.last_target: np.ndarray | None = None
 
     def check_gains(self, what: str, kp: float, kd: float) -> None:
-        """Refuse (ValueError) gains beyond the bounds, e.g. a policy contract's, at load time."""
-        if not (0 <= kp <= self.safety.max_kp and 0 <= kd <= self.safety.max_kd):
-            raise ValueError(
-                f"{what}: kp {kp} / kd {kd} outside the safety bounds [0, {self.safety.max_kp}] / "
-                f"[0, {self.safety.max_kd}]"
-            )
+        """Refuse gains beyond the bounds, e.g. a policy contract's, at load time: ConfigError, one line naming the
+        field, the value and the bound."""
+        for name, value, bound_name, bound in (
+            ("kp", kp, "safety.max_kp", self.safety.max_kp),
+            ("kd", kd, "safety.max_kd", self.safety.max_kd),
+        ):
+            if not 0 <= value <= bound:
+                raise ConfigError(f"{what} {name} = {value:g}: outside [0, {bound:g}] ({bound_name})")
 
     def reset(self) -> None:
         self.last_target = None
@@ -187,8 +232,12 @@ class JointGuard:
         return np.clip(q, self.q_lo, self.q_hi)
 
     def guard(self, cmd: JointCommand, mode: ControlMode) -> JointCommand:
+        """The last step before the driver: gains re-checked in every mode (damping must have kp 0 and kd within
+        the bound), position targets clamped and step-limited in the position modes."""
         if mode in ("passive", "damp"):
             self.last_target = None
+            if np.any(cmd.kp != 0) or np.any(cmd.kd > self.safety.max_kd) or np.any(cmd.kd < 0):
+                return damping(self.safety)
             return cmd
         q = np.clip(cmd.q, self.q_lo, self.q_hi)
         if self.last_target is not None:

@@ -137,6 +137,24 @@ class ControlState(Msg):
     roll_rad: float = 0.0
     pitch_rad: float = 0.0
     lowstate_age_ms: float = -1.0
+    boot_id: str = ""  # random per control process start: a new one means control restarted (navigator drops all)
+    lag_events: int = 0  # ticks that started later than safety.max_tick_lateness_s, since start
+    last_lag_ms: float = 0.0  # lateness of the latest one
+    remote: str = ""  # wireless-remote keys held ("L2+B"), from the LowState used this tick
+    realtime: str = ""  # what the process got: "SCHED_FIFO 80, cpus 2-3, memory locked"
+
+
+class WatchdogState(Msg):
+    """The LowCmd watchdog (edge.controls.watchdogd), ~10 Hz and on change: whether it is damping because control's
+    LowCmd stream stopped."""
+
+    state: Literal["waiting", "watching", "damping"]  # waiting: no LowCmd from control seen yet
+    reason: str
+    control_age_ms: float = -1.0  # age of control's newest LowCmd (-1: none yet)
+    stops: int = 0  # how often control's stream stopped
+    damping_sent: int = 0
+    reaction_ms: float = -1.0  # latest stop: control's last LowCmd → the first damping command written
+    realtime: str = ""
 
 
 class Estop(Msg):
@@ -166,6 +184,16 @@ class SimTruth(Msg):
     yaw_rad: float
     fallen: bool
     qpos: tuple[float, ...] = ()  # full MuJoCo qpos (base + joints), for the head-camera renderer
+    remote: str = ""  # wireless-remote keys the simulator is holding in LowState ("L2+B"), from simRemote
+    realtime: str = ""  # what the simulator process got (scheduling)
+
+
+class SimRemote(Msg):
+    """Simulator only (`edge remote L2+B`): hold these Unitree wireless-remote keys (drivers.go2.remote.KEYS) in
+    LowState.wireless_remote for hold_s, as a press on the real remote would."""
+
+    keys: tuple[str, ...] = Field(max_length=16)
+    hold_s: float = Field(0.5, gt=0, le=10, allow_inf_nan=False)
 
 
 # ---- camera (header + raw pixels) -------------------------------------------------------------------------------
@@ -228,6 +256,8 @@ TOPICS: dict[str, Topic] = {
         Topic("estop", Estop, 0, _INF, latest_only=False, pattern="pushpull"),
         Topic("operatorCommand", OperatorCommand, 0, _INF, latest_only=False, pattern="pushpull"),
         Topic("simTruth", SimTruth, 50, 0.1, latest_only=True),
+        Topic("simRemote", SimRemote, 0, _INF, latest_only=False, pattern="pushpull"),
+        Topic("watchdogState", WatchdogState, 10, 0.5, latest_only=True),
         Topic("cameraFrame", CameraFrame, 10, 0.3, latest_only=True, payload=True),
         Topic("instruction", Instruction, 0, _INF, latest_only=False, pattern="pushpull"),
         Topic("vlmOutput", VlmOutput, 0, _INF, latest_only=False),

@@ -86,6 +86,11 @@ class ActionQueue:
         self.queue.clear()
         return out
 
+    def hold_all(self, now_ns: int, reason: str) -> list[ActionResult]:
+        """Drop the current action and the queue (each gets a `preempted` result) and hold until new text."""
+        self.holding = True
+        return self._drop_all(now_ns, reason)
+
     def submit(self, msg: ActionText, now_ns: int) -> list[ActionResult]:
         parsed = self.parser.parse(msg.text, msg.grammar, msg.source)
         if isinstance(parsed, Invalid):

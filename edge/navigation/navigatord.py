@@ -1,4 +1,7 @@
-"""Navigator process: actionText in; velocityCommand (every tick, zero when idle), actionResult, navigatorStatus out."""
+"""Navigator process: actionText in; velocityCommand (every tick, zero when idle), actionResult, navigatorStatus out.
+
+A restarted control (a new boot_id in controlState) drops the current action and the queue and holds: the robot must
+never resume an action it was given before control crashed."""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ def run(proc: Process) -> int:
     rk = Ratekeeper(1.0 / cfg.navigator.publish_hz)
     status_every = max(1, round(cfg.navigator.publish_hz / 10))
     log.info("execution %s, NaVILA parser style %s", cfg.navigator.execution, cfg.parser.navila_style)
+    control_boot = ""
     while not stop.is_set():
         tick = rk.wait()
         now_ns = time.monotonic_ns()
@@ -32,6 +36,13 @@ def run(proc: Process) -> int:
             results += nav.submit(r.msg, now_ns)
         o = odom_sub.fresh(now_ns)
         c = ctrl_sub.fresh(now_ns)
+        if c is not None and c.msg.boot_id != control_boot:
+            if control_boot:
+                log.warning(
+                    "control restarted (boot %s → %s): dropping all actions, holding", control_boot, c.msg.boot_id
+                )
+                results += nav.hold_all(now_ns, "control restarted")
+            control_boot = c.msg.boot_id
         pose = None if o is None else Pose2D(o.msg.x_m, o.msg.y_m, o.msg.yaw_rad)
         (vx, vy, wz), done = nav.step(tick.start_s, now_ns, pose, None if c is None else c.msg.mode)
         results += done

@@ -1,13 +1,17 @@
 """Simulator process: MuJoCo Go2 in real time, subscribing rt/lowcmd and publishing rt/lowstate over DDS exactly
-as the robot does. PD torques are recomputed at every physics step from the newest command. Ground truth goes to
-the simTruth topic, for reports and for the head-camera renderer (edge.sim.simcamd, a separate process so rendering
-never delays physics), never for control."""
+as the robot does. PD torques are recomputed at every physics step from the newest command, and the last command keeps
+acting when the LowCmd stream stops, as the Go2's motor boards do (docs/go2.md §11): only the LowCmd watchdog damps.
+Wireless-remote presses arrive on the sim-only simRemote topic (`edge remote L2+B`) and go into
+LowState.wireless_remote for their hold time. Ground truth goes to the simTruth topic, for reports and for the
+head-camera renderer (edge.sim.simcamd, a separate process so rendering never delays physics), never for control."""
 
 from __future__ import annotations
 
 import logging
+import time
 
-from edge.common.realtime import Ratekeeper
+from drivers.go2.remote import REMOTE_BYTES, RemoteError, encode_remote
+from edge.common.realtime import Ratekeeper, scheduling
 from edge.msg.messages import SimTruth
 from edge.system.process_main import Process, process_main
 
@@ -22,7 +26,9 @@ def run(proc: Process) -> int:
     s = cfg.sim
     sim = Go2Sim(physics_dt=s.physics_dt, landmarks=s.landmarks, start=s.start)
     endpoint = Go2SimEndpoint(cfg.robot.dds_domain, cfg.robot.interface)
-    truth_pub = proc.ports.pub["simTruth"]
+    truth_pub, remote_sub = proc.ports.pub["simTruth"], proc.ports.sub["simRemote"]
+    realtime = scheduling()
+    remote, remote_keys, remote_until = bytes(REMOTE_BYTES), "", 0.0
     rk = Ratekeeper(s.physics_dt * s.state_every_steps)
     truth_every = max(1, round(1.0 / (s.truth_hz * rk.period)))
     log.info(
@@ -35,6 +41,16 @@ def run(proc: Process) -> int:
     n = 0
     while not stop.is_set():
         rk.wait()
+        for r in remote_sub.drain(max_n=8):
+            try:
+                remote = encode_remote(r.msg.keys)
+            except RemoteError as e:
+                log.warning("simRemote: %s", e)
+                continue
+            remote_keys, remote_until = "+".join(r.msg.keys), time.monotonic() + r.msg.hold_s
+            log.info("remote: holding %s for %.2f s", remote_keys, r.msg.hold_s)
+        if remote_keys and time.monotonic() >= remote_until:
+            remote, remote_keys = bytes(REMOTE_BYTES), ""
         latest = endpoint.latest_command()
         if latest is not None:
             sim.set_command(latest[0])
@@ -49,6 +65,7 @@ def run(proc: Process) -> int:
             accel=st.accel,
             foot_force=st.foot_force,
             tick=st.tick,
+            wireless_remote=remote,
         )
         n += 1
         if n % truth_every == 0:
@@ -64,6 +81,8 @@ def run(proc: Process) -> int:
                     yaw_rad=yaw,
                     fallen=sim.fallen(),
                     qpos=tuple(sim.data.qpos.tolist()),
+                    remote=remote_keys,
+                    realtime=realtime,
                 )
             )
     log.info("stopped: %d state messages, %d deadlines missed", n, rk.missed)

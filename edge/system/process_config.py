@@ -41,8 +41,10 @@ PROCS: tuple[ProcessSpec, ...] = (
         name="simd",
         module="edge.sim.simd",
         description="MuJoCo Go2 speaking the Go2 DDS topics",
+        rt_priority=60,  # stands in for the robot's motor boards: below control and the watchdog
         restart="no",
         pubs=("simTruth",),
+        subs=("simRemote",),
         profiles=("sim",),
     ),
     ProcessSpec(
@@ -74,6 +76,16 @@ PROCS: tuple[ProcessSpec, ...] = (
         damp_on_stop=True,
         pubs=("controlState", "odometry"),
         subs=("velocityCommand", "estop", "operatorCommand"),
+    ),
+    ProcessSpec(
+        name="watchdogd",
+        module="edge.controls.watchdogd",
+        description="LowCmd watchdog: damps whenever control's LowCmd stream stops",
+        cpus=(2,),  # not control's core: a control spinning at FIFO 80 must not starve it
+        rt_priority=70,  # highest after control
+        restart="always",
+        watchdog_s=0.5,
+        pubs=("watchdogState",),
     ),
     ProcessSpec(
         name="navigatord",
@@ -108,6 +120,7 @@ PROCS: tuple[ProcessSpec, ...] = (
             "navigatorStatus",
             "simTruth",
             "vlmOutput",
+            "watchdogState",
         ),
     ),
 )

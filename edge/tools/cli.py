@@ -7,17 +7,22 @@ import logging
 import sys
 from pathlib import Path
 
-from edge.common.config import load_config
-from edge.msg.bus import Bus
-from edge.system.process_main import parse_overrides
+from edge.common.yaml_config import parse_overrides
+
+# Imports inside the commands: `edge estop` must not pay for the others (pydantic, the bus, the models).
 
 
-def _bus(args) -> Bus:
+def _bus(args):
+    from edge.common.config import load_config
+    from edge.msg.bus import Bus
+
     cfg = load_config(args.config, parse_overrides(args.set))
     return Bus(cfg.bus.run_dir, cfg.bus.tcp)
 
 
 def cmd_run(args) -> int:
+    from edge.common.config import load_config
+    from edge.controls.commander import CommanderConflict, acquire_stack_lock, check_sole_commander
     from edge.system.manager import Manager
     from edge.system.process_config import procs_for
 
@@ -25,9 +30,19 @@ def cmd_run(args) -> int:
     procs = procs_for(
         cfg.profile, args.only.split(",") if args.only else None, args.block.split(",") if args.block else None
     )
+    try:  # one stack per bus directory and DDS domain, and nobody else commanding the robot (held until we exit)
+        lock = acquire_stack_lock(cfg, "edge run")
+        if any(p.name == "controlsd" for p in procs):
+            check_sole_commander(cfg)
+    except CommanderConflict as e:
+        print(f"edge run: {e}", file=sys.stderr)
+        return 3
     mgr = Manager(procs, args.config, args.set)
     mgr.start()
-    return mgr.supervise()
+    try:
+        return mgr.supervise()
+    finally:
+        lock.close()
 
 
 def cmd_say(args) -> int:
@@ -55,9 +70,9 @@ def cmd_script(args) -> int:
 
 
 def cmd_estop(args) -> int:
-    from edge.tools.operator_client import estop
+    from edge.tools.estop import send_estop
 
-    estop(_bus(args), args.reason)
+    send_estop(args.config, parse_overrides(args.set), args.reason)
     return 0
 
 
@@ -72,6 +87,13 @@ def cmd_stand(args) -> int:
     from edge.tools.operator_client import stand
 
     stand(_bus(args))
+    return 0
+
+
+def cmd_remote(args) -> int:
+    from edge.tools.operator_client import remote
+
+    remote(_bus(args), args.keys, args.hold)
     return 0
 
 
@@ -142,6 +164,10 @@ def main(argv=None) -> int:
     p.add_argument("--reason", default="operator")
     p.set_defaults(fn=cmd_estop)
     sub.add_parser("stand", help="confirm stand-up on the real robot").set_defaults(fn=cmd_stand)
+    p = sub.add_parser("remote", help="simulator: press Unitree remote keys (L2+B damps, L2+A stands up)")
+    p.add_argument("keys", help="keys held together, e.g. L2+B")
+    p.add_argument("--hold", type=float, default=0.5, help="seconds (default 0.5)")
+    p.set_defaults(fn=cmd_remote)
     p = sub.add_parser("instruct", help="give the VLM a navigation instruction (starts an episode)")
     p.add_argument("text")
     p.set_defaults(fn=cmd_instruct)

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from edge.msg.bus import Bus, Received
-from edge.msg.messages import ActionResult, ActionText, Estop, Instruction, OperatorCommand
+from edge.msg.messages import ActionResult, ActionText, Instruction, OperatorCommand, SimRemote
 
 
 def read_script(path: str | Path) -> list[str]:
@@ -81,13 +81,16 @@ def send_once(bus: Bus, topic: str, msg) -> None:
         pub.close()
 
 
-def estop(bus: Bus, reason: str = "operator") -> None:
-    send_once(bus, "estop", Estop(reason=reason))
-
-
 def instruct(bus: Bus, text: str) -> None:
     send_once(bus, "instruction", Instruction(text=text))
 
 
 def stand(bus: Bus) -> None:
     send_once(bus, "operatorCommand", OperatorCommand(command="stand"))
+
+
+def remote(bus: Bus, keys: str, hold_s: float = 0.5) -> None:
+    """Simulator: hold wireless-remote keys ('L2+B') in LowState for hold_s (drivers.go2.remote)."""
+    from drivers.go2.remote import parse_combo
+
+    send_once(bus, "simRemote", SimRemote(keys=parse_combo(keys), hold_s=hold_s))

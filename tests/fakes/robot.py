@@ -23,6 +23,7 @@ def robot_state(
     foot_force: float | Sequence[float] | np.ndarray = 35.0,
     tick: int = 1,
     t: float = 0.0,
+    wireless_remote: bytes = b"",
 ) -> RobotState:
     """A LowState as the drivers deliver it: standing still and level unless told otherwise; received at t
     (time.monotonic seconds). foot_force: one value for all four feet or four values (FR, FL, RR, RL)."""
@@ -37,6 +38,7 @@ def robot_state(
         foot_force=np.broadcast_to(np.asarray(foot_force, float), (4,)),
         tick=tick,
         recv_mono_s=t,
+        wireless_remote=wireless_remote,
     )
 
 
@@ -49,6 +51,7 @@ class FakeRobot:
         self.written: list[JointCommand] = []
         self.fail_writes = 0
         self.closed = False
+        self.remote_estop_latched = False
 
     def latest_state(self) -> RobotState | None:
         if self.live is not None:

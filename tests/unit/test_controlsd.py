@@ -3,12 +3,15 @@ damps on its way out with the one damping routine."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 
 import numpy as np
+import pytest
 
-from edge.common.config import SafetyConfig, load_config
+from edge.common.config import SafetyConfig, load_config, resolve_path
 from edge.controls.controller import Controller
 from edge.controls.controlsd import control_loop
 from edge.controls.locomotion import Policy, load_policy_config
@@ -69,3 +72,23 @@ def test_send_damping_keeps_going_through_failures_and_stops_on_request():
     stop = threading.Event()
     stop.set()
     assert send_damping(FakeRobot(), SafetyConfig(), duration_s=1.0, stop=stop) == 0
+
+
+@pytest.mark.parametrize("what", ["config", "policy"])
+def test_a_refused_value_stops_control_at_load_with_one_line(tmp_path, what):
+    overrides = [f"bus.run_dir={tmp_path}"]
+    if what == "config":
+        overrides.append("safety.max_kp=5000")
+        line = "safety.max_kp = 5000: must be ≤ 100"
+    else:
+        text = resolve_path(CFG.control.policy).read_text().replace("kp: 20.0", "kp: 1000")
+        (tmp_path / "p.yaml").write_text(text)
+        overrides.append(f"control.policy={tmp_path / 'p.yaml'}")
+        line = "kp = 1000: must be ≤ 100"
+    args = [a for o in overrides for a in ("--set", o)]
+    r = subprocess.run(
+        [sys.executable, "-m", "edge.controls.controlsd", *args], capture_output=True, text=True, timeout=120
+    )
+    errors = [ln for ln in (r.stdout + r.stderr).splitlines() if "ERROR" in ln]
+    assert r.returncode == 2, r.stderr
+    assert len(errors) == 1 and line in errors[0] and "Traceback" not in r.stderr, r.stderr

@@ -19,7 +19,7 @@ def test_table_is_consistent():
     assert "simd" not in {p.name for p in procs_for("robot")}
     subscribed = {t for p in PROCS for t in p.subs}
     published = {t for p in PROCS for t in p.pubs}
-    operator_topics = {"actionText", "estop", "operatorCommand", "instruction"}  # edge say / estop / stand / instruct
+    operator_topics = {"actionText", "estop", "operatorCommand", "instruction", "simRemote"}  # edge say / … / remote
     assert subscribed <= published | operator_topics
     assert set(TOPICS) >= subscribed | published
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from edge.common.config import SafetyConfig
 from edge.controls.safety import SafetyInputs, SafetyStateMachine
 
-LIM = SafetyConfig(lowstate_max_age_s=0.05, max_tilt_rad=1.0, zero_then_hold_s=1.0)
+LIM = SafetyConfig(lowstate_max_age_s=0.05, max_tilt_rad=1.0, zero_then_hold_s=1.0, stand_min_steady_s=0.0)
 
 
 def run(sm, t, **kw):
@@ -63,3 +63,44 @@ def test_faults_damp_and_damp_is_latched():
 def test_estop_in_passive_damps_too():
     sm = SafetyStateMachine(safety=LIM, stand_duration_s=2.0)
     assert run(sm, 0.0, state_age_s=None, estop=True) == "damp"
+
+
+STAND = SafetyConfig(stand_min_steady_s=0.5, stand_max_tilt_rad=0.2, stand_max_gyro_rad_s=0.3)
+
+
+def test_stand_needs_a_steady_stream_first_so_start_up_gaps_are_waited_out():
+    sm = SafetyStateMachine(safety=STAND, stand_duration_s=2.0)
+    assert run(sm, 0.0, stand_requested=True) == "passive" and "steady for 0.00 s of 0.5 s" in sm.reason
+    assert run(sm, 0.3, stand_requested=True) == "passive"
+    assert run(sm, 0.35, state_age_s=0.071, stand_requested=True) == "passive"  # a 71 ms gap: no damp, restart wait
+    assert sm.reason == "waiting for LowState"
+    assert run(sm, 0.4, stand_requested=True) == "passive"
+    assert run(sm, 0.89, stand_requested=True) == "passive"
+    assert run(sm, 0.9, stand_requested=True) == "stand_up"
+
+
+def test_stand_is_accepted_only_lying_level_and_still():
+    sm = SafetyStateMachine(safety=STAND, stand_duration_s=2.0)
+    run(sm, 0.0)
+    assert run(sm, 1.0, roll_rad=0.5, stand_requested=True) == "passive"  # the restarted control that tipped
+    assert "not lying level: roll 0.50" in sm.reason and "≤ 0.2" in sm.reason
+    assert run(sm, 1.1, pitch_rad=-0.21, stand_requested=True) == "passive"
+    assert run(sm, 1.2, gyro_rad_s=0.8, stand_requested=True) == "passive" and "still moving" in sm.reason
+    assert run(sm, 1.3, roll_rad=0.19, pitch_rad=0.19, gyro_rad_s=0.29, stand_requested=True) == "stand_up"
+
+
+def test_a_late_tick_turns_walk_into_hold_for_a_while_and_is_counted():
+    sm = standing()
+    assert run(sm, 2.1, velocity_fresh=True, velocity_nonzero=True) == "walk"
+    assert run(sm, 2.12, velocity_fresh=True, velocity_nonzero=True, lateness_s=0.019) == "walk"  # within bound
+    assert run(sm, 2.44, velocity_fresh=True, velocity_nonzero=True, lateness_s=0.3) == "hold"  # a 0.3 s stall
+    assert sm.reason.startswith("lag: tick started 300 ms late (bound 20 ms)") and sm.lag_events == 1
+    assert run(sm, 3.43, velocity_fresh=True, velocity_nonzero=True) == "hold"  # lag_hold_s 1.0
+    assert run(sm, 3.44, velocity_fresh=True, velocity_nonzero=True) == "walk"
+    assert run(sm, 3.5, velocity_fresh=True, velocity_nonzero=True, lateness_s=0.05, state_age_s=0.06) == "damp"
+    assert "LowState stale" in sm.reason and sm.lag_events == 2  # late and stale: damp, not hold
+
+
+def test_estop_reason_names_its_source():
+    sm = standing()
+    assert run(sm, 2.5, estop=True, estop_source="remote L2+B") == "damp" and sm.reason == "e-stop (remote L2+B)"

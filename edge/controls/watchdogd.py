@@ -1,0 +1,137 @@
+"""The LowCmd watchdog: an independent, minimal process that damps the robot whenever control's LowCmd stream stops.
+
+A Go2 in low-level mode keeps applying the last LowCmd when the stream stops (docs/go2.md §11): a killed, hung or
+stalled controlsd would leave the motors holding a walking posture until the robot falls. This process reads rt/lowcmd
+(samples from other processes only, CRC-valid: drivers.unitree.go2.LowCmdMonitor), and once it has seen control's
+stream, sends damping (kp 0, kd safety.damp_kd, every control period) as soon as no LowCmd has arrived for
+safety.watchdog_timeout_s, polling every DT_WATCHDOG; it yields at the first LowCmd from control again. Liveness is a
+sample arriving, never DDS discovery. Its own damping is never mistaken for control's (IgnoreLocal.Process).
+
+Runs beside control under `edge run` and systemd alike (process table row `watchdogd`), SCHED_FIFO just below control,
+on another core.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from drivers.unitree.go2 import Go2Robot, LowCmdMonitor
+from edge.common.realtime import DT_CONTROL, DT_WATCHDOG, Ratekeeper, scheduling
+from edge.common.sdnotify import Notifier
+from edge.controls.commander import register_watchdog
+from edge.controls.safety import damping, send_damping
+from edge.msg.messages import WatchdogState
+from edge.system.process_main import Process, process_main
+
+log = logging.getLogger("watchdogd")
+
+WatchState = Literal["waiting", "watching", "damping"]
+
+
+@dataclass
+class LowCmdWatchdog:
+    """The decision, free of I/O: fed the time of control's newest LowCmd at each poll, says whether to damp.
+
+    waiting ──first LowCmd──▶ watching ──none for timeout_s──▶ damping ──a LowCmd newer than the stop──▶ watching
+    """
+
+    timeout_s: float
+    state: WatchState = "waiting"
+    reason: str = "no LowCmd from control yet"
+    stopped_at_s: float | None = None  # control's last LowCmd before the current / latest stop
+    damping_since_s: float | None = None
+    stops: int = 0
+
+    def step(self, now_s: float, last_cmd_s: float | None) -> WatchState:
+        if last_cmd_s is None:
+            return self.state
+        if self.state == "damping":
+            if last_cmd_s != self.stopped_at_s:
+                self.state = "watching"
+                self.reason = f"control's LowCmd back after {last_cmd_s - (self.stopped_at_s or 0.0):.2f} s: yielding"
+        elif now_s - last_cmd_s > self.timeout_s:
+            self.state, self.stopped_at_s, self.damping_since_s = "damping", last_cmd_s, now_s
+            self.stops += 1
+            self.reason = (
+                f"control's LowCmd stream stopped: last one {(now_s - last_cmd_s) * 1e3:.0f} ms ago "
+                f"(timeout {self.timeout_s * 1e3:.0f} ms): damping"
+            )
+        elif self.state == "waiting":
+            self.state, self.reason = "watching", "control's LowCmd stream is live"
+        return self.state
+
+
+def run(proc: Process) -> int:
+    cfg, stop, lim = proc.cfg, proc.stop, proc.cfg.safety
+    status_pub = proc.ports.pub["watchdogState"]
+    register_watchdog(cfg)  # before our writer exists: control's one-commander probe must not refuse us
+    wait = cfg.robot.interface_wait_s
+    monitor = LowCmdMonitor(cfg.robot.dds_domain, cfg.robot.interface, interface_wait_s=wait)
+    robot = Go2Robot(cfg.robot.dds_domain, cfg.robot.interface, interface_wait_s=wait, lowstate=False)
+    wd = LowCmdWatchdog(lim.watchdog_timeout_s)
+    cmd = damping(lim)
+    realtime = scheduling()
+    notifier = Notifier()
+    notifier.ready()
+    log.info(
+        "watching rt/lowcmd on domain %d (%s): damping after %.0f ms of silence",
+        cfg.robot.dds_domain,
+        cfg.robot.interface,
+        lim.watchdog_timeout_s * 1e3,
+    )
+    rk = Ratekeeper(DT_WATCHDOG)
+    sent = 0
+    reaction_ms = -1.0
+    last_sent_s = last_status_s = -float("inf")
+    while not stop.is_set():
+        tick = rk.wait()
+        now = tick.start_s
+        before = wd.state
+        last_cmd = monitor.last_received_s()
+        state = wd.step(now, last_cmd)
+        if state == "damping" and (before != "damping" or now - last_sent_s >= DT_CONTROL - DT_WATCHDOG / 2):
+            try:
+                robot.write(cmd)
+                sent += 1
+                last_sent_s = now
+                if before != "damping" and wd.stopped_at_s is not None:
+                    reaction_ms = (time.monotonic() - wd.stopped_at_s) * 1e3
+            except Exception:  # keep polling: the next period tries again
+                log.exception("damping write failed")
+        if state != before:
+            if state == "damping":
+                log.warning("%s (first damping %.0f ms after control's last LowCmd)", wd.reason, reaction_ms)
+            else:
+                log.info("%s%s", wd.reason, f" ({sent} damping commands sent so far)" if before == "damping" else "")
+        if state != before or now - last_status_s >= 0.1:
+            last_status_s = now
+            status_pub.publish(
+                WatchdogState(
+                    state=state,
+                    reason=wd.reason,
+                    control_age_ms=-1.0 if last_cmd is None else (now - last_cmd) * 1e3,
+                    stops=wd.stops,
+                    damping_sent=sent,
+                    reaction_ms=reaction_ms,
+                    realtime=realtime,
+                )
+            )
+        if tick.late_s <= DT_CONTROL:
+            notifier.watchdog(now)
+    if wd.state == "damping":  # leaving while control is gone: the last command the motors keep is damping
+        sent += send_damping(robot, lim, duration_s=lim.exit_damp_s)
+    log.info("stopped: control's stream stopped %d times, %d damping commands sent", wd.stops, sent)
+    monitor.close()
+    robot.close()
+    return 0
+
+
+def main(argv=None) -> int:
+    return process_main("watchdogd", run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
