@@ -78,6 +78,11 @@ class Ratekeeper:
         self.prev_start = now
         return Tick(self.index, deadline, now, period, now - deadline, self.missed, skipped, self.period)
 
+    def rebase(self) -> None:
+        """Start the grid over from now: the next deadline is one period away (after a first tick that carried one-time
+        start-up costs, which are no missed deadline)."""
+        self.t0 = self.clock() - self.index * self.period
+
 
 # ---- real-time placement ----------------------------------------------------------------------------------------
 

@@ -131,6 +131,12 @@ def cmd_demo(args) -> int:
         f"fell: {report['fell']}; control loop: {loop['ticks']} ticks, {loop['missed']} missed, period error "
         f"p50 {loop['period_error_p50_ms']:.3f} ms, p99 {loop['period_error_p99_ms']:.3f} ms"
     )
+    for ex, v in report["under_load"].items():
+        print(
+            f"{ex:16s} {v['busy_processes']} busy processes: period error p50 {v['period_error_p50_ms']:.3f} ms, p99 "
+            f"{v['period_error_p99_ms']:.3f} ms, {v['missed']} missed; controlsd {v['realtime']['controlsd']}"
+            f"{'; DAMPED' if v['damped'] else ''}"
+        )
     for ex, v in report["vlm"].items():
         print(
             f"{ex:16s} {v['n_queries']} VLM queries ({v['early_queries']} early), latency p50 "
@@ -178,7 +184,9 @@ def main(argv=None) -> int:
     p.set_defaults(fn=cmd_units)
     p = sub.add_parser("demo", help="simulated Go2 through the whole stack, open- and closed-loop; writes a report")
     p.add_argument("--out", default="runs")
-    p.add_argument("--modes", default="open_loop,closed_loop,vlm_overlap,vlm_no_overlap,vlm_tiny_navila")
+    p.add_argument(
+        "--modes", default="open_loop,closed_loop,vlm_overlap,vlm_no_overlap,vlm_tiny_navila,load_rt,load_no_rt"
+    )
     p.set_defaults(fn=cmd_demo)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)9s %(levelname)s %(message)s")

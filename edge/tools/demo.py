@@ -5,14 +5,20 @@ Runs, each on a fresh simulator:
   vlm_overlap / vlm_no_overlap   instruction → head camera → VLM process (fixed answers, 0.8 s inference) → motion:
                             robot idle time waiting for the VLM, with and without overlapping inference and motion
   vlm_tiny_navila           the real NaVILA code path on tiny random weights: garbage answers → invalid → hold
+  load_rt / load_no_rt      the same short walk while two busy processes load every core, with SCHED_FIFO for
+                            control, watchdog and simulator, and without (realtime.enabled: false): the control
+                            loop's period error side by side (the no-RT run may damp; it is a comparison)
 Writes runs/<stamp>/report.json and report.png, and points runs/latest at them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -84,6 +90,38 @@ def run_script(sentences: list[str], run_out: Path, execution: str, config: str 
     return run_out / "bus.jsonl"
 
 
+LOAD_SCRIPT = ["The next action is move forward 50 cm.", "The next action is turn left 30 degrees."]
+BUSY_PROCESSES = 2
+
+
+@contextmanager
+def busy_load(n: int = BUSY_PROCESSES):
+    """n processes spinning at normal priority (as the issue's measurement): every core loaded."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def run_loaded(run_out: Path, realtime: bool, config: str | None = None) -> Path:
+    """A short closed-loop walk under busy_load(), recording when the load was on (load.json beside bus.jsonl)."""
+    overrides = ["navigator.execution=closed_loop", "sim.camera_hz=0", f"realtime.enabled={str(realtime).lower()}"]
+    with sim_stack(run_out, overrides, False, config) as (mgr, op, _):
+        with busy_load():
+            start_ns = time.monotonic_ns()
+            for sentence in LOAD_SCRIPT:
+                for r in op.wait_for(op.say(sentence, source="script")):
+                    log.info("under load (realtime %s): %s %s (%s)", realtime, r.kind, r.outcome, r.reason)
+            end_ns = time.monotonic_ns()
+    (run_out / "load.json").write_text(
+        json.dumps({"busy_processes": BUSY_PROCESSES, "realtime": realtime, "start_ns": start_ns, "end_ns": end_ns})
+    )
+    return run_out / "bus.jsonl"
+
+
 def run_vlm_episode(
     run_out: Path, vlm_overrides: list[str], config: str | None = None, timeout_s: float = 60.0
 ) -> Path:
@@ -120,6 +158,8 @@ def run_demo(out_root: Path, modes: list[str], script: Path = DEMO_SCRIPT, confi
             logs[mode] = run_script(read_script(script), stamp / mode, mode, config)
         elif mode in ("vlm_overlap", "vlm_no_overlap"):
             logs[mode] = run_vlm_episode(stamp / mode, [*fixed, f"vlm.overlap={mode == 'vlm_overlap'}"], config)
+        elif mode in ("load_rt", "load_no_rt"):
+            logs[mode] = run_loaded(stamp / mode, mode == "load_rt", config)
         elif mode == "vlm_tiny_navila":
             from exporters.tiny import write_tiny_navila
 

@@ -1,4 +1,6 @@
-"""Run report from recorded bus logs: per-action commanded / estimated / true, falls, control-loop timing.
+"""Run report from recorded bus logs: per-action commanded / estimated / true, falls, control-loop timing, what
+scheduling each real-time process got, lag events, LowCmd-watchdog events, and the control loop under load with and
+without real-time scheduling (demo runs load_rt / load_no_rt, whose load window is in load.json beside the log).
 
 Input: one bus.jsonl per execution mode (written by edge.system.recordd). Ground truth (simTruth) is used here only.
 Output: report.json and report.png (top-down trajectory with action boundaries, per-action bars, period histogram).
@@ -71,6 +73,23 @@ def loop_stats(states: list[dict]) -> dict:
     }
 
 
+def safety_stats(log: dict[str, list[dict]]) -> dict:
+    """Scheduling per real-time process (the last word of each), lag events and LowCmd-watchdog stops."""
+    last = {t: (log.get(t) or [{}])[-1].get("msg", {}) for t in ("controlState", "watchdogState", "simTruth")}
+    states = log.get("controlState", [])
+    return {
+        "realtime": {
+            "controlsd": last["controlState"].get("realtime", ""),
+            "watchdogd": last["watchdogState"].get("realtime", ""),
+            "simd": last["simTruth"].get("realtime", ""),
+        },
+        "lag_events": last["controlState"].get("lag_events", 0),
+        "lag_holds": [r["msg"]["reason"] for r in states if r["msg"]["reason"].startswith("lag:")][:20],
+        "watchdog_stops": last["watchdogState"].get("stops", 0),
+        "watchdog_reaction_ms": last["watchdogState"].get("reaction_ms", -1.0),
+    }
+
+
 def summarize_run(log: dict[str, list[dict]], execution: str) -> dict:
     truth = log.get("simTruth", [])
     tr = _truth_arrays(truth) if truth else None
@@ -111,9 +130,17 @@ def summarize_run(log: dict[str, list[dict]], execution: str) -> dict:
         "damped": "damp" in modes,
         "min_base_z_m_after_stand": min_z,
     }
+    run |= safety_stats(log)
     if log.get("vlmOutput"):
         run["vlm"] = vlm_stats(log)
     return run
+
+
+def loaded_loop(log: dict[str, list[dict]], window: dict) -> dict:
+    """The control loop's timing while the busy processes ran (window from load.json)."""
+    states = [r for r in log.get("controlState", []) if window["start_ns"] <= r["mono_ns"] <= window["end_ns"]]
+    missed = (states[-1]["msg"]["missed_ticks"] - states[0]["msg"]["missed_ticks"]) if states else 0
+    return loop_stats(states) | {"missed": missed, "busy_processes": window["busy_processes"]}
 
 
 def vlm_stats(log: dict[str, list[dict]]) -> dict:
@@ -175,17 +202,25 @@ def accuracy_table(runs: dict[str, dict]) -> list[dict]:
 
 def build_report(run_logs: dict[str, Path], out_dir: Path) -> dict:
     runs = {ex: summarize_run(load_log(p), ex) for ex, p in run_logs.items()}
+    windows = {ex: p.parent / "load.json" for ex, p in run_logs.items()}
+    loaded = {ex: json.loads(w.read_text()) for ex, w in windows.items() if w.exists()}
+    normal = {ex: r for ex, r in runs.items() if ex not in loaded} or runs
     report = {
-        "actions": [a for r in runs.values() for a in r["actions"]],
-        "fell": any(r["fell"] for r in runs.values()),
+        "actions": [a for ex, r in normal.items() for a in r["actions"]],
+        "fell": any(r["fell"] for r in normal.values()),
         "loop": {ex: r["loop"] for ex, r in runs.items()}
         | {
-            "ticks": sum(r["loop"]["ticks"] for r in runs.values()),
-            "missed": sum(r["loop"]["missed"] for r in runs.values()),
-            "period_error_p50_ms": max(r["loop"]["period_error_p50_ms"] for r in runs.values()),
-            "period_error_p99_ms": max(r["loop"]["period_error_p99_ms"] for r in runs.values()),
+            "ticks": sum(r["loop"]["ticks"] for r in normal.values()),
+            "missed": sum(r["loop"]["missed"] for r in normal.values()),
+            "period_error_p50_ms": max(r["loop"]["period_error_p50_ms"] for r in normal.values()),
+            "period_error_p99_ms": max(r["loop"]["period_error_p99_ms"] for r in normal.values()),
         },
-        "accuracy": accuracy_table(runs),
+        "under_load": {
+            ex: loaded_loop(load_log(run_logs[ex]), w)
+            | {"realtime": runs[ex]["realtime"], "damped": runs[ex]["damped"], "fell": runs[ex]["fell"]}
+            for ex, w in loaded.items()
+        },
+        "accuracy": accuracy_table(normal),
         "vlm": {ex: r["vlm"] for ex, r in runs.items() if "vlm" in r},
         "runs": {ex: {k: v for k, v in r.items() if k != "actions"} for ex, r in runs.items()},
     }

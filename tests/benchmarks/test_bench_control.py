@@ -49,9 +49,9 @@ def test_bench_control_step(benchmark, policy):
     """Safety state machine + observation + policy + limits + LowCmd fill + CRC, in walk mode."""
     ctrl = Controller(control=ControlConfig(), safety=SafetyConfig(), policy=policy)
     t = 0.0
-    for i in range(120):  # stand up, hold, start walking
+    for i in range(150):  # steady LowState 0.5 s, stand up 2 s, hold, start walking
         t = i * 0.02
-        ctrl.tick(t, _state(t), np.array([0.5, 0, 0]) if i > 110 else None, stand_requested=True)
+        ctrl.tick(t, _state(t), np.array([0.5, 0, 0]) if i > 140 else None, stand_requested=True)
     assert ctrl.mode == "walk"
     msg = unitree.make_lowcmd(ctrl.tick(t, _state(t), np.array([0.5, 0, 0])).command)
     clock = [t]

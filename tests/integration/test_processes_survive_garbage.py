@@ -33,7 +33,7 @@ GARBAGE = [
 ]
 
 
-@pytest.mark.parametrize("name", ["controlsd", "navigatord", "recordd"])
+@pytest.mark.parametrize("name", ["simd", "controlsd", "navigatord", "recordd"])
 def test_process_survives_garbage_on_all_its_inputs(name):
     run_dir = tempfile.mkdtemp(prefix="edge-g-", dir="/tmp")
     spec = next(p for p in PROCS if p.name == name)

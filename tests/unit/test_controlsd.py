@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 
 from edge.common.config import SafetyConfig, load_config, resolve_path
+from edge.common.sdnotify import Notifier
 from edge.controls.controller import Controller
 from edge.controls.controlsd import control_loop
 from edge.controls.locomotion import Policy, load_policy_config
 from edge.controls.odometry import leg_odometry
 from edge.controls.safety import send_damping
+from edge.msg.messages import VelocityCommand
 from edge.system.process_main import open_ports
 from tests.fakes.robot import FakeRobot, robot_state
 
@@ -92,3 +94,65 @@ def test_a_refused_value_stops_control_at_load_with_one_line(tmp_path, what):
     errors = [ln for ln in (r.stdout + r.stderr).splitlines() if "ERROR" in ln]
     assert r.returncode == 2, r.stderr
     assert len(errors) == 1 and line in errors[0] and "Traceback" not in r.stderr, r.stderr
+
+
+class RecordingNotifier(Notifier):
+    """The real sd_notify client with a watchdog interval set and the datagrams recorded instead of sent."""
+
+    def __init__(self):
+        super().__init__()
+        self.watchdog_interval_s = 0.05
+        self.sent: list[tuple[float, str]] = []
+
+    def notify(self, state: str) -> None:
+        self.sent.append((time.monotonic(), state))
+
+
+class StallingRobot(FakeRobot):
+    """Standing, fresh state on every read; `stall_s` once makes one read block (a stalled loop)."""
+
+    def __init__(self):
+        super().__init__(live=lambda now: robot_state(t=now))
+        self.stall_s = 0.0
+        self.stalled_at: tuple[float, float] | None = None
+
+    def latest_state(self):
+        if self.stall_s:
+            t0, self.stall_s = time.monotonic(), 0.0
+            time.sleep(0.3)
+            self.stalled_at = (t0, time.monotonic())
+        return super().latest_state()
+
+
+def test_a_stall_while_walking_holds_is_counted_and_watchdog_pings_resume_at_once(bus):
+    robot, notifier = StallingRobot(), RecordingNotifier()
+    ctrl = Controller(control=CFG.control, safety=CFG.safety, policy=Policy(load_policy_config(CFG.control.policy)))
+    ports = open_ports("controlsd", bus)
+    vel = bus.pub("velocityCommand")
+    states = bus.sub("controlState", conflate=False)
+    stop = threading.Event()
+    t = threading.Thread(target=control_loop, args=(robot, ctrl, leg_odometry(CFG), ports, CFG, stop, notifier))
+    t.start()
+    try:
+        end = time.monotonic() + 10
+        while time.monotonic() < end and ctrl.mode != "walk":  # stand up (0.5 s steady + 2 s), then walk
+            vel.publish(VelocityCommand(vx_m_s=0.3, wz_rad_s=0.0))
+            time.sleep(0.02)
+        assert ctrl.mode == "walk"
+        robot.stall_s = 0.3
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            vel.publish(VelocityCommand(vx_m_s=0.3, wz_rad_s=0.0))
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        t.join(5)
+        ports.close()
+        vel.close()
+    msgs = [r.msg for r in states.drain()]
+    lag = [m for m in msgs if m.reason.startswith("lag:")]
+    assert lag and lag[0].mode == "hold" and lag[0].lag_events >= 1 and lag[0].last_lag_ms >= 250
+    assert "walk" not in {m.mode for m in msgs[msgs.index(lag[0]) :]}  # held for lag_hold_s (1 s), not re-walked
+    assert robot.stalled_at is not None
+    pings = [ts for ts, s in notifier.sent if s == "WATCHDOG=1" and ts > robot.stalled_at[1]]
+    assert pings and pings[0] - robot.stalled_at[1] < 0.05  # the first on-time tick after the stall pings

@@ -76,3 +76,13 @@ def test_refusals_are_reported_not_raised(monkeypatch):
     notes = configure_realtime((999,), 80, lock_memory=False)
     assert notes == ["cpus [999] not on this machine: not pinned", "SCHED_FIFO 80 refused: Operation not permitted"]
     assert scheduling().startswith(("SCHED_OTHER", "SCHED_FIFO"))
+
+
+def test_rebase_after_a_slow_first_tick_counts_no_missed_deadline():
+    c = FakeClock()
+    rk = Ratekeeper(0.02, clock=c, sleep=c.sleep)
+    rk.wait()
+    c.t += 0.035  # one-time start-up costs in the first tick
+    rk.rebase()
+    t = rk.wait()
+    assert t.missed == 0 and t.late_s == 0.0 and t.start_s == pytest.approx(100.055)
