@@ -97,11 +97,11 @@ def wait_for_interface(
             if waited_for:
                 log.info("network interface %s is up after %.1f s", name, clock() - t0)
             return
-        waited_for = why
+        first, waited_for = not waited_for, why
         waited = clock() - t0
         if waited >= timeout_s:
             raise RuntimeError(f"network interface {name!r} {why} (waited {waited:.0f} s; robot.interface)")
-        if waited == 0 or clock() - last_log >= log_every_s:
+        if first or clock() - last_log >= log_every_s:
             log.warning("waiting for network interface %s: it %s (%.0f of %.0f s)", name, why, waited, timeout_s)
             last_log = clock()
         sleep(min(0.2, max(0.0, timeout_s - waited)))

@@ -140,6 +140,9 @@ def run(proc: Process) -> int:
     except CommanderConflict as e:
         log.error("refusing to start: %s", e)
         return 3
+    except RuntimeError as e:  # the robot's network interface never came up within robot.interface_wait_s
+        log.error("%s", e)
+        return 4
     robot = Go2Robot(cfg.robot.dds_domain, cfg.robot.interface, remote_estop=(ESTOP_COMBO, damping(cfg.safety)))
     notifier = Notifier()
     log.info(

@@ -68,9 +68,12 @@ def run(proc: Process) -> int:
     cfg, stop, lim = proc.cfg, proc.stop, proc.cfg.safety
     status_pub = proc.ports.pub["watchdogState"]
     register_watchdog(cfg)  # before our writer exists: control's one-commander probe must not refuse us
-    wait = cfg.robot.interface_wait_s
-    monitor = LowCmdMonitor(cfg.robot.dds_domain, cfg.robot.interface, interface_wait_s=wait)
-    robot = Go2Robot(cfg.robot.dds_domain, cfg.robot.interface, interface_wait_s=wait, lowstate=False)
+    try:
+        monitor = LowCmdMonitor(cfg.robot.dds_domain, cfg.robot.interface, interface_wait_s=cfg.robot.interface_wait_s)
+    except RuntimeError as e:  # the robot's network interface never came up within robot.interface_wait_s
+        log.error("%s", e)
+        return 4
+    robot = Go2Robot(cfg.robot.dds_domain, cfg.robot.interface, lowstate=False)
     wd = LowCmdWatchdog(lim.watchdog_timeout_s)
     cmd = damping(lim)
     realtime = scheduling()

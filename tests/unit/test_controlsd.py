@@ -156,3 +156,17 @@ def test_a_stall_while_walking_holds_is_counted_and_watchdog_pings_resume_at_onc
     assert robot.stalled_at is not None
     pings = [ts for ts, s in notifier.sent if s == "WATCHDOG=1" and ts > robot.stalled_at[1]]
     assert pings and pings[0] - robot.stalled_at[1] < 0.05  # the first on-time tick after the stall pings
+
+
+def test_control_waits_for_the_network_interface_then_says_what_is_missing_in_one_line(tmp_path):
+    sets = [f"bus.run_dir={tmp_path}", "robot.interface=nosuchif0", "robot.interface_wait_s=0.6"]
+    r = subprocess.run(
+        [sys.executable, "-m", "edge.controls.controlsd", *[a for s in sets for a in ("--set", s)]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out = r.stdout + r.stderr
+    assert r.returncode == 4 and "Traceback" not in out, out
+    assert "waiting for network interface nosuchif0: it does not exist" in out
+    assert "network interface 'nosuchif0' does not exist (waited 1 s; robot.interface)" in out
