@@ -100,9 +100,9 @@ def wait_for_interface(
         first, waited_for = not waited_for, why
         waited = clock() - t0
         if waited >= timeout_s:
-            raise RuntimeError(f"network interface {name!r} {why} (waited {waited:.0f} s; robot.interface)")
+            raise RuntimeError(f"network interface {name!r} {why} (waited {waited:.1f} s; robot.interface)")
         if first or clock() - last_log >= log_every_s:
-            log.warning("waiting for network interface %s: it %s (%.0f of %.0f s)", name, why, waited, timeout_s)
+            log.warning("waiting for network interface %s: it %s (%.1f of %.1f s)", name, why, waited, timeout_s)
             last_log = clock()
         sleep(min(0.2, max(0.0, timeout_s - waited)))
 
@@ -491,12 +491,17 @@ class LowCmdWriter:
         return f"{who}{' at ' + self.address if self.address else ''}: {self.samples} LowCmd in the probe window"
 
 
-def probe_lowcmd(domain: int, interface: str, window_s: float = 0.2) -> list[LowCmdWriter]:
+def probe_lowcmd(
+    domain: int, interface: str, window_s: float = 0.2, interface_wait_s: float = 0.0
+) -> list[LowCmdWriter]:
     """Who else writes rt/lowcmd on (domain, interface): the writers discovered within window_s, each with the samples
     it sent in that window (Unitree's Go2 deploy refuses to start when a sample arrives in 200 ms: unitree_rl_lab
     `deploy/robots/go2/main.cpp`). Uses a participant of its own, deleted before returning; call it before creating
-    this process's own LowCmd writer. This process's own writers are left out."""
+    this process's own LowCmd writer. This process's own writers are left out. Waits up to interface_wait_s for the
+    interface (RuntimeError naming what is missing)."""
     own = _dds_config is not None and _dds_config[0] == domain
+    if not own:
+        wait_for_interface(interface, interface_wait_s)
     dom = None if own else Domain(domain, ChannelConfigHasInterface.replace("$__IF_NAME__$", interface))
     dp = DomainParticipant(domain)
     topic = Topic(dp, TOPIC_LOWCMD, LowCmd_)

@@ -129,7 +129,7 @@ def check_sole_commander(cfg: EdgeConfig, window_s: float = 0.2) -> None:
     Needs no DDS set-up of its own (the probe opens and deletes its own participant)."""
     from drivers.unitree.go2 import probe_lowcmd
 
-    found = probe_lowcmd(cfg.robot.dds_domain, cfg.robot.interface, window_s)
+    found = probe_lowcmd(cfg.robot.dds_domain, cfg.robot.interface, window_s, cfg.robot.interface_wait_s)
     ours = own_watchdog(cfg)  # read after the probe: our watchdog registers itself before it creates its writer
     writers = [w for w in found if ours is None or (w.host, w.pid) != ours]
     refused = [w for w in writers if w.samples > 0 or w.local]

@@ -37,6 +37,9 @@ def cmd_run(args) -> int:
     except CommanderConflict as e:
         print(f"edge run: {e}", file=sys.stderr)
         return 3
+    except RuntimeError as e:  # the robot's network interface is not up (robot.interface_wait_s)
+        print(f"edge run: {e}", file=sys.stderr)
+        return 4
     mgr = Manager(procs, args.config, args.set)
     mgr.start()
     try:

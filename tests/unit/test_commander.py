@@ -74,6 +74,6 @@ def test_interface_wait_is_bounded_and_names_what_is_missing():
     seen = iter(["does not exist", "is down", "has no IPv4 address", ""])
     clock = iter(range(100))
     wait_for_interface("eth9", 30, problem=lambda n: next(seen), sleep=lambda s: None, clock=lambda: next(clock))
-    with pytest.raises(RuntimeError, match=r"network interface 'eth9' is down \(waited 3 s; robot.interface\)"):
+    with pytest.raises(RuntimeError, match=r"network interface 'eth9' is down \(waited 3.0 s; robot.interface\)"):
         t = iter(range(100))
         wait_for_interface("eth9", 3, problem=lambda n: "is down", sleep=lambda s: None, clock=lambda: next(t))
