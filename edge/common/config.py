@@ -175,6 +175,52 @@ class RemoteVlmConfig(Frozen):
     jpeg_quality: int | None = Field(None, ge=1, le=95)  # binary JPEG frames for slow links (Wi-Fi); None = raw
 
 
+class RemoteConfig(Frozen):
+    """Every limit of the remote VLM link, by name and unit (config section `remote`): the robot checks them before
+    sending and on every reply, the GPU server before any work. Wire format and the facts behind the numbers:
+    docs/remote.md. A request is ONE ZeroMQ message part, so the transport's per-part cap bounds all of it."""
+
+    # requests (robot → server)
+    max_request_bytes: int = Field(12 * 2**20, gt=0)  # bytes: 8-byte prefix + header + frame bytes, one part
+    max_header_bytes: int = Field(64 * 2**10, ge=256)  # bytes of JSON header, checked before it is parsed
+    max_frames: int = Field(16, ge=1)  # per request (NaVILA sends 8, StreamVLN 1)
+    max_side_px: int = Field(1920, ge=1)  # largest frame height or width, px
+    max_pixels: int = Field(1920 * 1920, ge=1)  # decoded pixels per request, summed over frames, px
+    max_instruction_chars: int = Field(8192, ge=1)
+    # replies (server → robot)
+    max_reply_bytes: int = Field(64 * 2**10, ge=1024)  # bytes of one reply, checked before it is parsed
+    max_answer_chars: int = Field(4096, ge=1)  # answer text; the bus caps it at edge.msg.messages.MAX_TEXT too
+    # time (the robot's query deadline is vlm.remote.timeout_s; each request carries what is left of it)
+    heartbeat_s: float = Field(1.0, gt=0, allow_inf_nan=False)  # ZMTP PING interval on both ends
+    heartbeat_timeout_s: float = Field(3.0, gt=0, allow_inf_nan=False)  # no traffic this long: connection closed
+    handshake_timeout_s: float = Field(5.0, gt=0, allow_inf_nan=False)  # CURVE handshake must finish within
+    # server
+    max_sessions: int = Field(32, ge=1)  # robots with state on the server; idle ones are evicted first
+    session_idle_s: float = Field(600.0, gt=0, allow_inf_nan=False)  # a robot's state is dropped after this idle
+    batch_max: int = Field(8, ge=1)  # robots answered in one model call (batchable models; 1 = serial)
+    batch_wait_ms: float = Field(8.0, ge=0, allow_inf_nan=False)  # wait this long to fill a batch …
+    lone_wait_ms: float = Field(2.0, ge=0, allow_inf_nan=False)  # … but a lone request only this long
+    key_reload_s: float = Field(1.0, gt=0, allow_inf_nan=False)  # the clients folder is checked this often
+    warn_every_s: float = Field(10.0, gt=0, allow_inf_nan=False)  # a repeated warning is logged at most this often
+
+    @property
+    def largest_frame_bytes(self) -> int:
+        """Raw RGB bytes of the largest frame the limits allow (max_side_px², capped by max_pixels)."""
+        return min(self.max_side_px**2, self.max_pixels) * 3
+
+    @model_validator(mode="after")
+    def _largest_frame_fits(self):
+        need = 8 + self.max_header_bytes + self.largest_frame_bytes  # 8-byte prefix + header + one raw frame
+        if self.max_request_bytes < need:
+            raise ValueError(
+                f"max_request_bytes {self.max_request_bytes} < {need}: the largest frame the limits allow "
+                f"({self.largest_frame_bytes} bytes raw) would never arrive"
+            )
+        if self.max_reply_bytes < 4 * self.max_answer_chars + 1024:  # UTF-8 ≤ 4 bytes/char + the other fields
+            raise ValueError(f"max_reply_bytes {self.max_reply_bytes} < 4 × max_answer_chars + 1024")
+        return self
+
+
 class VlmConfig(Frozen):
     model: Literal["navila", "streamvln", "fixed"] = "navila"
     checkpoint: str | None = None  # NaVILA / StreamVLN folder (required unless model is fixed)
@@ -205,6 +251,7 @@ class EdgeConfig(Frozen):
     sim: SimConfig = SimConfig()
     camera: CameraConfig = CameraConfig()
     vlm: VlmConfig = VlmConfig()
+    remote: RemoteConfig = RemoteConfig()
     recorder: RecorderConfig = RecorderConfig()
 
     @model_validator(mode="after")

@@ -59,13 +59,14 @@ class LocalInference:
 class RemoteInference:
     """Queries a VLM server; the robot keeps history and sampling, the server keeps the model and its caches."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, limits):
         self.client = AsyncVlmClient(
             cfg.endpoint,
             resolve_path(cfg.client_secret_key),
             resolve_path(cfg.server_public_key),
             cfg.timeout_s,
             cfg.jpeg_quality,
+            limits,
         )
         self.instruction, self.reset_next = "", True
         self.ids: dict[int, int] = {}  # client request id → our query id
@@ -85,7 +86,8 @@ class RemoteInference:
         rid, answer = got
         qid = self.ids.pop(rid, -1)
         if isinstance(answer, Exception):
-            self.reset_next = True  # the server may have restarted: resend the instruction
+            # No reset: the server keeps the episode under our key (if it restarted, it starts a new one from the
+            # instruction every request carries).
             return qid, None, f"link: {answer}"
         return qid, answer, ""
 
@@ -99,7 +101,7 @@ def run(proc: Process) -> int:
     model = None if vcfg.remote else build_model(vcfg)
     family = model.family if model is not None else vcfg.model
     grammar = "streamvln" if family == "streamvln" else "navila"
-    infer = RemoteInference(vcfg.remote) if vcfg.remote else LocalInference(model)
+    infer = RemoteInference(vcfg.remote, cfg.remote) if vcfg.remote else LocalInference(model)
     sched = VlmScheduler(vcfg, grammar, ActionParser(cfg.parser))
     instr_sub, cam_sub = sub["instruction"], sub["cameraFrame"]
     ctrl_sub, status_sub, result_sub = sub["controlState"], sub["navigatorStatus"], sub["actionResult"]

@@ -5,7 +5,8 @@ Request: prompt token ids with IMAGE_TOKEN_INDEX (-200) at each image position +
 Result: greedy tokens until a stop id (not included) or max_new_tokens.
 
 Backends:
-- TransformersGenerator: splices the rows into `inputs_embeds`; greedy decode with KV cache (fallback and reference).
+- TransformersGenerator: splices the rows into `inputs_embeds`; greedy decode with KV cache (fallback and reference);
+  `generate_batch` decodes independent requests as one left-padded batch (the remote server's micro-batching).
   TransformersSession on top of it keeps the KV cache between requests that extend each other (StreamVLN windows).
 - TrtLlmGenerator: TensorRT-LLM v0.12 engine built with --max_multimodal_len; image rows go in as a prompt table
   (p-tuning embeddings) addressed by fake ids vocab_size.. as in tensorrt_llm/runtime/multimodal_model_runner.py
@@ -55,6 +56,10 @@ class GenerationResult:
 
 
 class Generator(Protocol):
+    """The one seam between the VLMs and an LLM runtime. A backend that can decode several independent requests at
+    once also has `generate_batch(list[GenerationRequest]) -> list[GenerationResult]` (same tokens as one by one);
+    the remote VLM server uses it to answer concurrent robots in one call (docs/serving.md)."""
+
     backend: str
     hidden_size: int
 
@@ -165,6 +170,62 @@ class TransformersGenerator:
 
     def generate(self, req: GenerationRequest) -> GenerationResult:
         return self.continue_generate(req, None, 0)[0]
+
+    def generate_batch(self, reqs: list[GenerationRequest]) -> list[GenerationResult]:
+        """Greedy decode of several independent requests in one batch: prompts left-padded to the longest (pad rows
+        masked out, positions counted from each row's first real token, as `GenerationMixin` does with an
+        attention mask), every row stopping on its own stop ids / max_new_tokens. Same tokens as `generate` on
+        each request alone, up to floating-point rounding in the batched kernels (tests/unit/test_generator.py
+        checks equality on the tiny checkpoints). prefill_s / decode_s are the batch's. One request → `generate`."""
+        import torch
+
+        for r in reqs:
+            validate_request(r, self.hidden_size)
+        if len(reqs) <= 1:
+            return [self.generate(r) for r in reqs]
+        rows = [self.inputs_embeds(r)[0] for r in reqs]  # [L_i, hidden]
+        width = max(len(x) for x in rows)
+        pad = self.embed(torch.zeros(1, dtype=torch.long, device=self.device))[0]  # any row: it is masked out
+        x = torch.stack([torch.cat([pad.expand(width - len(r), -1), r]) for r in rows])
+        mask = torch.zeros(len(rows), width, dtype=torch.long, device=self.device)
+        for i, r in enumerate(rows):
+            mask[i, width - len(r) :] = 1
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        tokens: list[list[int]] = [[] for _ in reqs]
+        reasons: list[Literal["stop", "length"] | None] = [None] * len(reqs)
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            out = self.model(inputs_embeds=x, attention_mask=mask, position_ids=pos, use_cache=True)
+            nxt = out.logits[:, -1].argmax(-1)
+            t1 = time.perf_counter()
+            while True:
+                for i, r in enumerate(reqs):
+                    if reasons[i] is not None:
+                        continue
+                    tok = int(nxt[i])
+                    if tok in r.stop_ids:
+                        reasons[i] = "stop"
+                    else:
+                        tokens[i].append(tok)
+                        if len(tokens[i]) >= r.max_new_tokens:
+                            reasons[i] = "length"
+                if all(reasons):
+                    break
+                mask = torch.cat([mask, mask.new_ones(len(reqs), 1)], dim=1)
+                pos = pos[:, -1:] + 1
+                out = self.model(  # finished rows keep decoding their last token; their output is ignored
+                    input_ids=nxt[:, None],
+                    attention_mask=mask,
+                    position_ids=pos,
+                    past_key_values=out.past_key_values,
+                    use_cache=True,
+                )
+                nxt = out.logits[:, -1].argmax(-1)
+            t2 = time.perf_counter()
+        return [
+            GenerationResult(tokens[i], reasons[i] or "length", t1 - t0, t2 - t1, r.n_prompt_tokens)
+            for i, r in enumerate(reqs)
+        ]
 
     def continue_generate(
         self, req: GenerationRequest, past: Any, n_cached: int

@@ -1,11 +1,14 @@
 """Vision-language models behind one interface: frames + instruction in, one decoded answer out.
 
 - NavilaVlm (docs/vln-models.md §1): 8 frames per query (7 sampled history + current, see `navila_sample`); per-frame
-  vision features cached by frame id (LRU), so a query normally encodes only its new frame(s).
+  vision features cached by content (a hash of the pixels, LRU), so a query normally encodes only its new frame(s).
 - StreamVlnVlm (§2): one frame per call (one call per 4 low-level steps); windows of `window_calls` calls. A window
   starts from the full prompt (+ memory frames after the first window); later calls append the previous generated ids
   + the next turn, reusing the KV cache on the transformers backend (TransformersSession).
 - FixedAnswerVlm: scripted answers for tests and dry runs.
+Every model's episode state (instruction, caches, history, KV cache) belongs to one object; `new_session()` gives
+another state over the same weights (one per robot on the remote server), and `infer_batch` answers several sessions
+at once (NaVILA sessions decode as one batch when their generator has `generate_batch`).
 The LLM runs through engines.vlm.generator (transformers or TensorRT-LLM); the vision encoder is the PyTorch module from
 the checkpoint or any TensorModel (ONNX Runtime / TensorRT, `input` [B,3,384,384] → `encoder_output` [B,196,d]).
 Heavy imports (torch, transformers) happen in the constructors, so FixedAnswerVlm / VlmFrame stay light.
@@ -13,6 +16,8 @@ Heavy imports (torch, transformers) happen in the constructors, so FixedAnswerVl
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import logging
 import time
 from collections import OrderedDict
@@ -30,7 +35,6 @@ log = logging.getLogger(__name__)
 INSTRUCTION_TOKEN_CAP = 256  # the LLM build plan's instruction budget (exporters.llm.INSTRUCTION_TOKEN_CAP)
 NAVILA_FRAMES = 8  # 7 history + current
 VISION_MAX_BATCH = 8  # the vision engine's largest profile batch (build_vision_engine max_batch)
-BLACK = "black"  # cache key shared by all black padding frames
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,11 @@ class VisionLanguageModel(Protocol):
     def reset(self, instruction: str) -> None: ...
 
     def infer(self, frames: Sequence[VlmFrame]) -> VlmAnswer: ...
+
+    def new_session(self) -> VisionLanguageModel:
+        """A fresh episode state (no instruction, empty caches) sharing this model's weights, tokenizer, vision
+        encoder and generator. Sessions are independent; calls into sessions of one model must not overlap."""
+        ...
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -106,10 +115,13 @@ def cap_instruction(tokenizer: Any, instruction: str, cap: int = INSTRUCTION_TOK
     return tokenizer.decode(ids[:cap])
 
 
-def _fingerprint(rgb: np.ndarray) -> tuple:
-    """Cheap content check so a reused frame id with different pixels is not served a stale feature."""
-    a = np.asarray(rgb)
-    return a.shape, hash(a[::16, ::16].tobytes())
+def content_key(rgb: np.ndarray) -> bytes:
+    """Cache key of a frame: shape, dtype and a BLAKE2b-128 digest of all its pixels. Never the frame id: ids are
+    the sender's claim (two robots, or a restarted camera, reuse them for other pixels)."""
+    a = np.ascontiguousarray(rgb)
+    h = hashlib.blake2b(f"{a.shape}{a.dtype.str}".encode(), digest_size=16)
+    h.update(a.data.cast("B") if a.size else b"")
+    return h.digest()
 
 
 def _vision_fn(vision: Any) -> Callable[[np.ndarray], np.ndarray]:
@@ -191,11 +203,13 @@ class _CheckpointVlm:
         step = VISION_MAX_BATCH
         return np.concatenate([self.encode_batch(x[i : i + step]) for i in range(0, len(x), step)])
 
-    def generate(self, prompt_ids: list[int], feats: np.ndarray, backend: Any = None) -> GenerationResult:
+    def request(self, prompt_ids: list[int], feats: np.ndarray) -> GenerationRequest:
         # the chat stop (<|eot_id|> / <|im_end|>) and any end-of-sequence id of the checkpoint, as generate() does
         stops = tuple(dict.fromkeys((self.llm.end_id, *(self.llm.eos_ids or ()))))
-        req = GenerationRequest(prompt_ids, feats, stops, self.max_new_tokens)
-        self.last_generation = (backend or self.generator).generate(req)
+        return GenerationRequest(prompt_ids, feats, stops, self.max_new_tokens)
+
+    def generate(self, prompt_ids: list[int], feats: np.ndarray, backend: Any = None) -> GenerationResult:
+        self.last_generation = (backend or self.generator).generate(self.request(prompt_ids, feats))
         return self.last_generation
 
     def decode(self, tokens: list[int]) -> str:
@@ -205,9 +219,10 @@ class _CheckpointVlm:
 
 # ---------------------------------------------------------------------------------------------------- NaVILA
 class NavilaVlm(_CheckpointVlm):
-    """NaVILA: `infer` takes exactly 8 frames (navila_sample's output). Features are cached per frame id (LRU,
-    `cache_size`; cleared on reset); all black padding frames (id −1) share one feature. vision_calls counts the
-    distinct frames encoded in the query, cache_hits the rest (vision_calls + cache_hits = 8)."""
+    """NaVILA: `infer` takes exactly 8 frames (navila_sample's output). Features are cached per frame content
+    (`content_key`, LRU, `cache_size`; cleared on reset), so identical frames (all black padding frames, a frame seen
+    again) are encoded once. vision_calls counts the distinct frames encoded in the query, cache_hits the rest
+    (vision_calls + cache_hits = 8)."""
 
     family = "navila"
 
@@ -222,42 +237,60 @@ class NavilaVlm(_CheckpointVlm):
     ):
         super().__init__(checkpoint, generator, vision, max_new_tokens)
         self.cache_size = cache_size
-        self._cache: OrderedDict[Any, tuple[tuple | None, np.ndarray]] = OrderedDict()
+        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self.reset("")
+
+    def new_session(self) -> NavilaVlm:
+        s = copy.copy(self)  # shares tokenizer, vision encoder, generator; own instruction, prompt ids and cache
+        s._cache = OrderedDict()
+        s.last_generation = None
+        s.reset("")
+        return s
 
     def reset(self, instruction: str) -> None:
         self.instruction = cap_instruction(self.tokenizer, instruction)
         self.prompt_ids = tokenize_with_images(self.tokenizer, navila_prompt(self.instruction, NAVILA_FRAMES - 1))
         self._cache.clear()
 
-    def _features(self, frames: Sequence[VlmFrame]) -> tuple[np.ndarray, int]:
-        keys = [BLACK if f.frame_id == -1 else f.frame_id for f in frames]
-        found: dict[Any, np.ndarray] = {}
-        todo: dict[Any, np.ndarray] = {}  # key → rgb to encode (dict: each key once)
+    def lookup(
+        self, frames: Sequence[VlmFrame]
+    ) -> tuple[list[bytes], dict[bytes, np.ndarray], dict[bytes, np.ndarray]]:
+        """(key per frame, cached features found, frames to encode by key — each distinct content once)."""
+        keys = [content_key(f.rgb) for f in frames]
+        found: dict[bytes, np.ndarray] = {}
+        todo: dict[bytes, np.ndarray] = {}
         for key, f in zip(keys, frames):
-            fp = _fingerprint(f.rgb) if key != BLACK else None
+            if key in found or key in todo:
+                continue
             hit = self._cache.get(key)
-            if hit is not None and hit[0] == fp:
+            if hit is not None:
                 self._cache.move_to_end(key)
-                found[key] = hit[1]
-            elif key not in found:
-                if hit is not None:
-                    log.warning("frame id %s reused with different pixels; re-encoding", key)
-                todo[key] = np.zeros((384, 384, 3), np.uint8) if key == BLACK else f.rgb
-        if todo:
-            for key, feat in zip(todo, self.encode(list(todo.values()))):
-                found[key] = feat
-                fp = None if key == BLACK else _fingerprint(frames[keys.index(key)].rgb)
-                self._cache[key] = (fp, feat)
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        return np.stack([found[k] for k in keys]), len(todo)
+                found[key] = hit
+            else:
+                todo[key] = f.rgb
+        return keys, found, todo
 
-    def infer(self, frames: Sequence[VlmFrame]) -> VlmAnswer:
+    def store(self, found: dict[bytes, np.ndarray], todo: Sequence[bytes], feats: np.ndarray) -> None:
+        """Cache freshly encoded features (in `todo` order) and add them to `found`; LRU-trim the cache."""
+        for key, feat in zip(todo, feats):
+            found[key] = self._cache[key] = feat
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    def check_frames(self, frames: Sequence[VlmFrame]) -> None:
         if len(frames) != NAVILA_FRAMES:
             raise ValueError(
                 f"NaVILA takes {NAVILA_FRAMES} frames (7 history + current, see navila_sample), got {len(frames)}"
             )
+
+    def _features(self, frames: Sequence[VlmFrame]) -> tuple[np.ndarray, int]:
+        keys, found, todo = self.lookup(frames)
+        if todo:
+            self.store(found, list(todo), self.encode(list(todo.values())))
+        return np.stack([found[k] for k in keys]), len(todo)
+
+    def infer(self, frames: Sequence[VlmFrame]) -> VlmAnswer:
+        self.check_frames(frames)
         t0 = time.perf_counter()
         feats, calls = self._features(frames)
         t1 = time.perf_counter()
@@ -302,6 +335,15 @@ class StreamVlnVlm(_CheckpointVlm):
         reuse = isinstance(self.generator, TransformersGenerator)
         self.session = TransformersSession(self.generator) if reuse else None
         self.reset("")
+
+    def new_session(self) -> StreamVlnVlm:
+        from engines.vlm.generator import TransformersSession
+
+        s = copy.copy(self)  # shares weights; own history, window ids, features and KV cache
+        s.session = None if self.session is None else TransformersSession(self.generator)
+        s.last_generation = None
+        s.reset("")
+        return s
 
     def reset(self, instruction: str) -> None:
         self.instruction = cap_instruction(self.tokenizer, instruction)
@@ -359,6 +401,9 @@ class FixedAnswerVlm:
     def reset(self, instruction: str) -> None:
         self.instruction, self.queries = instruction, 0
 
+    def new_session(self) -> FixedAnswerVlm:
+        return FixedAnswerVlm(self.answers, self.latency_s)
+
     def infer(self, frames: Sequence[VlmFrame]) -> VlmAnswer:
         t0 = time.perf_counter()
         if self.latency_s > 0:
@@ -368,6 +413,82 @@ class FixedAnswerVlm:
         return VlmAnswer(
             text, tuple(f.frame_id for f in frames), VlmTimings(0.0, 0.0, 0.0, time.perf_counter() - t0), 0, 0, 0
         )
+
+
+# ---------------------------------------------------------------------------------------------------- batches
+def batchable(model: Any) -> bool:
+    """Whether `infer_batch` answers several sessions of `model` with one batched model call (NaVILA on a generator
+    with `generate_batch`); otherwise they run one after the other."""
+    return isinstance(model, NavilaVlm) and hasattr(model.generator, "generate_batch")
+
+
+def infer_batch(jobs: Sequence[tuple[VisionLanguageModel, Sequence[VlmFrame]]]) -> list[VlmAnswer | Exception]:
+    """Answer several sessions' queries (at most one per session), each result or exception in job order.
+
+    NaVILA sessions of one model whose generator has `generate_batch` share one vision call for their new frames
+    and one batched decode (same tokens as one by one; their timings are the batch's). Everything else — StreamVLN
+    (per-robot KV caches of different lengths), fixed answers, other backends — runs one by one, in order.
+    A failure answers only its own job, except a failure inside a shared batched call, which answers its whole group."""
+    results: list[VlmAnswer | Exception | None] = [None] * len(jobs)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, (m, _) in enumerate(jobs):
+        if isinstance(m, NavilaVlm) and batchable(m):
+            groups.setdefault((id(m.generator), id(m.encode_batch)), []).append(i)
+        else:
+            results[i] = _infer_one(m, jobs[i][1])
+    for idx in groups.values():
+        if len(idx) == 1:
+            results[idx[0]] = _infer_one(*jobs[idx[0]])
+        else:
+            for i, r in zip(idx, _navila_batch([jobs[i] for i in idx])):  # type: ignore[misc]
+                results[i] = r
+    return results  # type: ignore[return-value]
+
+
+def _infer_one(model: VisionLanguageModel, frames: Sequence[VlmFrame]) -> VlmAnswer | Exception:
+    try:
+        return model.infer(frames)
+    except Exception as e:
+        return e
+
+
+def _navila_batch(jobs: Sequence[tuple[NavilaVlm, Sequence[VlmFrame]]]) -> list[VlmAnswer | Exception]:
+    t0 = time.perf_counter()
+    out: list[VlmAnswer | Exception | None] = [None] * len(jobs)
+    ready = []  # (job index, keys, found, todo keys)
+    rgbs: list[np.ndarray] = []
+    for i, (m, frames) in enumerate(jobs):
+        try:
+            m.check_frames(frames)
+            keys, found, new = m.lookup(frames)
+        except Exception as e:
+            out[i] = e
+            continue
+        ready.append((i, keys, found, list(new)))
+        rgbs.extend(new.values())
+    try:
+        feats = jobs[ready[0][0]][0].encode(rgbs) if rgbs else np.empty(0)
+        at = 0
+        reqs = []
+        for i, keys, found, todo in ready:
+            m = jobs[i][0]
+            m.store(found, todo, feats[at : at + len(todo)])
+            at += len(todo)
+            reqs.append(m.request(m.prompt_ids, np.stack([found[k] for k in keys])))
+        t1 = time.perf_counter()
+        gens = jobs[ready[0][0]][0].generator.generate_batch(reqs) if reqs else []
+    except Exception as e:
+        for i, *_ in ready:
+            out[i] = e
+        return out  # type: ignore[return-value]
+    total = time.perf_counter() - t0
+    for (i, keys, _, todo), res in zip(ready, gens):
+        m, frames = jobs[i]
+        m.last_generation = res
+        timings = VlmTimings(t1 - t0, res.prefill_s, res.decode_s, total)
+        ids = tuple(f.frame_id for f in frames)
+        out[i] = VlmAnswer(m.decode(res.tokens), ids, timings, len(todo), len(frames) - len(todo), len(res.tokens))
+    return out  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------------------------------------------- loading
@@ -440,7 +561,10 @@ __all__ = [
     "VlmAnswer",
     "VlmFrame",
     "VlmTimings",
+    "batchable",
     "cap_instruction",
+    "content_key",
+    "infer_batch",
     "load_vlm",
     "navila_sample",
     "streamvln_memory_steps",

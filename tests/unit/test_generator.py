@@ -188,3 +188,21 @@ def test_session_reuses_kv_with_the_same_tokens(name, request):
     other = make_request(gen)
     assert session.generate(other).n_cached_tokens == 0
     assert session.generate(other).tokens == gen.generate(other).tokens
+
+
+@pytest.mark.parametrize("name", ["llama", "qwen2"])
+def test_batch_gives_the_tokens_of_each_request_alone(name, request):
+    """Left-padded batch of prompts of different lengths, one row stopping early on its stop id, one cut by its own
+    max_new_tokens: each row's tokens and stop reason are those of the request decoded alone."""
+    gen = request.getfixturevalue(name)
+    reqs = [make_request(gen, n_images=n, seed=n, max_new_tokens=8) for n in (1, 3, 5)]
+    free = gen.generate(reqs[1]).tokens
+    reqs[1] = GenerationRequest(reqs[1].prompt_ids, reqs[1].image_embeds, (free[2],), 8)  # stops after 2 tokens
+    reqs[2] = GenerationRequest(reqs[2].prompt_ids, reqs[2].image_embeds, reqs[2].stop_ids, 3)
+    alone = [gen.generate(r) for r in reqs]
+    batch = gen.generate_batch(reqs)
+    assert [b.tokens for b in batch] == [a.tokens for a in alone]
+    assert [b.stop_reason for b in batch] == [a.stop_reason for a in alone] == ["length", "stop", "length"]
+    assert [b.n_prompt_tokens for b in batch] == [a.n_prompt_tokens for a in alone]
+    assert len(batch[1].tokens) == free.index(free[2]) and len(batch[2].tokens) == 3
+    assert gen.generate_batch(reqs[:1])[0].tokens == alone[0].tokens and gen.generate_batch([]) == []

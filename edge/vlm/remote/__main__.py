@@ -1,0 +1,5 @@
+import sys
+
+from edge.vlm.remote.cli import main
+
+sys.exit(main())
