@@ -1,5 +1,6 @@
 """VLM step latency on the tiny NaVILA (run: make bench): vision / prefill / decode breakdown of a typical step
-(7 history frames cached + 1 new), and the speedup from the per-frame vision cache (all 8 cached vs none cached).
+(7 history frames cached + 1 new), and the speedup from the per-frame vision cache (all 8 cached vs none cached;
+features are cached by frame content).
 Tiny random weights on CPU: this measures the pipeline's overheads and ratios, not the Orin's 8 B latency."""
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ def rgb():
     return np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
 
 
+def frame(rgb: np.ndarray, i: int) -> VlmFrame:
+    """Frame i: the base image with its id written into the first pixels (features are cached by content)."""
+    a = rgb.copy()
+    a.flat[:8] = np.frombuffer(i.to_bytes(8, "little"), np.uint8)
+    return VlmFrame(i, a)
+
+
 def _median(answers, field):
     return statistics.median(getattr(a.timings, field) for a in answers)
 
@@ -41,12 +49,12 @@ def test_bench_vlm_step_breakdown(benchmark, vlm, rgb):
 
     def step_frames():  # 7 cached history frames + 1 new current frame
         current = next(ids)
-        return ([VlmFrame(i, rgb) for i in range(current - 7, current)] + [VlmFrame(current, rgb)],), {}
+        return ([frame(rgb, i) for i in range(current - 7, current)] + [frame(rgb, current)],), {}
 
     def step(frames):
         answers.append(vlm.infer(frames))
 
-    vlm.infer([VlmFrame(i, rgb) for i in range(993, 1001)])  # warm the cache for the first step
+    vlm.infer([frame(rgb, i) for i in range(993, 1001)])  # warm the cache for the first step
     benchmark.pedantic(step, setup=step_frames, rounds=ROUNDS, iterations=1)
     assert all(a.vision_calls == 1 and a.cache_hits == 7 for a in answers)
     ms = {f: _median(answers, f) * 1e3 for f in ("vision_s", "prefill_s", "decode_s", "total_s")}
@@ -63,10 +71,10 @@ def test_bench_vlm_vision_cache_speedup(benchmark, vlm, rgb):
     cold = []
 
     def new_frames():  # 8 frames never seen: 8 vision calls
-        return ([VlmFrame(next(ids), rgb) for _ in range(8)],), {}
+        return ([frame(rgb, next(ids)) for _ in range(8)],), {}
 
     benchmark.pedantic(lambda f: cold.append(vlm.infer(f)), setup=new_frames, rounds=ROUNDS, iterations=1)
-    warm_frames = [VlmFrame(i, rgb) for i in range(8)]
+    warm_frames = [frame(rgb, i) for i in range(8)]
     vlm.infer(warm_frames)
     warm = []
     for _ in range(ROUNDS):

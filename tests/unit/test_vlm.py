@@ -251,7 +251,7 @@ def test_streamvln_kv_reuse_matches_full_prefill(streamvln, capsys):
     assert reuse[0][1] == full[0][1]
     assert all(r[1] < 250 for r in reuse[1:])  # ≈ 196 image + later-turn + previous ids
     assert [r[1] for r in full] == sorted(r[1] for r in full) and full[-1][1] > 5 * reuse[-1][1]
-    assert sum(r[2] for r in reuse[1:]) < sum(r[2] for r in full[1:])
+    # prefill times are printed, not asserted: on a loaded machine a timing comparison fails from load alone
     with capsys.disabled():
         print(
             "\nStreamVLN prefill tokens per call, KV reuse:",

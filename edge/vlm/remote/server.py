@@ -10,9 +10,10 @@ reported it for that very message (ZMQ "User-Id" property), never by anything th
 changes on every reconnect, the key does not, so a robot keeps its episode across link errors.
 
 Scheduling: at most one request per robot waits (a newer one supersedes it: the robot gave up on the old one) and
-one runs. Batches take the oldest waiting request of up to `batch_max` robots (fair: one per robot per batch); for a
-model that batches (NaVILA on transformers) the worker waits up to `batch_wait_ms` to fill a batch, `lone_wait_ms`
-when only one robot waits (LightNav-0's scheduler defaults; docs/serving.md). Other models run one robot at a time.
+one runs. Batches take the oldest waiting request of up to `batch_max` robots (fair: one per robot per batch). For a
+model that batches (NaVILA on transformers) the worker waits up to `batch_wait_ms` for the robots expected back (those
+the previous batch answered), `lone_wait_ms` for a lone request (LightNav-0's defaults, 8 and 2 ms; docs/serving.md).
+Other models run one robot at a time. Work whose deadline has passed is dropped when its batch forms.
 """
 
 from __future__ import annotations
@@ -172,6 +173,8 @@ class VlmServer:
         self._wake.bind(self._wake_addr)
         self._worker: threading.Thread | None = None
         self._next_housekeeping = 0.0
+        self._last_batch: set[str] = set()  # robots answered by the previous batch
+        self._last_batch_end = 0.0
 
     # ---- state for tests and logs -------------------------------------------------------------------------------
     @property
@@ -377,26 +380,34 @@ class VlmServer:
 
     # ---- worker -------------------------------------------------------------------------------------------------
     def _next_batch(self) -> list[Job] | None:
+        """The next batch: the oldest waiting request of up to `take` robots. Filling waits (batchable models only)
+        from the later of the oldest request's arrival and the end of the previous batch, for the robots expected
+        back: those waiting plus those answered by the previous batch (in a busy fleet they ask again at once), up
+        to batch_wait_ms; a lone request with no robot expected back waits lone_wait_ms."""
         with self._cv:
             while not self._stopping and not any(s.pending for s in self._sessions.values()):
                 self._cv.wait()
             if self._stopping:
                 return None
             take = self.limits.batch_max if self.batchable else 1
-            if take > 1:
-                first = min(s.pending.arrival for s in self._sessions.values() if s.pending)
-                while not self._stopping:
-                    n = sum(1 for s in self._sessions.values() if s.pending)
-                    wait_ms = self.limits.lone_wait_ms if n == 1 else self.limits.batch_wait_ms
-                    left = first + wait_ms / 1000 - time.monotonic()
-                    if n >= take or left <= 0:
-                        break
-                    self._cv.wait(left)
-            waiting = sorted((s for s in self._sessions.values() if s.pending), key=lambda s: s.pending.arrival)  # type: ignore[union-attr]
+            while take > 1 and not self._stopping:
+                waiting = {k for k, s in self._sessions.items() if s.pending}
+                expected = len(waiting | (self._last_batch & self._sessions.keys()))
+                n = len(waiting)
+                if n >= take or (1 < expected <= n):
+                    break
+                start = max(self._last_batch_end, min(self._sessions[k].pending.arrival for k in waiting))  # type: ignore[union-attr]
+                wait_ms = self.limits.lone_wait_ms if expected == 1 else self.limits.batch_wait_ms
+                left = start + wait_ms / 1000 - time.monotonic()
+                if left <= 0:
+                    break
+                self._cv.wait(left)
+            ready = sorted((s for s in self._sessions.values() if s.pending), key=lambda s: s.pending.arrival)  # type: ignore[union-attr]
             jobs = []
-            for s in waiting[:take]:
+            for s in ready[:take]:
                 s.running, s.pending = s.pending, None
                 jobs.append(s.running)
+            self._last_batch = {s.key for s in ready[:take]}
             return jobs  # type: ignore[return-value]
 
     def _work(self) -> None:
@@ -479,7 +490,11 @@ class VlmServer:
             return
         self.stats.batch_sizes[len(live)] += 1
         t_model = time.monotonic()
-        results = infer_batch([(job.session.model, frames) for job, frames, _ in live])  # type: ignore[misc]
+        try:
+            results = infer_batch([(job.session.model, frames) for job, frames, _ in live])  # type: ignore[misc]
+        finally:
+            with self._cv:
+                self._last_batch_end = time.monotonic()
         for (job, _, reset), r in zip(live, results):
             if isinstance(r, Exception):
                 self._model_failed(job, r)
