@@ -10,6 +10,8 @@ throughput (answers/s, all robots), mean batch size, server memory (VmRSS at the
     python -m tests.benchmarks.remote_load --robots 1 2 4 8 --seconds 20          # the docs/results.md table
     python -m tests.benchmarks.remote_load --robots 8 --batch-max 1               # micro-batching off
 
+The server runs torch with one thread (OMP_NUM_THREADS=1, `--threads`), leaving the other core to the robots.
+
 Tiny random weights on CPU: the numbers show the server's scheduling (batching, fairness, bounded memory), not an 8 B
 model's latency on a GPU.
 """
@@ -65,7 +67,9 @@ def jain(xs: list[float]) -> float:
     return (sum(xs) ** 2) / (len(xs) * s2) if s2 else 0.0
 
 
-def start_server(work: Path, checkpoint: str, robots: int, batch_max: int) -> tuple[subprocess.Popen, str]:
+def start_server(
+    work: Path, checkpoint: str, robots: int, batch_max: int, threads: int = 1
+) -> tuple[subprocess.Popen, str]:
     write_keypair(work / "server", "server")
     (work / "clients").mkdir()
     for r in range(robots):
@@ -78,7 +82,8 @@ def start_server(work: Path, checkpoint: str, robots: int, batch_max: int) -> tu
     )
     cmd = [sys.executable, "-m", "edge.vlm.remote", "serve", "--bind", "tcp://127.0.0.1:*", "--keys",
            str(work / "server"), "--clients", str(work / "clients"), "--config", str(cfg)]  # fmt: skip
-    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}  # torch's intra-op threads (one core left to the robots)
+    p = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 300
     assert p.stderr is not None
     while time.monotonic() < deadline:
@@ -127,12 +132,18 @@ def robot_loop(endpoint, work, r, start, out, stop_at, min_answers):
 
 
 def run_load(
-    checkpoint: str, robots: int, seconds: float, batch_max: int = 8, warmup_s: float = 3.0, min_answers: int = 0
+    checkpoint: str,
+    robots: int,
+    seconds: float,
+    batch_max: int = 8,
+    warmup_s: float = 3.0,
+    min_answers: int = 0,
+    threads: int = 1,
 ) -> LoadResult:
     """Run N robots for warmup_s + seconds (each robot also until it has min_answers measured answers)."""
     with tempfile.TemporaryDirectory(prefix="vlm-load-") as tmp:
         work = Path(tmp)
-        server, endpoint = start_server(work, checkpoint, robots, batch_max)
+        server, endpoint = start_server(work, checkpoint, robots, batch_max, threads)
         try:
             out: dict[int, tuple] = {}
             start = threading.Barrier(robots + 1)
@@ -197,7 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=20.0, help="measured time per N (after a warm-up)")
     ap.add_argument("--batch-max", type=int, nargs="+", default=[8], help="server remote.batch_max values to run")
     ap.add_argument("--checkpoint", help="tiny NaVILA folder (default: written to a temporary folder)")
+    ap.add_argument("--threads", type=int, default=1, help="the server's torch threads (OMP_NUM_THREADS)")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server subprocess on the way out
     with tempfile.TemporaryDirectory(prefix="tiny-") as tmp:
         checkpoint = args.checkpoint
         if checkpoint is None:
@@ -208,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         print(HEADER, flush=True)
         for b in args.batch_max:
             for n in args.robots:
-                print(row(run_load(checkpoint, n, args.seconds, b)), flush=True)
+                print(row(run_load(checkpoint, n, args.seconds, b, threads=args.threads)), flush=True)
         print(f"load average after: {os.getloadavg()}")
     return 0
 

@@ -519,3 +519,41 @@ def test_threads_left_behind_are_none(keys, serve):
     srv = serve(EchoVlm())
     srv.stop()
     assert not {t.name for t in threading.enumerate()} - before - {"MainThread"}
+
+
+def test_vlmd_remote_inference_keeps_the_episode_across_a_link_error(keys, serve):
+    """The VLM process's remote path: after a timed-out query it does not ask the server for a reset."""
+    from edge.common.config import RemoteVlmConfig
+    from edge.vlm.vlmd import RemoteInference
+
+    model = EchoVlm()
+    srv = serve(model)
+    cfg = RemoteVlmConfig(
+        endpoint=srv.endpoint,
+        client_secret_key=str(keys.robot("client")),
+        server_public_key=str(keys.server_public),
+        timeout_s=0.3,
+    )
+    infer = RemoteInference(cfg, RemoteConfig())
+
+    def answer(qid):
+        got = []
+        wait_until(lambda: got.append(infer.poll()) or got[-1] is not None, 20, f"query {qid} settled")
+        assert got[-1][0] == qid
+        return got[-1]
+
+    try:
+        infer.reset("go")
+        infer.submit(1, frames(1, 4, 4, first_id=1))
+        assert answer(1)[1].text.startswith("go#1 ")
+        model.latency_s = 1.0
+        infer.submit(2, frames(1, 4, 4, first_id=2))
+        _, a, error = answer(2)
+        assert a is None and error.startswith("link: timeout")
+        model.latency_s = 0.0
+        wait_until(lambda: srv.stats.answered == 2, 20, "the late query answered on the server")
+        infer.client._client.timeout_s = 10.0
+        infer.submit(3, frames(1, 4, 4, first_id=3))
+        assert answer(3)[1].text.startswith("go#3 ") and model.resets == ["go"]  # same episode, no reset
+    finally:
+        infer.close()
