@@ -199,6 +199,7 @@ class RemoteConfig(Frozen):
     session_idle_s: float = Field(600.0, gt=0, allow_inf_nan=False)  # a robot's state is dropped after this idle
     batch_max: int = Field(8, ge=1)  # robots answered in one model call (batchable models; 1 = serial)
     batch_wait_ms: float = Field(8.0, ge=0, allow_inf_nan=False)  # wait this long to fill a batch …
+    batch_wait_share: float = Field(0.1, ge=0, le=1, allow_inf_nan=False)  # … or this share of the last model call
     lone_wait_ms: float = Field(2.0, ge=0, allow_inf_nan=False)  # … but a lone request only this long
     key_reload_s: float = Field(1.0, gt=0, allow_inf_nan=False)  # the clients folder is checked this often
     warn_every_s: float = Field(10.0, gt=0, allow_inf_nan=False)  # a repeated warning is logged at most this often

@@ -11,8 +11,9 @@ changes on every reconnect, the key does not, so a robot keeps its episode acros
 
 Scheduling: at most one request per robot waits (a newer one supersedes it: the robot gave up on the old one) and
 one runs. Batches take the oldest waiting request of up to `batch_max` robots (fair: one per robot per batch). For a
-model that batches (NaVILA on transformers) the worker waits up to `batch_wait_ms` for the robots expected back (those
-the previous batch answered), `lone_wait_ms` for a lone request (LightNav-0's defaults, 8 and 2 ms; docs/serving.md).
+model that batches (NaVILA on transformers) the worker waits up to `batch_wait_ms` (or `batch_wait_share` of the last
+model call, if longer) for the robots expected back (those the previous batch answered), `lone_wait_ms` for a lone
+request (LightNav-0's defaults, 8 and 2 ms; docs/serving.md).
 Other models run one robot at a time. Work whose deadline has passed is dropped when its batch forms.
 """
 
@@ -175,6 +176,7 @@ class VlmServer:
         self._next_housekeeping = 0.0
         self._last_batch: set[str] = set()  # robots answered by the previous batch
         self._last_batch_end = 0.0
+        self._last_model_s = 0.0  # the previous batch's model time
 
     # ---- state for tests and logs -------------------------------------------------------------------------------
     @property
@@ -383,7 +385,9 @@ class VlmServer:
         """The next batch: the oldest waiting request of up to `take` robots. Filling waits (batchable models only)
         from the later of the oldest request's arrival and the end of the previous batch, for the robots expected
         back: those waiting plus those answered by the previous batch (in a busy fleet they ask again at once), up
-        to batch_wait_ms; a lone request with no robot expected back waits lone_wait_ms."""
+        to batch_wait_ms or batch_wait_share of the previous model call, whichever is longer (waiting a tenth of a
+        call costs the waiting robot at most that, and saves a whole call for each robot that joins); a lone request
+        with no robot expected back waits lone_wait_ms."""
         with self._cv:
             while not self._stopping and not any(s.pending for s in self._sessions.values()):
                 self._cv.wait()
@@ -397,7 +401,9 @@ class VlmServer:
                 if n >= take or (1 < expected <= n):
                     break
                 start = max(self._last_batch_end, min(self._sessions[k].pending.arrival for k in waiting))  # type: ignore[union-attr]
-                wait_ms = self.limits.lone_wait_ms if expected == 1 else self.limits.batch_wait_ms
+                lim = self.limits
+                fill_ms = max(lim.batch_wait_ms, lim.batch_wait_share * self._last_model_s * 1e3)
+                wait_ms = lim.lone_wait_ms if expected == 1 else fill_ms
                 left = start + wait_ms / 1000 - time.monotonic()
                 if left <= 0:
                     break
@@ -495,6 +501,7 @@ class VlmServer:
         finally:
             with self._cv:
                 self._last_batch_end = time.monotonic()
+                self._last_model_s = self._last_batch_end - t_model
         for (job, _, reset), r in zip(live, results):
             if isinstance(r, Exception):
                 self._model_failed(job, r)
