@@ -52,6 +52,8 @@ class LoadResult:
     hwm_mb: float
     jain: float
     errors: int
+    queue_ms: float  # mean time a request waited on the server for the model (queue + batch fill)
+    model_ms: float  # mean model call (vision + prefill + decode) per answer; shared by a batch
 
 
 def _status_mb(pid: int, field: str) -> float:
@@ -105,6 +107,7 @@ def robot_loop(endpoint, work, r, start, out, stop_at, min_answers):
     lat: list[float] = []
     batches: list[int] = []
     ends: list[float] = []
+    server: list[tuple[float, float]] = []
     errors = 0
     fid = 0
     try:
@@ -118,17 +121,18 @@ def robot_loop(endpoint, work, r, start, out, stop_at, min_answers):
             history.append(current)
             t0 = time.monotonic()
             try:
-                c.query(f"robot {r}: walk to the kitchen and stop at the table.", frames)
+                a = c.query(f"robot {r}: walk to the kitchen and stop at the table.", frames)
             except Exception:
                 errors += 1
                 continue
-            if t0 >= stop_at[1]:  # warm-up over (first queries encode 2 frames and load caches)
+            if t0 >= stop_at[1] and c.last is not None:  # warm-up over (first queries load caches)
                 lat.append(time.monotonic() - t0)
-                batches.append(c.last.batch_size if c.last else 0)
+                batches.append(c.last.batch_size)
                 ends.append(time.monotonic())
+                server.append((c.last.queue_s, a.timings.total_s))
     finally:
         c.close()
-        out[r] = (lat, batches, errors, ends)
+        out[r] = (lat, batches, errors, ends, server)
 
 
 def run_load(
@@ -171,6 +175,7 @@ def run_load(
     window = max(seconds, last_end - stop_at[1])
     counts = [len(x) for x in lats]
     all_batches = [b for r in range(robots) for b in out[r][1]]
+    server_times = [t for r in range(robots) for t in out[r][4]]
     return LoadResult(
         robots=robots,
         batch_max=batch_max,
@@ -184,6 +189,8 @@ def run_load(
         hwm_mb=hwm,
         jain=jain([float(c) for c in counts]),
         errors=sum(out[r][2] for r in range(robots)),
+        queue_ms=statistics.fmean(q for q, _ in server_times) * 1e3 if server_times else float("nan"),
+        model_ms=statistics.fmean(m for _, m in server_times) * 1e3 if server_times else float("nan"),
     )
 
 
@@ -192,13 +199,15 @@ def row(r: LoadResult) -> str:
     p99 = f"{min(r.p99_ms):.0f}–{max(r.p99_ms):.0f}" if r.robots > 1 else f"{r.p99_ms[0]:.0f}"
     return (
         f"| {r.robots} | {r.batch_max} | {p50} | {p99} | {r.throughput:.2f} | {r.mean_batch:.2f} | "
-        f"{r.rss_mb:.0f} / {r.hwm_mb:.0f} | {r.jain:.3f} | {r.answers} | {r.errors} |"
+        f"{r.queue_ms:.0f} / {r.model_ms:.0f} | {r.rss_mb:.0f} / {r.hwm_mb:.0f} | {r.jain:.3f} | "
+        f"{r.answers} | {r.errors} |"
     )
 
 
 HEADER = (
     "| robots | batch_max | latency p50 per robot, ms | p99 per robot, ms | answers/s | mean batch | "
-    "server RSS / peak, MB | fairness (Jain) | answers | errors |\n|---|---|---|---|---|---|---|---|---|---|"
+    "server queue / model per answer, ms | server RSS / peak, MB | fairness (Jain) | answers | errors |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
