@@ -40,6 +40,8 @@ class BusConfig(Frozen):
 class RecorderConfig(Frozen):
     out_dir: str = "runs/recordings"  # persistent storage (not /run, which is RAM); one file per start
     max_mb: float = Field(500.0, gt=0)  # stop writing (and say so) beyond this size
+    fsync_s: float = Field(1.0, gt=0)  # os.fsync at most this often: what a power cut may lose (a kill loses nothing)
+    jpeg_quality: int = Field(80, ge=1, le=95)  # camera frames kept as Foxglove JPEG images (Pillow quality)
 
 
 class RobotConfig(Frozen):

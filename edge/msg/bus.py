@@ -29,6 +29,8 @@ from edge.msg.wire import endpoint, frame
 
 log = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 1 << 20
+QUEUED_HWM = 10000  # messages a queued (not conflated) subscriber holds before the publisher drops for it
+QUEUED_PAYLOAD_HWM = 16
 
 
 class BusError(ValueError):
@@ -206,8 +208,8 @@ class Sub:
         self.sock = bus.ctx.socket(zmq.PULL if pull else zmq.SUB)
         if conflate:
             self.sock.setsockopt(zmq.CONFLATE, 1)  # one socket per topic, single-part messages only
-        else:
-            self.sock.setsockopt(zmq.RCVHWM, 10000)
+        else:  # queued; a payload topic (camera frames, MBs each) keeps few, so a slow reader cannot hoard memory
+            self.sock.setsockopt(zmq.RCVHWM, QUEUED_PAYLOAD_HWM if topic.payload else QUEUED_HWM)
         self.sock.setsockopt(zmq.LINGER, 0)
         if not pull:
             self.sock.setsockopt(zmq.SUBSCRIBE, b"")

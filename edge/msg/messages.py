@@ -169,6 +169,61 @@ class OperatorCommand(Msg):
     command: Literal["stand"]
 
 
+# ---- step records (what a process consumed in one tick, for `edge replay`) -----------------------------------------
+# A timer-driven process reads the newest sample of its latest-only topics at its own tick; which sample that was
+# cannot be reconstructed from the recorded streams (it depends on microseconds of transport). So each replayable
+# process publishes the inputs its pure step consumed, once per tick, before that tick's outputs; the recorder keeps
+# them, and edge.tools.replay feeds them to the same step in lock-step and diffs the outputs.
+
+
+class NavigatorStep(Msg):
+    """One navigatord tick's inputs (edge.navigation.navigatord.NavigatorCore.step)."""
+
+    tick: int  # deadline index of the process's Ratekeeper
+    start_s: float  # the tick's start, monotonic s (the executor's clock)
+    now_ns: int  # monotonic ns (ages, action start / end stamps)
+    texts: tuple[ActionText, ...] = ()  # drained from actionText this tick, in order
+    pose_fresh: bool = False  # a fresh odometry sample was there; then x, y, yaw are its pose
+    x_m: float = 0.0
+    y_m: float = 0.0
+    yaw_rad: float = 0.0
+    control_mode: ControlMode | Literal[""] = ""  # "" = no fresh controlState
+    control_boot: str = ""  # the fresh controlState's boot_id (a new one: control restarted)
+
+
+class VlmAnswerIn(Msg):
+    """What the inference (local model or GPU server) returned for one query, as the VLM step received it."""
+
+    query_id: int
+    ok: bool  # False: the query failed (error says why); text and timings are then empty
+    text: str = ""
+    frame_ids: tuple[int, ...] = ()
+    vision_ms: float = 0.0
+    prefill_ms: float = 0.0
+    decode_ms: float = 0.0
+    vision_calls: int = 0
+    cache_hits: int = 0
+    new_tokens: int = 0
+    error: str = ""
+
+
+class VlmStep(Msg):
+    """One vlmd tick's inputs (edge.vlm.vlmd.VlmCore.step); the model's answer is an input, not recomputed."""
+
+    tick: int
+    start_s: float
+    now_ns: int
+    family: str  # the model family answering (navila, streamvln, fixed)
+    remote: bool = False
+    instructions: tuple[str, ...] = ()  # drained from instruction this tick, in order
+    frame_id: int = -1  # the current camera frame (fresh rgb8); -1 = none
+    control_mode: ControlMode | Literal[""] = ""
+    status: tuple[NavigatorStatus, ...] = ()  # the fresh navigatorStatus: none or one (no nulls in records)
+    status_mono_ns: int = 0
+    results: tuple[ActionResult, ...] = ()  # drained from actionResult this tick
+    answers: tuple[VlmAnswerIn, ...] = ()  # polled from the inference this tick: none or one
+
+
 # ---- simulator (reports only) ----------------------------------------------------------------------------------
 
 
@@ -233,6 +288,9 @@ class Topic:
     max_age_s: float | None  # older than this = stale (inf for events); None: its consumer's own limit, by name
     latest_only: bool  # True: subscribers conflate and see only the newest message
     payload: bool = False  # raw bytes follow the header
+    # The recorder keeps every message; the payload (camera pixels) it keeps as a Foxglove image at most this often
+    # (Hz; 0 = never): at camera rate the pixels would fill the disk (640×480 rgb8 at 30 fps is 27.6 MB/s).
+    record_payload_hz: float = 0.0
     # Socket pattern. "pubsub": a stream; the one publisher binds, subscribers connect. "pushpull": an event topic with
     # one consumer and several, possibly short-lived senders; the consumer binds (PULL), senders connect (PUSH), and
     # what is sent before the connection completes is queued and delivered, never silently dropped as a PUB would.
@@ -258,9 +316,11 @@ TOPICS: dict[str, Topic] = {
         Topic("simTruth", SimTruth, 50, 0.1, latest_only=True),
         Topic("simRemote", SimRemote, 0, _INF, latest_only=False, pattern="pushpull"),
         Topic("watchdogState", WatchdogState, 10, 0.5, latest_only=True),
-        Topic("cameraFrame", CameraFrame, 10, 0.3, latest_only=True, payload=True),
+        Topic("cameraFrame", CameraFrame, 10, 0.3, latest_only=True, payload=True, record_payload_hz=1.0),
         Topic("instruction", Instruction, 0, _INF, latest_only=False, pattern="pushpull"),
         Topic("vlmOutput", VlmOutput, 0, _INF, latest_only=False),
+        Topic("navigatorStep", NavigatorStep, 20, _INF, latest_only=False),
+        Topic("vlmStep", VlmStep, 20, _INF, latest_only=False),
     )
 }
 

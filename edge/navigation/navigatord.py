@@ -1,15 +1,23 @@
 """Navigator process: actionText in; velocityCommand (every tick, zero when idle), actionResult, navigatorStatus out.
 
 A restarted control (a new boot_id in controlState) drops the current action and the queue and holds: the robot must
-never resume an action it was given before control crashed."""
+never resume an action it was given before control crashed.
+
+The process is a thin shell around a pure step (NavigatorCore.step): each tick the shell gathers the step's inputs
+into a NavigatorStep record (texts drained, the fresh pose and control mode, the clock), publishes that record on
+navigatorStep, then runs the step and publishes its outputs. `edge replay --process navigatord` feeds recorded
+NavigatorStep records to the same step and diffs the outputs against the recording.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
+from edge.common.config import EdgeConfig
 from edge.common.realtime import Ratekeeper
-from edge.msg.messages import VelocityCommand
+from edge.msg.messages import ActionResult, NavigatorStatus, NavigatorStep, VelocityCommand
 from edge.navigation.action_queue import ActionQueue
 from edge.navigation.executor import Pose2D
 from edge.navigation.parse import ActionParser
@@ -18,38 +26,79 @@ from edge.system.process_main import Process, process_main
 log = logging.getLogger("navigatord")
 
 
+@dataclass(frozen=True)
+class NavigatorOutputs:
+    """What one tick publishes, in order: velocityCommand, then actionResult (each), then navigatorStatus (if any)."""
+
+    velocity: VelocityCommand
+    results: list[ActionResult]
+    status: NavigatorStatus | None
+    control_restarted: str = ""  # why everything was dropped this tick ("" = it was not)
+
+
+class NavigatorCore:
+    """The navigator's pure step: one tick's inputs (a NavigatorStep) → its outputs. No I/O, no clock of its own."""
+
+    def __init__(self, cfg: EdgeConfig):
+        self.queue = ActionQueue(cfg.navigator, ActionParser(cfg.parser))
+        self.status_every = max(1, round(cfg.navigator.publish_hz / 10))  # status at ~10 Hz, and on every result
+        self.control_boot = ""  # controlState.boot_id last seen
+
+    def step(self, inp: NavigatorStep) -> NavigatorOutputs:
+        nav = self.queue
+        results: list[ActionResult] = []
+        for text in inp.texts:
+            results += nav.submit(text, inp.now_ns)
+        restarted = ""
+        if inp.control_mode and inp.control_boot != self.control_boot:  # a fresh controlState from another boot
+            if self.control_boot:
+                restarted = f"control restarted (boot {self.control_boot} → {inp.control_boot})"
+                results += nav.hold_all(inp.now_ns, "control restarted")
+            self.control_boot = inp.control_boot
+        pose = Pose2D(inp.x_m, inp.y_m, inp.yaw_rad) if inp.pose_fresh else None
+        (vx, vy, wz), done = nav.step(inp.start_s, inp.now_ns, pose, inp.control_mode or None)
+        results += done
+        velocity = VelocityCommand(
+            vx_m_s=vx, vy_m_s=vy, wz_rad_s=wz, action_id=nav.current.action_id if nav.current else -1
+        )
+        status = nav.status() if results or inp.tick % self.status_every == 0 else None
+        return NavigatorOutputs(velocity, results, status, restarted)
+
+
 def run(proc: Process) -> int:
     cfg, stop, sub, pub = proc.cfg, proc.stop, proc.ports.sub, proc.ports.pub
     text_sub, odom_sub, ctrl_sub = sub["actionText"], sub["odometry"], sub["controlState"]
     vel_pub, result_pub, status_pub = pub["velocityCommand"], pub["actionResult"], pub["navigatorStatus"]
-    nav = ActionQueue(cfg.navigator, ActionParser(cfg.parser))
+    step_pub = pub["navigatorStep"]
+    core = NavigatorCore(cfg)
     rk = Ratekeeper(1.0 / cfg.navigator.publish_hz)
-    status_every = max(1, round(cfg.navigator.publish_hz / 10))
     log.info("execution %s, NaVILA parser style %s", cfg.navigator.execution, cfg.parser.navila_style)
-    control_boot = ""
     while not stop.is_set():
         tick = rk.wait()
         now_ns = time.monotonic_ns()
-        results = []
-        for r in text_sub.drain():
-            log.info("text from %s: %r", r.msg.source, r.msg.text)
-            results += nav.submit(r.msg, now_ns)
+        texts = [r.msg for r in text_sub.drain()]
+        for t in texts:
+            log.info("text from %s: %r", t.source, t.text)
         o = odom_sub.fresh(now_ns)
         c = ctrl_sub.fresh(now_ns)
-        if c is not None and c.msg.boot_id != control_boot:
-            if control_boot:
-                log.warning(
-                    "control restarted (boot %s → %s): dropping all actions, holding", control_boot, c.msg.boot_id
-                )
-                results += nav.hold_all(now_ns, "control restarted")
-            control_boot = c.msg.boot_id
-        pose = None if o is None else Pose2D(o.msg.x_m, o.msg.y_m, o.msg.yaw_rad)
-        (vx, vy, wz), done = nav.step(tick.start_s, now_ns, pose, None if c is None else c.msg.mode)
-        results += done
-        vel_pub.publish(
-            VelocityCommand(vx_m_s=vx, vy_m_s=vy, wz_rad_s=wz, action_id=nav.current.action_id if nav.current else -1)
+        inp = NavigatorStep(
+            tick=tick.index,
+            start_s=tick.start_s,
+            now_ns=now_ns,
+            texts=tuple(texts),
+            pose_fresh=o is not None,
+            x_m=0.0 if o is None else o.msg.x_m,
+            y_m=0.0 if o is None else o.msg.y_m,
+            yaw_rad=0.0 if o is None else o.msg.yaw_rad,
+            control_mode="" if c is None else c.msg.mode,
+            control_boot="" if c is None else c.msg.boot_id,
         )
-        for res in results:
+        step_pub.publish(inp)
+        out = core.step(inp)
+        if out.control_restarted:
+            log.warning("%s: dropping all actions, holding", out.control_restarted)
+        vel_pub.publish(out.velocity)
+        for res in out.results:
             log.info(
                 "%s %s: %s commanded %+.3f estimated %+.3f %s",
                 res.outcome,
@@ -60,8 +109,8 @@ def run(proc: Process) -> int:
                 res.reason,
             )
             result_pub.publish(res)
-        if results or tick.index % status_every == 0:
-            status_pub.publish(nav.status())
+        if out.status is not None:
+            status_pub.publish(out.status)
     return 0
 
 

@@ -94,7 +94,7 @@ PROCS: tuple[ProcessSpec, ...] = (
         cpus=(2,),
         nice=-5,
         restart="always",
-        pubs=("velocityCommand", "actionResult", "navigatorStatus"),
+        pubs=("velocityCommand", "actionResult", "navigatorStatus", "navigatorStep"),
         subs=("actionText", "odometry", "controlState"),
     ),
     ProcessSpec(
@@ -103,13 +103,13 @@ PROCS: tuple[ProcessSpec, ...] = (
         description="navigation VLM: instruction + frames → next action",
         cpus=(4, 5),
         restart="always",
-        pubs=("actionText", "vlmOutput"),
+        pubs=("actionText", "vlmOutput", "vlmStep"),
         subs=("instruction", "cameraFrame", "controlState", "navigatorStatus", "actionResult"),
     ),
     ProcessSpec(
         name="recordd",
         module="edge.system.recordd",
-        description="records the bus to runs/ for reports and replay",
+        description="records the bus to MCAP for Foxglove, reports and replay",
         nice=10,
         restart="always",
         subs=(
@@ -121,6 +121,9 @@ PROCS: tuple[ProcessSpec, ...] = (
             "simTruth",
             "vlmOutput",
             "watchdogState",
+            "navigatorStep",
+            "vlmStep",
+            "cameraFrame",
         ),
     ),
 )

@@ -120,33 +120,45 @@ def cmd_units(args) -> int:
 
 def cmd_demo(args) -> int:
     from edge.tools.demo import run_demo
+    from edge.tools.report import summary_lines
 
     report = run_demo(Path(args.out), args.modes.split(","), config=args.config)
     print(f"\nreport: {Path(args.out) / 'latest' / 'report.json'} and report.png")
-    print(f"{'execution':12s} {'kind':8s} {'n':>2s} {'mean |err|':>11s} {'max |err|':>10s}")
-    for row in report["accuracy"]:
-        print(
-            f"{row['execution']:12s} {row['kind']:8s} {row['n']:2d} {row['mean_abs_error']:8.2f} {row['unit']:3s}"
-            f"{row['max_abs_error']:7.2f} {row['unit']}"
-        )
-    loop = report["loop"]
-    print(
-        f"fell: {report['fell']}; control loop: {loop['ticks']} ticks, {loop['missed']} missed, period error "
-        f"p50 {loop['period_error_p50_ms']:.3f} ms, p99 {loop['period_error_p99_ms']:.3f} ms"
-    )
-    for ex, v in report["under_load"].items():
-        print(
-            f"{ex:16s} {v['busy_processes']} busy processes: period error p50 {v['period_error_p50_ms']:.3f} ms, p99 "
-            f"{v['period_error_p99_ms']:.3f} ms, {v['missed']} missed; controlsd {v['realtime']['controlsd']}"
-            f"{'; DAMPED' if v['damped'] else ''}"
-        )
-    for ex, v in report["vlm"].items():
-        print(
-            f"{ex:16s} {v['n_queries']} VLM queries ({v['early_queries']} early), latency p50 "
-            f"{v['total_ms_p50']:.0f} ms; robot idle waiting for the VLM {v['idle_wait_s']:.2f} s "
-            f"({v['idle_waits']} waits); ended: {v['episode_over']}"
-        )
+    print("\n".join(summary_lines(report)))
     return 1 if report["fell"] else 0
+
+
+def cmd_report(args) -> int:
+    from edge.msg.recording import RecordingError, read_recording
+    from edge.tools.report import build_report, run_label, summary_lines
+
+    path = Path(args.recording)
+    out = Path(args.out) if args.out else path.with_name(path.stem + "-report")
+    try:
+        rec = read_recording(path)
+        report = build_report({run_label(rec): rec}, out)
+    except (OSError, RecordingError) as e:
+        print(f"edge report: {e}", file=sys.stderr)
+        return 2
+    print(f"report: {out / 'report.json'} and report.png")
+    print("\n".join(summary_lines(report)))
+    return 0
+
+
+def cmd_replay(args) -> int:
+    from edge.common.config import load_config
+    from edge.msg.recording import RecordingError
+    from edge.tools.replay import ReplayError, replay_file
+
+    overrides = parse_overrides(args.set)
+    cfg = load_config(args.config, overrides) if args.config else None  # default: the recorded run's config
+    try:
+        report = replay_file(args.recording, args.process, cfg, overrides)
+    except (OSError, RecordingError, ReplayError) as e:
+        print(f"edge replay: {e}", file=sys.stderr)
+        return 2
+    print("\n".join(report.lines(args.max_diffs)))
+    return 0 if report.ok else 1
 
 
 def main(argv=None) -> int:
@@ -191,6 +203,18 @@ def main(argv=None) -> int:
         "--modes", default="open_loop,closed_loop,vlm_overlap,vlm_no_overlap,vlm_tiny_navila,load_rt,load_no_rt"
     )
     p.set_defaults(fn=cmd_demo)
+    p = sub.add_parser("report", help="the report (report.json, report.png) of a recorded session (MCAP)")
+    p.add_argument("recording", help="an MCAP file written by recordd")
+    p.add_argument("--out", help="folder for report.json / report.png (default: next to the recording)")
+    p.set_defaults(fn=cmd_report)
+    p = sub.add_parser(
+        "replay",
+        help="feed a recording into one process's step, in lock-step, and diff its outputs (exit 1 on a difference)",
+    )
+    p.add_argument("recording", help="an MCAP file written by recordd")
+    p.add_argument("--process", required=True, choices=["navigatord", "vlmd"])
+    p.add_argument("--max-diffs", type=int, default=20, help="differences to print")
+    p.set_defaults(fn=cmd_replay)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)9s %(levelname)s %(message)s")
     return args.fn(args)

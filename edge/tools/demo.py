@@ -33,6 +33,7 @@ from edge.tools.operator_client import Operator, instruct, read_script
 from edge.tools.report import build_report
 
 log = logging.getLogger("demo")
+RECORDING = "bus.mcap"  # each run's recording (edge/msg/recording.py), in its folder
 DEMO_SCRIPT = REPO_ROOT / "configs" / "demo_script.txt"
 INSTRUCTION = "Walk forward past the sofa, turn left and stop in front of the door."
 VLM_ANSWERS = [
@@ -57,7 +58,7 @@ def sim_stack(
         procs_for("sim", block=[] if with_vlm else ["vlmd", "simcamd"]),
         config,
         overrides,
-        extra_args={"recordd": ["--out", str(run_out / "bus.jsonl")]},
+        extra_args={"recordd": ["--out", str(run_out / RECORDING)]},
     )
     mgr.start()
     bus = Bus(cfg.bus.run_dir, cfg.bus.tcp)
@@ -87,7 +88,7 @@ def run_script(sentences: list[str], run_out: Path, execution: str, config: str 
                     r.estimated,
                     r.outcome,
                 )
-    return run_out / "bus.jsonl"
+    return run_out / RECORDING
 
 
 LOAD_SCRIPT = ["The next action is move forward 50 cm.", "The next action is turn left 30 degrees."]
@@ -107,7 +108,7 @@ def busy_load(n: int = BUSY_PROCESSES):
 
 
 def run_loaded(run_out: Path, realtime: bool, config: str | None = None) -> Path:
-    """A short closed-loop walk under busy_load(), recording when the load was on (load.json beside bus.jsonl)."""
+    """A short closed-loop walk under busy_load(), recording when the load was on (load.json beside the recording)."""
     overrides = ["navigator.execution=closed_loop", "sim.camera_hz=0", f"realtime.enabled={str(realtime).lower()}"]
     with sim_stack(run_out, overrides, False, config) as (mgr, op, _):
         with busy_load():
@@ -119,7 +120,7 @@ def run_loaded(run_out: Path, realtime: bool, config: str | None = None) -> Path
     (run_out / "load.json").write_text(
         json.dumps({"busy_processes": BUSY_PROCESSES, "realtime": realtime, "start_ns": start_ns, "end_ns": end_ns})
     )
-    return run_out / "bus.jsonl"
+    return run_out / RECORDING
 
 
 def run_vlm_episode(
@@ -145,7 +146,7 @@ def run_vlm_episode(
             if st is not None and st.age_s() < 0.3 and st.msg.state != "executing" and st.msg.queue_len == 0:
                 break
             time.sleep(0.05)
-    return run_out / "bus.jsonl"
+    return run_out / RECORDING
 
 
 def run_demo(out_root: Path, modes: list[str], script: Path = DEMO_SCRIPT, config: str | None = None) -> dict:

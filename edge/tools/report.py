@@ -1,29 +1,31 @@
-"""Run report from recorded bus logs: per-action commanded / estimated / true, falls, control-loop timing, what
+"""Run report from recordings: per-action commanded / estimated / true, falls, control-loop timing, VLM timings, what
 scheduling each real-time process got, lag events, LowCmd-watchdog events, and the control loop under load with and
-without real-time scheduling (demo runs load_rt / load_no_rt, whose load window is in load.json beside the log).
+without real-time scheduling (demo runs load_rt / load_no_rt, whose load window is in load.json beside the recording).
 
-Input: one bus.jsonl per execution mode (written by edge.system.recordd). Ground truth (simTruth) is used here only.
+Input: one MCAP recording per run (written by edge.system.recordd; edge/msg/recording.py), complete or cut short by
+a kill. Ground truth (simTruth) is used here only, when the run was simulated.
 Output: report.json and report.png (top-down trajectory with action boundaries, per-action bars, period histogram).
+`edge report RECORDING` makes the report of any recorded session.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
+from edge.msg.recording import Recording, read_recording
+
 NOMINAL_PERIOD_MS = 20.0
 
 
-def load_log(path: Path) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
-    with Path(path).open() as f:
-        for line in f:
-            rec = json.loads(line)
-            out.setdefault(rec["topic"], []).append(rec)
-    return out
+def run_label(rec: Recording) -> str:
+    """A recorded session's name in the report: its navigator's execution mode, else the file name."""
+    status = rec.topics.get("navigatorStatus", [])
+    return status[0]["msg"]["execution"] if status else rec.path.stem
 
 
 def _truth_arrays(truth: list[dict]) -> dict[str, np.ndarray]:
@@ -119,7 +121,8 @@ def summarize_run(log: dict[str, list[dict]], execution: str) -> dict:
     # The robot starts lying down: judge falls only once control has stood it up.
     stood_ns = next((r["mono_ns"] for r in states if r["msg"]["mode"] == "hold"), None)
     upright = [r for r in truth if stood_ns is not None and r["mono_ns"] >= stood_ns]
-    fell = stood_ns is None or any(r["msg"]["fallen"] for r in upright)
+    # Without simulator truth (a robot recording) whether it fell is not known here: None.
+    fell = None if not truth else stood_ns is None or any(r["msg"]["fallen"] for r in upright)
     min_z = min((r["msg"]["z_m"] for r in upright), default=None)
     modes = [r["msg"]["mode"] for r in states]
     run = {
@@ -200,14 +203,33 @@ def accuracy_table(runs: dict[str, dict]) -> list[dict]:
     return rows
 
 
-def build_report(run_logs: dict[str, Path], out_dir: Path) -> dict:
-    runs = {ex: summarize_run(load_log(p), ex) for ex, p in run_logs.items()}
-    windows = {ex: p.parent / "load.json" for ex, p in run_logs.items()}
+def recording_stats(rec: Recording) -> dict:
+    """How big a recording is and how fast it grows (disk planning: recorder.max_mb)."""
+    stamps = [m["log_mono_ns"] for msgs in rec.topics.values() for m in msgs]
+    duration = (max(stamps) - min(stamps)) * 1e-9 if stamps else 0.0
+    size = rec.path.stat().st_size
+    return {
+        "file": str(rec.path),
+        "complete": rec.complete,
+        "messages": rec.count(),
+        "images": rec.images,
+        "duration_s": round(duration, 2),
+        "mb": round(size / 1e6, 3),
+        "mb_per_min": round(size / 1e6 / duration * 60, 2) if duration else None,
+    }
+
+
+def build_report(run_logs: Mapping[str, Path | Recording], out_dir: Path) -> dict:
+    """One run per recording (a path, or a recording already read), named by its key."""
+    recs = {ex: p if isinstance(p, Recording) else read_recording(p) for ex, p in run_logs.items()}
+    logs = {ex: r.topics for ex, r in recs.items()}
+    runs = {ex: summarize_run(log, ex) | {"recording": recording_stats(recs[ex])} for ex, log in logs.items()}
+    windows = {ex: r.path.parent / "load.json" for ex, r in recs.items()}
     loaded = {ex: json.loads(w.read_text()) for ex, w in windows.items() if w.exists()}
     normal = {ex: r for ex, r in runs.items() if ex not in loaded} or runs
     report = {
-        "actions": [a for ex, r in normal.items() for a in r["actions"]],
-        "fell": any(r["fell"] for r in normal.values()),
+        "actions": [a for r in normal.values() for a in r["actions"]],
+        "fell": None if all(r["fell"] is None for r in normal.values()) else any(r["fell"] for r in normal.values()),
         "loop": {ex: r["loop"] for ex, r in runs.items()}
         | {
             "ticks": sum(r["loop"]["ticks"] for r in normal.values()),
@@ -216,7 +238,7 @@ def build_report(run_logs: dict[str, Path], out_dir: Path) -> dict:
             "period_error_p99_ms": max(r["loop"]["period_error_p99_ms"] for r in normal.values()),
         },
         "under_load": {
-            ex: loaded_loop(load_log(run_logs[ex]), w)
+            ex: loaded_loop(logs[ex], w)
             | {"realtime": runs[ex]["realtime"], "damped": runs[ex]["damped"], "fell": runs[ex]["fell"]}
             for ex, w in loaded.items()
         },
@@ -226,20 +248,54 @@ def build_report(run_logs: dict[str, Path], out_dir: Path) -> dict:
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
-    plot_report(run_logs, runs, out_dir / "report.png")
+    plot_report(logs, runs, out_dir / "report.png")
     return report
 
 
-def plot_report(run_logs: dict[str, Path], runs: dict[str, dict], path: Path) -> None:
+def summary_lines(report: dict) -> list[str]:
+    """The report in a few lines for the terminal (`make demo`, `edge report`)."""
+    lines = [f"{'execution':12s} {'kind':8s} {'n':>2s} {'mean |err|':>11s} {'max |err|':>10s}"]
+    for row in report["accuracy"]:
+        lines.append(
+            f"{row['execution']:12s} {row['kind']:8s} {row['n']:2d} {row['mean_abs_error']:8.2f} {row['unit']:3s}"
+            f"{row['max_abs_error']:7.2f} {row['unit']}"
+        )
+    loop = report["loop"]
+    fell = "unknown (no simulator truth)" if report["fell"] is None else report["fell"]
+    lines.append(
+        f"fell: {fell}; control loop: {loop['ticks']} ticks, {loop['missed']} missed, period error "
+        f"p50 {loop['period_error_p50_ms']:.3f} ms, p99 {loop['period_error_p99_ms']:.3f} ms"
+    )
+    for ex, v in report["under_load"].items():
+        lines.append(
+            f"{ex:16s} {v['busy_processes']} busy processes: period error p50 {v['period_error_p50_ms']:.3f} ms, p99 "
+            f"{v['period_error_p99_ms']:.3f} ms, {v['missed']} missed; controlsd {v['realtime']['controlsd']}"
+            f"{'; DAMPED' if v['damped'] else ''}"
+        )
+    for ex, run in report["runs"].items():
+        r = run["recording"]
+        lines.append(
+            f"{ex:16s} recording {r['messages']} messages + {r['images']} images over {r['duration_s']:.1f} s: "
+            f"{r['mb']:.2f} MB ({r['mb_per_min']} MB/min), {'complete' if r['complete'] else 'cut short (killed)'}"
+        )
+    for ex, v in report["vlm"].items():
+        lines.append(
+            f"{ex:16s} {v['n_queries']} VLM queries ({v['early_queries']} early), latency p50 "
+            f"{v['total_ms_p50']:.0f} ms; robot idle waiting for the VLM {v['idle_wait_s']:.2f} s "
+            f"({v['idle_waits']} waits); ended: {v['episode_over']}"
+        )
+    return lines
+
+
+def plot_report(logs: dict[str, dict[str, list[dict]]], runs: dict[str, dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = len(run_logs)
+    n = len(logs)
     fig, axes = plt.subplots(n, 4, figsize=(24, 5.2 * n), squeeze=False)
-    for row, (ex, log_path) in enumerate(run_logs.items()):
-        log = load_log(log_path)
+    for row, (ex, log) in enumerate(logs.items()):
         _plot_trajectory(axes[row, 0], ex, log, runs[ex])
         _plot_amounts(axes[row, 1], ex, runs[ex])
         _plot_periods(axes[row, 2], ex, log, runs[ex])
@@ -272,11 +328,14 @@ def _plot_trajectory(ax, ex: str, log: dict, run: dict) -> None:
                 xytext=(4, 4 + 9 * (i % 3)),
                 textcoords="offset points",
             )
+    elif odo:  # a robot recording: the robot's own estimate only
+        ax.plot([r["msg"]["x_m"] for r in odo], [r["msg"]["y_m"] for r in odo], "C1-", lw=1.2, label="estimated")
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_title(f"{ex}: top-down trajectory (o start, □ end of action)", fontsize=10)
     ax.set_xlabel("x [m]")
     ax.set_ylabel("y [m]")
-    ax.legend(fontsize=8, loc="best")
+    if truth or odo:
+        ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
 
 
@@ -303,7 +362,8 @@ def _plot_periods(ax, ex: str, log: dict, run: dict) -> None:
         fontsize=9,
     )
     ax.set_xlabel("tick start-to-start period [ms]")
-    ax.set_yscale("log")
+    if st["ticks"] > 1:
+        ax.set_yscale("log")
 
 
 def _plot_vlm(ax, ex: str, run: dict) -> None:

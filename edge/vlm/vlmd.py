@@ -1,6 +1,10 @@
 """VLM process: instruction + camera frames → the VLM's mid-level action on actionText (source "vlm"), and the raw
 answer with frame ids and timings on vlmOutput.
 
+A thin shell around a pure step (VlmCore.step), like the navigator: each tick's inputs — instructions, the current
+frame id, control mode, navigator status and results, and the answer the inference returned — go out as a VlmStep
+record on vlmStep before the step runs, so `edge replay --process vlmd` can feed them back in lock-step.
+
 Inference runs in one worker thread (local model) or on a GPU server (edge.vlm.remote, CURVE-encrypted); this
 loop never waits on it. If the link drops or answers late, no action is sent: the navigator runs out of actions
 and the robot holds.
@@ -11,18 +15,20 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Literal
 
 import numpy as np
 
-from edge.common.config import resolve_path
+from edge.common.config import EdgeConfig, resolve_path
 from edge.common.realtime import DT_VLM, Ratekeeper
-from edge.msg.messages import MAX_TEXT, ActionText, VlmOutput
+from edge.msg.messages import MAX_TEXT, ActionText, VlmAnswerIn, VlmOutput, VlmStep
 from edge.navigation.parse import ActionParser
 from edge.system.process_main import Process, process_main
 from edge.vlm.model import build_model, to_model_frame
 from edge.vlm.remote import AsyncVlmClient
 from edge.vlm.scheduler import VlmScheduler
-from engines.vlm.models import navila_sample
+from engines.vlm.models import VlmFrame, navila_sample
 
 log = logging.getLogger("vlmd")
 
@@ -95,19 +101,129 @@ class RemoteInference:
         self.client.close()
 
 
+@dataclass
+class VlmOutputs:
+    """What one tick does: reset the model (each new instruction), launch a query, publish an answer."""
+
+    resets: list[str] = field(default_factory=list)
+    launch: tuple[int, str, list[VlmFrame]] | None = None  # query id, trigger, frames to infer on
+    output: VlmOutput | None = None  # on vlmOutput
+    action: ActionText | None = None  # on actionText (to the navigator)
+
+
+class VlmCore:
+    """The VLM process's pure step: one tick's inputs (a VlmStep, the model's answer included) → what to do. No I/O,
+    no clock of its own, no model: `frame_of(frame_id)` gives the model frame for a camera frame id."""
+
+    def __init__(self, cfg: EdgeConfig, family: str, remote: bool, frame_of: Callable[[int], VlmFrame]):
+        self.family, self.remote, self.frame_of = family, remote, frame_of
+        self.grammar: Literal["navila", "streamvln"] = "streamvln" if family == "streamvln" else "navila"
+        self.sched = VlmScheduler(cfg.vlm, self.grammar, ActionParser(cfg.parser))
+        self.history: list[VlmFrame] = []
+        self.launched: dict[int, tuple[int, str, tuple[int, ...]]] = {}  # query id → (launch ns, trigger, frame ids)
+
+    def step(self, inp: VlmStep) -> VlmOutputs:
+        sched, out = self.sched, VlmOutputs()
+        for text in inp.instructions:
+            sched.start(text)
+            self.history.clear()
+            out.resets.append(text)
+        current = inp.frame_id if inp.frame_id >= 0 else None
+        mode = inp.control_mode or None
+        results = list(inp.results)
+        sched.on_results(results, inp.now_ns)
+        if current is not None and sched.want_history_frame(inp.start_s, mode, results):
+            if not self.history or self.history[-1].frame_id != current:
+                self.history.append(self.frame_of(current))
+        status = inp.status[-1] if inp.status else None
+        launch = sched.decide(mode, status, inp.status_mono_ns) if current is not None else None
+        if launch is not None and current is not None:
+            frame = self.frame_of(current)
+            frames = navila_sample(self.history, frame) if self.grammar == "navila" else [frame]
+            self.launched[launch.query_id] = (inp.now_ns, launch.trigger, tuple(f.frame_id for f in frames))
+            out.launch = (launch.query_id, launch.trigger, frames)
+        for a in inp.answers:
+            t0, trigger, ids = self.launched.pop(a.query_id, (inp.now_ns, "idle", ()))
+            latency_s = (inp.now_ns - t0) * 1e-9
+            send = sched.on_answer(a.query_id, a.text if a.ok else None, latency_s)
+            out.output = VlmOutput(
+                query_id=a.query_id,
+                family=self.family,
+                text=a.text,
+                frame_ids=a.frame_ids if a.ok else ids,
+                trigger=trigger,
+                launched_mono_ns=t0,
+                vision_ms=a.vision_ms,
+                prefill_ms=a.prefill_ms,
+                decode_ms=a.decode_ms,
+                total_ms=latency_s * 1e3,
+                vision_calls=a.vision_calls,
+                cache_hits=a.cache_hits,
+                new_tokens=a.new_tokens,
+                remote=self.remote,
+                error=a.error,
+                episode_over="" if sched.active or sched.episode is None else sched.episode.end_reason,
+            )
+            if send:  # a runaway answer is cut to the schema's limit; the parser then judges it
+                out.action = ActionText(text=a.text[:MAX_TEXT], source="vlm", grammar=self.grammar, query_id=a.query_id)
+        return out
+
+
+def answer_in(polled) -> tuple[VlmAnswerIn, ...]:
+    """The inference's poll() result (None, or query id, VlmAnswer or None, error) as the step's input."""
+    if polled is None:
+        return ()
+    qid, answer, error = polled
+    if answer is None:
+        return (VlmAnswerIn(query_id=qid, ok=False, error=error),)
+    tm = answer.timings
+    return (
+        VlmAnswerIn(
+            query_id=qid,
+            ok=True,
+            text=answer.text,
+            frame_ids=tuple(answer.frame_ids),
+            vision_ms=tm.vision_s * 1e3,
+            prefill_ms=tm.prefill_s * 1e3,
+            decode_ms=tm.decode_s * 1e3,
+            vision_calls=answer.vision_calls,
+            cache_hits=answer.cache_hits,
+            new_tokens=answer.new_tokens,
+            error=error,
+        ),
+    )
+
+
+class CameraFrames:
+    """frame_of for the live process: the current camera frame, converted to a model frame once per frame id."""
+
+    def __init__(self):
+        self.current: tuple[int, np.ndarray] | None = None
+        self.converted: VlmFrame | None = None
+
+    def set(self, frame_id: int, rgb: np.ndarray) -> None:
+        if self.current is None or self.current[0] != frame_id:
+            self.current, self.converted = (frame_id, rgb), None
+
+    def __call__(self, frame_id: int) -> VlmFrame:
+        if self.current is None or self.current[0] != frame_id:
+            raise KeyError(f"camera frame {frame_id} is not the current frame")
+        if self.converted is None:
+            self.converted = to_model_frame(*self.current)
+        return self.converted
+
+
 def run(proc: Process) -> int:
     cfg, stop, sub, pub = proc.cfg, proc.stop, proc.ports.sub, proc.ports.pub
     vcfg = cfg.vlm
     model = None if vcfg.remote else build_model(vcfg)
     family = model.family if model is not None else vcfg.model
-    grammar = "streamvln" if family == "streamvln" else "navila"
     infer = RemoteInference(vcfg.remote, cfg.remote) if vcfg.remote else LocalInference(model)
-    sched = VlmScheduler(vcfg, grammar, ActionParser(cfg.parser))
+    frames = CameraFrames()
+    core = VlmCore(cfg, family, vcfg.remote is not None, frames)
     instr_sub, cam_sub = sub["instruction"], sub["cameraFrame"]
     ctrl_sub, status_sub, result_sub = sub["controlState"], sub["navigatorStatus"], sub["actionResult"]
-    text_pub, out_pub = pub["actionText"], pub["vlmOutput"]
-    history: list = []
-    launched: dict[int, tuple[int, str, tuple[int, ...]]] = {}  # query id → (launch ns, trigger, frame ids)
+    text_pub, out_pub, step_pub = pub["actionText"], pub["vlmOutput"], pub["vlmStep"]
     rk = Ratekeeper(DT_VLM)
     log.info(
         "model %s (%s), history per %s, overlap %s",
@@ -119,72 +235,47 @@ def run(proc: Process) -> int:
     while not stop.is_set():
         tick = rk.wait()
         now_ns = time.monotonic_ns()
-        for r in instr_sub.drain():
-            log.info("instruction: %r", r.msg.text)
-            sched.start(r.msg.text)
-            history.clear()
-            infer.reset(r.msg.text)
+        instructions = [r.msg.text for r in instr_sub.drain()]
         cam = cam_sub.latest()
-        current: tuple[int, np.ndarray] | None = None
+        frame_id = -1
         if cam is not None and cam.payload is not None and cam.msg.encoding == "rgb8" and cam.age_s(now_ns) < 1.0:
-            rgb = np.frombuffer(cam.payload, np.uint8).reshape(cam.msg.height, cam.msg.width, 3)
-            current = (cam.msg.frame_id, rgb)
+            frames.set(cam.msg.frame_id, np.frombuffer(cam.payload, np.uint8).reshape(cam.msg.height, cam.msg.width, 3))
+            frame_id = cam.msg.frame_id
         ctrl = ctrl_sub.fresh(now_ns)
-        mode = None if ctrl is None else ctrl.msg.mode
-        results = [r.msg for r in result_sub.drain()]
-        sched.on_results(results, now_ns)
-        if current is not None and sched.want_history_frame(tick.start_s, mode, results):
-            if not history or history[-1].frame_id != current[0]:
-                history.append(to_model_frame(*current))
         st = status_sub.fresh(now_ns)
-        launch = (
-            sched.decide(mode, None if st is None else st.msg, 0 if st is None else st.mono_ns)
-            if current is not None
-            else None
+        inp = VlmStep(
+            tick=tick.index,
+            start_s=tick.start_s,
+            now_ns=now_ns,
+            family=family,
+            remote=vcfg.remote is not None,
+            instructions=tuple(instructions),
+            frame_id=frame_id,
+            control_mode="" if ctrl is None else ctrl.msg.mode,
+            status=() if st is None else (st.msg,),
+            status_mono_ns=0 if st is None else st.mono_ns,
+            results=tuple(r.msg for r in result_sub.drain()),
+            answers=answer_in(infer.poll()),
         )
-        if launch is not None and current is not None:
-            frame = to_model_frame(*current)
-            frames = navila_sample(history, frame) if grammar == "navila" else [frame]
-            launched[launch.query_id] = (time.monotonic_ns(), launch.trigger, tuple(f.frame_id for f in frames))
-            infer.submit(launch.query_id, frames)
-            log.info("query %d (%s) on frames %s", launch.query_id, launch.trigger, launched[launch.query_id][2])
-        done = infer.poll()
-        if done is not None:
-            qid, answer, error = done
-            t0, trigger, ids = launched.pop(qid, (now_ns, "idle", ()))
-            latency = (time.monotonic_ns() - t0) * 1e-9
-            send = sched.on_answer(qid, None if answer is None else answer.text, latency)
-            tm = None if answer is None else answer.timings
-            out_pub.publish(
-                VlmOutput(
-                    query_id=qid,
-                    family=family,
-                    text="" if answer is None else answer.text,
-                    frame_ids=ids if answer is None else tuple(answer.frame_ids),
-                    trigger=trigger,
-                    launched_mono_ns=t0,
-                    vision_ms=0.0 if tm is None else tm.vision_s * 1e3,
-                    prefill_ms=0.0 if tm is None else tm.prefill_s * 1e3,
-                    decode_ms=0.0 if tm is None else tm.decode_s * 1e3,
-                    total_ms=latency * 1e3,
-                    vision_calls=0 if answer is None else answer.vision_calls,
-                    cache_hits=0 if answer is None else answer.cache_hits,
-                    new_tokens=0 if answer is None else answer.new_tokens,
-                    remote=vcfg.remote is not None,
-                    error=error,
-                    episode_over="" if sched.active or sched.episode is None else sched.episode.end_reason,
-                )
-            )
-            if send:
-                if not text_pub.wait_peer(0.5):
-                    log.warning("navigator not listening: answer %d dropped", qid)
-                else:  # a runaway answer is cut to the schema's limit; the parser then judges it
-                    text_pub.publish(
-                        ActionText(text=answer.text[:MAX_TEXT], source="vlm", grammar=grammar, query_id=qid)
-                    )
-                log.info("answer %d in %.0f ms: %r", qid, latency * 1e3, answer.text)
-            if sched.episode is not None and not sched.episode.active:
-                log.info("episode over: %s", sched.episode.end_reason)
+        step_pub.publish(inp)
+        out = core.step(inp)
+        for text in out.resets:
+            log.info("instruction: %r", text)
+            infer.reset(text)
+        if out.launch is not None:
+            qid, trigger, launch_frames = out.launch
+            infer.submit(qid, launch_frames)
+            log.info("query %d (%s) on frames %s", qid, trigger, [f.frame_id for f in launch_frames])
+        if out.output is not None:
+            out_pub.publish(out.output)
+            log.info("answer %d in %.0f ms: %r", out.output.query_id, out.output.total_ms, out.output.text)
+            if out.output.episode_over:
+                log.info("episode over: %s", out.output.episode_over)
+        if out.action is not None:
+            if not text_pub.wait_peer(0.5):
+                log.warning("navigator not listening: answer %d dropped", out.action.query_id)
+            else:
+                text_pub.publish(out.action)
     infer.close()
     return 0
 

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from edge.msg.recording import read_recording
 from edge.system.manager import Manager
 from edge.system.process_config import procs_for
 
@@ -20,7 +21,7 @@ def _manager(run_dir):
         procs_for("sim", only=["navigatord", "recordd"]),
         None,
         [f"bus.run_dir={run_dir}"],
-        extra_args={"recordd": ["--out", f"{run_dir}/bus.jsonl"]},
+        extra_args={"recordd": ["--out", f"{run_dir}/bus.mcap"]},
     )
 
 
@@ -42,4 +43,4 @@ def test_sigint_stops_all_cleanly(run_dir):
     threading.Timer(1.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
     assert mgr.supervise() == 0
     assert {n: c.returncode for n, c in mgr.children.items()} == {"navigatord": 0, "recordd": 0}
-    assert os.path.exists(f"{run_dir}/bus.jsonl")
+    assert read_recording(f"{run_dir}/bus.mcap").complete  # stopped cleanly: MCAP summary and footer written

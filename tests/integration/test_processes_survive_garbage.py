@@ -50,7 +50,7 @@ def test_process_survives_garbage_on_all_its_inputs(name):
             s.bind(bus.endpoint(topic))
             socks.append((s, None, "bound"))
     out_sub = bus.sub(spec.pubs[0]) if spec.pubs else None
-    mgr = Manager([spec], None, overrides, extra_args={"recordd": ["--out", f"{run_dir}/bus.jsonl"]})
+    mgr = Manager([spec], None, overrides, extra_args={"recordd": ["--out", f"{run_dir}/bus.mcap"]})
     mgr.start()
     try:
         time.sleep(2.0)  # imports, DDS participant, sockets
