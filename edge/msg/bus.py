@@ -5,7 +5,8 @@ Wire format (edge.msg.wire), one single-part ZeroMQ message per bus message:
 The header is {"topic", "seq", "mono_ns", "msg"}; mono_ns is the sender's time.monotonic_ns() (CLOCK_MONOTONIC is
 system-wide, so ages are exact between processes of one machine). No pickle, no base64.
 
-Endpoints derive from the topic name: ipc://<run_dir>/<topic> unless the config gives a tcp:// endpoint.
+Endpoints derive from the topic name: ipc://<run_dir>/<topic> unless the config gives a tcp:// endpoint. Socket files
+are mode 0660 and a run directory the bus creates 0750: only the user and the group of the stack reach them.
 The socket pattern comes from the topic registry (Topic.pattern): streams are PUB/SUB, event topics with one consumer
 and several, possibly short-lived, senders (operator commands, e-stop, the VLM's answers) PUSH/PULL.
 Latest-only topics are conflated at the subscriber; a malformed or foreign message is counted, logged and dropped.
@@ -29,6 +30,11 @@ from edge.msg.wire import endpoint, frame
 
 log = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 1 << 20
+# Who may use the bus: the user and group the processes run as (on the robot: edge, and operators in group edge).
+# Connecting to a Unix socket needs write permission on its file; the run directory is created without access for
+# others (on the robot systemd creates /run/edge with RuntimeDirectoryMode=0750).
+SOCKET_MODE = 0o660
+RUN_DIR_MODE = 0o750
 QUEUED_HWM = 10000  # messages a queued (not conflated) subscriber holds before the publisher drops for it
 QUEUED_PAYLOAD_HWM = 16
 
@@ -104,7 +110,7 @@ class Bus:
         unknown = set(self.tcp) - set(TOPICS)
         if unknown:
             raise ValueError(f"tcp endpoints for unknown topics: {sorted(unknown)}")
-        os.makedirs(self.run_dir, exist_ok=True)
+        os.makedirs(self.run_dir, mode=RUN_DIR_MODE, exist_ok=True)
 
     def endpoint(self, name: str) -> str:
         if name not in TOPICS:
@@ -128,6 +134,8 @@ def _attach(sock: zmq.Socket, endpoint: str, bind: bool) -> None:
         if endpoint.startswith("ipc://") and os.path.exists(endpoint[6:]):
             os.unlink(endpoint[6:])  # a stale socket file from a crashed process
         sock.bind(endpoint)
+        if endpoint.startswith("ipc://"):
+            os.chmod(endpoint[6:], SOCKET_MODE)
     else:
         sock.connect(endpoint)
 

@@ -27,6 +27,11 @@ class ProcessSpec(Frozen):
     pubs: tuple[str, ...] = ()
     subs: tuple[str, ...] = ()
     profiles: tuple[Profile, ...] = ("sim", "robot")
+    # What the process needs on the robot beyond the common sandbox (render_sandbox); real-time follows rt_priority.
+    needs_dds: bool = False  # the robot's NIC for DDS: UDP multicast, netlink for the interface lookup
+    needs_usb: bool = False  # USB and V4L2 devices (the RealSense), groups video and plugdev
+    needs_gpu: bool = False  # the Jetson GPU's device nodes (group video) and a cache directory (CUDA JIT, models)
+    writes_runs: bool = False  # the recordings directory, /var/lib/edge/runs (StateDirectory=edge/runs)
 
     @model_validator(mode="after")
     def _one_name(self):
@@ -46,6 +51,7 @@ PROCS: tuple[ProcessSpec, ...] = (
         pubs=("simTruth",),
         subs=("simRemote",),
         profiles=("sim",),
+        needs_dds=True,
     ),
     ProcessSpec(
         name="simcamd",
@@ -64,6 +70,7 @@ PROCS: tuple[ProcessSpec, ...] = (
         restart="always",
         pubs=("cameraFrame",),
         profiles=("robot",),
+        needs_usb=True,
     ),
     ProcessSpec(
         name="controlsd",
@@ -76,6 +83,7 @@ PROCS: tuple[ProcessSpec, ...] = (
         damp_on_stop=True,
         pubs=("controlState", "odometry"),
         subs=("velocityCommand", "estop", "operatorCommand"),
+        needs_dds=True,
     ),
     ProcessSpec(
         name="watchdogd",
@@ -105,6 +113,7 @@ PROCS: tuple[ProcessSpec, ...] = (
         restart="always",
         pubs=("actionText", "vlmOutput", "vlmStep"),
         subs=("instruction", "cameraFrame", "controlState", "navigatorStatus", "actionResult"),
+        needs_gpu=True,
     ),
     ProcessSpec(
         name="recordd",
@@ -112,6 +121,7 @@ PROCS: tuple[ProcessSpec, ...] = (
         description="records the bus to MCAP for Foxglove, reports and replay",
         nice=10,
         restart="always",
+        writes_runs=True,
         subs=(
             "actionResult",
             "controlState",
@@ -208,8 +218,74 @@ def render_service(p: ProcessSpec, python: str, workdir: str, config: str) -> st
         ]
     if p.nice:
         lines += [f"Nice={p.nice}"]
+    lines += render_sandbox(p)
     lines += ["", "[Install]", f"WantedBy={TARGET}", ""]
     return "\n".join(lines)
+
+
+SERVICE_USER = "edge"  # created by the install steps (README "On the robot"); every unit runs as it
+STATE_DIR = "/var/lib/edge"  # runs/ (recordings, written by recordd) and engines/ (read-only at run time)
+
+
+def render_sandbox(p: ProcessSpec) -> list[str]:
+    """Least privilege (systemd.exec(5)): a dedicated user, no capabilities, read-only system, private /tmp, no new
+    privileges, a system-call allow-list; then only what the table row declares: real-time scheduling
+    (rt_priority), the robot's NIC (needs_dds), USB devices (needs_usb), the GPU (needs_gpu), the recordings
+    directory (writes_runs). Bus sockets live in /run/edge, mode 0750, files 0660 (UMask 0007): the user and the
+    group edge only. Each unit stays at `systemd-analyze security` exposure ≤ 4.0 (tests/unit/test_units_security.py);
+    the directives and their measured scores are in docs/design.md, "Least privilege"."""
+    families = ["AF_UNIX", "AF_INET", "AF_INET6"]  # the bus (ipc, optional tcp), the remote VLM
+    if p.needs_dds or p.needs_usb:
+        families.append("AF_NETLINK")  # DDS: the interface's addresses (getifaddrs); libusb: hot-plug events
+    lines = [
+        f"User={SERVICE_USER}",
+        f"Group={SERVICE_USER}",
+        "UMask=0007",
+        "RuntimeDirectoryMode=0750",
+        "NoNewPrivileges=yes",
+        "CapabilityBoundingSet=",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "PrivateMounts=yes",
+        "ProtectKernelTunables=yes",
+        "ProtectKernelModules=yes",
+        "ProtectKernelLogs=yes",
+        "ProtectControlGroups=yes",
+        "ProtectClock=yes",
+        "ProtectHostname=yes",
+        "ProtectProc=invisible",
+        "RestrictNamespaces=yes",
+        "RestrictSUIDSGID=yes",
+        "LockPersonality=yes",
+        "RemoveIPC=yes",
+        "SystemCallArchitectures=native",
+        "SystemCallFilter=@system-service",
+        "SystemCallFilter=~@privileged",
+        "SystemCallErrorNumber=EPERM",
+        f"RestrictAddressFamilies={' '.join(families)}",
+    ]
+    if not p.rt_priority:
+        lines.append("RestrictRealtime=yes")  # real-time processes keep sched_setscheduler (CPUSchedulingPolicy)
+    if p.needs_usb:
+        lines += [
+            "SupplementaryGroups=video plugdev",
+            "DevicePolicy=closed",
+            "DeviceAllow=char-usb_device rw",
+            "DeviceAllow=char-video4linux rw",
+        ]
+    elif p.needs_gpu:
+        # The Orin's GPU nodes (/dev/nvmap, /dev/nvhost-*, /dev/nvgpu/*) differ between L4T releases: /dev is kept.
+        lines += [
+            "SupplementaryGroups=video",
+            "CacheDirectory=edge",
+            "Environment=XDG_CACHE_HOME=/var/cache/edge CUDA_CACHE_PATH=/var/cache/edge/nv",
+        ]
+    else:
+        lines.append("PrivateDevices=yes")
+    if p.writes_runs:
+        lines += ["StateDirectory=edge/runs", "StateDirectoryMode=0750"]
+    return lines
 
 
 def render_target(procs: list[ProcessSpec]) -> str:

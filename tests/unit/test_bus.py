@@ -193,3 +193,25 @@ def test_drain_is_bounded(bus):
         pub.publish(Estop())
     time.sleep(0.2)
     assert len(sub.drain(max_n=8)) == 8 and len(sub.drain()) == 12
+
+
+def test_sockets_and_run_dir_are_for_the_user_and_group_only(tmp_path):
+    import os
+    import stat
+
+    from edge.msg.bus import Bus
+
+    old = os.umask(0)  # even with a permissive umask
+    try:
+        bus = Bus(str(tmp_path / "run"))
+        pub, sub = bus.pub("odometry"), bus.sub("estop")  # a publisher binds; so does an event topic's consumer
+    finally:
+        os.umask(old)
+    try:
+        assert stat.S_IMODE(os.stat(tmp_path / "run").st_mode) == 0o750
+        for name in ("odometry", "estop"):
+            st = os.stat(tmp_path / "run" / name)
+            assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o660, oct(st.st_mode)
+    finally:
+        pub.close()
+        sub.close()

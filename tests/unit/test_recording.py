@@ -167,7 +167,8 @@ def test_a_file_cut_anywhere_reads_back_to_its_last_whole_record(tmp_path):
     data = buf.getvalue()  # not finished: as a killed recorder leaves it
     path = tmp_path / "cut.mcap"
     counts = []
-    for cut in range(len(data) + 1):
+    # every 7th byte through the header, schemas and channels; every byte through the messages (the last 1200 bytes)
+    for cut in sorted(set(range(0, len(data), 7)) | set(range(len(data) - 1200, len(data) + 1))):
         path.write_bytes(data[:cut])
         try:
             rec = read_recording(path)
@@ -229,3 +230,30 @@ def _schemas(path):
     with open(path, "rb") as f:
         summary = make_reader(f).get_summary()
         return [s.data for s in summary.schemas.values()]
+
+
+def test_why_no_chunks_the_default_chunked_writer_loses_everything_unfinished(tmp_path):
+    """The mcap Writer's default (1 MiB ZSTD chunks) keeps messages in memory until a chunk is full or finish():
+    a killed recorder would lose them all. RecordWriter writes unchunked records (and recordd flushes per batch)."""
+    from mcap.writer import Writer
+
+    path = tmp_path / "chunked.mcap"
+    with path.open("wb") as f:
+        w = Writer(f)  # library defaults
+        w.start()
+        w.add_metadata("edge.clock", {"unix_minus_monotonic_ns": "0"})
+        sid = w.register_schema("edge.Odometry", "jsonschema", json.dumps(foxglove_schema(Odometry)).encode())
+        cid = w.register_channel("odometry", "json", sid)
+        for i in range(101):
+            w.add_message(
+                cid, log_time=i, publish_time=i, data=Odometry(x_m=i, y_m=0, yaw_rad=0).model_dump_json().encode()
+            )
+        f.flush()  # everything the writer handed to the file; no finish(): as after SIGKILL
+    assert read_recording(path).count() == 0
+
+    with path.open("wb") as f:
+        w2 = RecordWriter(f, [TOPICS["odometry"]], offset_ns=0)
+        for i in range(101):
+            w2.add("odometry", i + 1, i, i, Odometry(x_m=i, y_m=0, yaw_rad=0))
+        f.flush()
+    assert read_recording(path).count() == 101
