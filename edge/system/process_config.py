@@ -84,6 +84,7 @@ PROCS: tuple[ProcessSpec, ...] = (
         pubs=("controlState", "odometry"),
         subs=("velocityCommand", "estop", "operatorCommand"),
         needs_dds=True,
+        needs_gpu=True,  # control.backend tensorrt runs the policy on the GPU
     ),
     ProcessSpec(
         name="watchdogd",
@@ -267,20 +268,17 @@ def render_sandbox(p: ProcessSpec) -> list[str]:
     ]
     if not p.rt_priority:
         lines.append("RestrictRealtime=yes")  # real-time processes keep sched_setscheduler (CPUSchedulingPolicy)
-    if p.needs_usb:
-        lines += [
-            "SupplementaryGroups=video plugdev",
-            "DevicePolicy=closed",
-            "DeviceAllow=char-usb_device rw",
-            "DeviceAllow=char-video4linux rw",
-        ]
-    elif p.needs_gpu:
+    groups = ({"video", "plugdev"} if p.needs_usb else set()) | ({"video"} if p.needs_gpu else set())
+    if groups:
+        lines.append(f"SupplementaryGroups={' '.join(sorted(groups))}")
+    if p.needs_gpu:
         # The Orin's GPU nodes (/dev/nvmap, /dev/nvhost-*, /dev/nvgpu/*) differ between L4T releases: /dev is kept.
         lines += [
-            "SupplementaryGroups=video",
             "CacheDirectory=edge",
             "Environment=XDG_CACHE_HOME=/var/cache/edge CUDA_CACHE_PATH=/var/cache/edge/nv",
         ]
+    elif p.needs_usb:
+        lines += ["DevicePolicy=closed", "DeviceAllow=char-usb_device rw", "DeviceAllow=char-video4linux rw"]
     else:
         lines.append("PrivateDevices=yes")
     if p.writes_runs:

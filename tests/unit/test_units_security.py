@@ -104,9 +104,33 @@ def test_each_unit_gets_only_what_its_row_declares():
         u = units[p.name]
         assert common <= u, f"{p.name}: missing {common - u}"
         assert ("RestrictRealtime=yes" in u) == (p.rt_priority == 0), p.name
-        assert ("DeviceAllow=char-usb_device rw" in u) == p.needs_usb, p.name
+        assert ("DeviceAllow=char-usb_device rw" in u) == (p.needs_usb and not p.needs_gpu), p.name
         assert ("PrivateDevices=yes" in u) == (not p.needs_usb and not p.needs_gpu), p.name
+        assert ("CacheDirectory=edge" in u) == p.needs_gpu, p.name
         assert ("StateDirectory=edge/runs" in u) == p.writes_runs, p.name
         assert any("AF_NETLINK" in x for x in u) == (p.needs_dds or p.needs_usb), p.name
         assert not any(x.startswith(("ReadWritePaths=", "AmbientCapabilities=")) for x in u), p.name
     assert "CPUSchedulingPolicy=fifo" in units["controlsd"] and "LimitRTPRIO=95" in units["controlsd"]
+
+
+# What a process can import decides what its sandbox must allow: DDS (the Unitree SDK over CycloneDDS), the
+# RealSense (pyrealsense2 over libusb / V4L2), the GPU (TensorRT runners, the VLM's PyTorch / TensorRT-LLM).
+NEEDS_BY_IMPORT = {
+    "needs_dds": ("drivers.unitree",),
+    "needs_usb": ("drivers.realsense",),
+    "needs_gpu": ("engines.trt_runner", "engines.vlm"),
+}
+
+
+@pytest.mark.parametrize("spec", PROCS, ids=[p.name for p in PROCS])
+def test_a_row_declares_every_need_its_imports_have(spec):
+    """A process that can reach the DDS driver, the camera driver or a GPU runtime (function-level imports
+    included) must declare it, or its unit would lock it out on the robot; and declares nothing it cannot reach."""
+    import grimp
+
+    graph = grimp.build_graph("edge", "drivers", "engines", cache_dir=None)
+    for need, packages in NEEDS_BY_IMPORT.items():
+        reaches = any(graph.chain_exists(importer=spec.module, imported=pkg, as_packages=True) for pkg in packages)
+        assert getattr(spec, need) == reaches, (
+            f"{spec.name}: {need}={getattr(spec, need)} but imports reach {packages}: {reaches}"
+        )
