@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from edge.common.config import EdgeConfig, load_config
 from edge.msg.messages import TOPICS, NavigatorStep, VlmStep
@@ -134,7 +134,14 @@ def replay(rec: Recording, process: str, cfg: EdgeConfig) -> ReplayReport:
             f"{rec.path} has no {spec.step_topic} records: {process} did not run, or the recording predates them"
         )
     schema = TOPICS[spec.step_topic].schema
-    steps = [schema.model_validate(r["msg"]) for r in records]
+    try:
+        steps = [schema.model_validate(r["msg"]) for r in records]
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise ReplayError(
+            f"{rec.path}: its {spec.step_topic} records do not fit this version's {schema.__name__} "
+            f"({'.'.join(map(str, err['loc']))}: {err['msg']}); replay with the version that recorded it"
+        ) from None
     report = ReplayReport(process)
     if records[0]["seq"] != 1:
         report.notes.append(

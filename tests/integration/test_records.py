@@ -109,6 +109,8 @@ def test_report_from_the_killed_recording(killed_run, tmp_path, capsys):
     assert len(report["actions"]) == len(rec.topics.get("actionResult", []))
     assert report["vlm"].get("closed_loop", {}).get("n_queries", 0) == len(answers)
     assert report["loop"]["ticks"] == len(rec.topics["controlState"]) and report["fell"] in (True, False)
+    assert report["runs"]["closed_loop"]["recording"]["complete"] is False
+    assert "cut short (killed)" in capsys.readouterr().out
     assert (tmp_path / "report.png").stat().st_size > 10_000
 
 

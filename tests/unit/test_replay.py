@@ -173,6 +173,13 @@ def test_nothing_to_replay_is_one_line_and_exit_2(tmp_path, cfg, capsys):
         replay(read_recording(path), "controlsd", cfg)
 
 
+def test_step_records_of_another_version_are_one_clear_error(tmp_path, cfg):
+    rec = read_recording(record_navigator(tmp_path / "nav.mcap", cfg, ticks=5))
+    rec.topics["navigatorStep"][2]["msg"]["pose"] = [0.0, 0.0, 0.0]  # a field this version does not have
+    with pytest.raises(ReplayError, match=r"do not fit this version's NavigatorStep \(pose: Extra inputs"):
+        replay(rec, "navigatord", cfg)
+
+
 # ---- vlmd ------------------------------------------------------------------------------------------------------
 
 ANSWERS = [
@@ -296,3 +303,10 @@ def test_report_json_is_readable(tmp_path, cfg):
     report = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert [a["kind"] for a in report["actions"]] == ["forward", "turn", "invalid"]
     assert report["fell"] is None and report["actions"][0]["estimated"] == pytest.approx(0.5, abs=0.03)
+    rec = report["runs"]["closed_loop"]["recording"]
+    assert rec["complete"] and rec["messages"] == 260 * 2 + 3 + rec_count(path, "navigatorStatus")
+    assert rec["duration_s"] == pytest.approx(259 * 0.05, abs=0.01)
+
+
+def rec_count(path, topic):
+    return len(read_recording(path).topics[topic])
