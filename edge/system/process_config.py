@@ -32,6 +32,7 @@ class ProcessSpec(Frozen):
     needs_usb: bool = False  # USB and V4L2 devices (the RealSense), groups video and plugdev
     needs_gpu: bool = False  # the Jetson GPU's device nodes (group video) and a cache directory (CUDA JIT, models)
     writes_runs: bool = False  # the recordings directory, /var/lib/edge/runs (StateDirectory=edge/runs)
+    takes_stack_lock: bool = False  # the DDS-domain lock in /run/lock (edge.controls.commander), shared machine-wide
 
     @model_validator(mode="after")
     def _one_name(self):
@@ -84,6 +85,7 @@ PROCS: tuple[ProcessSpec, ...] = (
         pubs=("controlState", "odometry"),
         subs=("velocityCommand", "estop", "operatorCommand"),
         needs_dds=True,
+        takes_stack_lock=True,
         needs_gpu=True,  # control.backend tensorrt runs the policy on the GPU
     ),
     ProcessSpec(
@@ -95,6 +97,7 @@ PROCS: tuple[ProcessSpec, ...] = (
         restart="always",
         watchdog_s=0.5,
         pubs=("watchdogState",),
+        needs_dds=True,
     ),
     ProcessSpec(
         name="navigatord",
@@ -232,9 +235,10 @@ def render_sandbox(p: ProcessSpec) -> list[str]:
     """Least privilege (systemd.exec(5)): a dedicated user, no capabilities, read-only system, private /tmp, no new
     privileges, a system-call allow-list; then only what the table row declares: real-time scheduling
     (rt_priority), the robot's NIC (needs_dds), USB devices (needs_usb), the GPU (needs_gpu), the recordings
-    directory (writes_runs). Bus sockets live in /run/edge, mode 0750, files 0660 (UMask 0007): the user and the
-    group edge only. Each unit stays at `systemd-analyze security` exposure ≤ 4.0 (tests/unit/test_units_security.py);
-    the directives and their measured scores are in docs/design.md, "Least privilege"."""
+    directory (writes_runs), the machine-wide lock directory (takes_stack_lock). Bus sockets live in /run/edge,
+    mode 0750, files 0660 (UMask 0007): the user and the group edge only. Each unit stays at `systemd-analyze
+    security` exposure ≤ 4.0 (tests/unit/test_units_security.py); the directives and what is left out and why are in
+    docs/design.md, "Least privilege"."""
     families = ["AF_UNIX", "AF_INET", "AF_INET6"]  # the bus (ipc, optional tcp), the remote VLM
     if p.needs_dds or p.needs_usb:
         families.append("AF_NETLINK")  # DDS: the interface's addresses (getifaddrs); libusb: hot-plug events
@@ -283,6 +287,8 @@ def render_sandbox(p: ProcessSpec) -> list[str]:
         lines.append("PrivateDevices=yes")
     if p.writes_runs:
         lines += ["StateDirectory=edge/runs", "StateDirectoryMode=0750"]
+    if p.takes_stack_lock:  # read-only under ProtectSystem=strict otherwise, and a private /tmp is no shared lock
+        lines.append("ReadWritePaths=/run/lock")
     return lines
 
 

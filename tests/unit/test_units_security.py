@@ -109,7 +109,10 @@ def test_each_unit_gets_only_what_its_row_declares():
         assert ("CacheDirectory=edge" in u) == p.needs_gpu, p.name
         assert ("StateDirectory=edge/runs" in u) == p.writes_runs, p.name
         assert any("AF_NETLINK" in x for x in u) == (p.needs_dds or p.needs_usb), p.name
-        assert not any(x.startswith(("ReadWritePaths=", "AmbientCapabilities=")) for x in u), p.name
+        assert ("ReadWritePaths=/run/lock" in u) == p.takes_stack_lock, p.name
+        assert not any(x.startswith("AmbientCapabilities=") for x in u), p.name
+        rw = [x for x in u if x.startswith("ReadWritePaths=")]
+        assert rw in ([], ["ReadWritePaths=/run/lock"]), f"{p.name}: {rw}"
     assert "CPUSchedulingPolicy=fifo" in units["controlsd"] and "LimitRTPRIO=95" in units["controlsd"]
 
 
@@ -134,3 +137,11 @@ def test_a_row_declares_every_need_its_imports_have(spec):
         assert getattr(spec, need) == reaches, (
             f"{spec.name}: {need}={getattr(spec, need)} but imports reach {packages}: {reaches}"
         )
+
+
+@pytest.mark.parametrize("spec", PROCS, ids=[p.name for p in PROCS])
+def test_a_row_that_takes_the_stack_lock_may_write_the_lock_directory(spec):
+    import importlib.util
+
+    source = Path(importlib.util.find_spec(spec.module).origin).read_text()
+    assert spec.takes_stack_lock == ("acquire_stack_lock(" in source), spec.name
