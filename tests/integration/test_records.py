@@ -9,7 +9,10 @@ import base64
 import io
 import json
 import os
+import random
+import shutil
 import signal
+import tempfile
 import time
 
 import jsonschema
@@ -25,8 +28,7 @@ from edge.msg.recording import read_recording
 from edge.system.manager import Manager
 from edge.system.process_config import procs_for
 from edge.tools.cli import main as edge
-from edge.tools.demo import sim_stack
-from edge.tools.operator_client import instruct
+from edge.tools.operator_client import Operator, instruct
 
 pytestmark = pytest.mark.integration
 
@@ -36,20 +38,28 @@ ANSWERS = "[The next action is move forward 50 cm., The next action is turn left
 @pytest.fixture(scope="module")
 def killed_run(tmp_path_factory):
     """A VLM episode on the simulated Go2 (camera at 5 Hz), then SIGKILL of every process, recorder included.
-    Whatever the episode did (on a loaded machine control may still damp at start-up on a late LowState, and then
-    the VLM is never asked), the recording must hold it all and replay exactly."""
+    Whatever the episode did — on a loaded machine control may still damp at start-up on a late LowState (issue 8
+    item 1), and then the VLM is never asked — the recording must hold it all and replay exactly."""
     out = tmp_path_factory.mktemp("records")
+    run_dir = tempfile.mkdtemp(prefix="edge-r-", dir="/tmp")
     overrides = [
+        f"bus.run_dir={run_dir}",
+        f"robot.dds_domain={random.randint(100, 200)}",
         "sim.camera_hz=5",
         "navigator.execution=closed_loop",
         "vlm.model=fixed",
         "vlm.fixed_latency_s=0.3",
         f"vlm.fixed_answers={ANSWERS}",
     ]
-    with sim_stack(out, overrides, with_vlm=True) as (mgr, op, bus):
-        outputs = bus.sub("vlmOutput")
+    mgr = Manager(procs_for("sim"), None, overrides, extra_args={"recordd": ["--out", str(out / "bus.mcap")]})
+    mgr.start()
+    bus = Bus(run_dir)
+    op, outputs = Operator(bus), bus.sub("vlmOutput")
+    answers = []
+    try:
+        standing = op.wait_mode(("hold", "damp"), 60).msg.mode == "hold"
         instruct(bus, "walk to the door")
-        deadline, answers = time.monotonic() + 30, []
+        deadline = time.monotonic() + (30 if standing else 3)
         while not (answers and answers[-1].episode_over) and time.monotonic() < deadline:
             assert not mgr.dead(), mgr.dead()
             answers += [r.msg for r in outputs.wait(0.1)]
@@ -58,6 +68,11 @@ def killed_run(tmp_path_factory):
             os.kill(c.pid, signal.SIGKILL)
         for c in mgr.children.values():
             c.wait()
+    finally:
+        outputs.close()
+        op.close()
+        mgr.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)
     return out / "bus.mcap", answers
 
 
