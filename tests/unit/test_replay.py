@@ -310,3 +310,29 @@ def test_report_json_is_readable(tmp_path, cfg):
 
 def rec_count(path, topic):
     return len(read_recording(path).topics[topic])
+
+
+def test_a_restarted_control_drops_every_action_in_the_step(cfg):
+    """The navigator's step sees control's boot id: a new one drops the running action and the queue (held), as the
+    live process does, so replays reproduce it too."""
+    core = NavigatorCore(cfg)
+
+    def step(k, boot, texts=()):
+        return core.step(
+            NavigatorStep(
+                tick=k,
+                start_s=k * 0.05,
+                now_ns=k * TICK_NS,
+                texts=texts,
+                pose_fresh=True,
+                control_mode="hold",
+                control_boot=boot,
+            )
+        )
+
+    step(0, "boot-a", (ActionText(text="move forward 50 cm. turn left 30 degrees"),))
+    assert step(1, "boot-a").velocity.vx_m_s > 0
+    out = step(2, "boot-b")
+    assert out.control_restarted == "control restarted (boot boot-a → boot-b)"
+    assert [r.outcome for r in out.results] == ["preempted"] and out.velocity.vx_m_s == 0
+    assert core.queue.status().state == "holding" and core.queue.status().queue_len == 0
