@@ -66,8 +66,10 @@ def load_model(
 ):
     """Load the manifest's artifact as a TensorModel if it matches this machine.
 
-    Otherwise: fallback="error" raises EngineMismatchError with every reason; fallback="onnxruntime" logs each reason
-    at WARNING and loads the manifest's ONNX on ONNX Runtime (its sha256 is checked too)."""
+    A TensorRT engine runs as it was measured at build: with a CUDA graph when the manifest's build_flags say
+    `cuda_graph` (the latency it records), unless `cuda_graph=` is given. Otherwise: fallback="error" raises
+    EngineMismatchError with every reason; fallback="onnxruntime" logs each reason at WARNING and loads the manifest's
+    ONNX on ONNX Runtime (its sha256 is checked too), with `threads=` when given."""
     manifest_path = Path(manifest_path)
     manifest, reasons = verify(manifest_path, machine, source_path)
     base = manifest_path.parent
@@ -76,7 +78,8 @@ def load_model(
         if manifest.backend == "tensorrt":  # verified here: build the runner itself (load_tensor_model would
             from engines.trt_runner import TrtModel  # come back through this manifest)
 
-            return TrtModel(artifact, **{k: v for k, v in backend_options.items() if k == "cuda_graph"})
+            graph = backend_options.get("cuda_graph", bool(manifest.build_flags.get("cuda_graph", False)))
+            return TrtModel(artifact, cuda_graph=graph)
         return load_tensor_model(artifact, manifest.backend, **backend_options)
     if fallback == "error":
         raise EngineMismatchError(manifest_path, reasons)
@@ -90,4 +93,4 @@ def load_model(
     if bad or manifest.backend == "onnxruntime":
         raise EngineMismatchError(manifest_path, reasons + bad)
     warn_fallback(manifest_path, reasons, f"ONNX Runtime on {onnx_path}")
-    return OrtModel(onnx_path)
+    return OrtModel(onnx_path, **{k: v for k, v in backend_options.items() if k == "threads"})

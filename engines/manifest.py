@@ -14,7 +14,6 @@ import importlib.util
 import json
 import logging
 import platform
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -22,13 +21,14 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from drivers.jetson import jetpack_for, l4t_release
+from engines.cudart import detect_cuda, load_cudart
+
 log = logging.getLogger(__name__)
 
 Backend = Literal["tensorrt", "onnxruntime", "torch", "tensorrt_llm", "transformers"]
 Fallback = Literal["onnxruntime", "error"]
 MANIFEST_SUFFIX = ".manifest.json"
-# L4T release → JetPack (NVIDIA's JetPack archive); unknown releases keep jetpack=None and compare on l4t.
-_JETPACK_FROM_L4T = {"36.3.0": "6.0", "36.4.0": "6.1", "36.4.2": "6.1", "36.4.3": "6.2", "36.4.4": "6.2.1"}
 
 
 class _Frozen(BaseModel):
@@ -65,9 +65,24 @@ class TensorInfo(_Frozen):
         return cls(name=spec.name, shape=list(spec.shape), dtype=np.dtype(spec.dtype).name)
 
 
+def sha256_tree(path: str | Path) -> str:
+    """sha256 over a folder: every file's relative path and sha256, in sorted order (a TensorRT-LLM engine folder:
+    config.json + rank0.engine). A half-written or edited folder hashes differently."""
+    root = Path(path)
+    h = hashlib.sha256()
+    for f in sorted(x for x in root.rglob("*") if x.is_file()):
+        h.update(f"{f.relative_to(root).as_posix()}\0{sha256_file(f)}\n".encode())
+    return h.hexdigest()
+
+
+def sha256_path(path: str | Path) -> str:
+    p = Path(path)
+    return sha256_tree(p) if p.is_dir() else sha256_file(p)
+
+
 class FileRef(_Frozen):
     path: str  # relative to the manifest's folder, unless absolute
-    sha256: str | None = None  # None for folders (TRT-LLM engine dirs)
+    sha256: str | None = None  # of the file, or sha256_tree of a folder
 
     def resolve(self, base_dir: Path) -> Path:
         p = Path(self.path).expanduser()
@@ -82,7 +97,7 @@ class FileRef(_Frozen):
                 shown = path.resolve().relative_to(Path(base_dir).resolve())
             except ValueError:
                 shown = path.resolve()
-        return cls(path=str(shown), sha256=sha256_file(path) if path.is_file() else None)
+        return cls(path=str(shown), sha256=sha256_path(path) if path.exists() else None)
 
 
 def _dist_version(*names: str) -> str | None:
@@ -94,15 +109,6 @@ def _dist_version(*names: str) -> str | None:
     return None
 
 
-def parse_nv_tegra_release(text: str) -> str | None:
-    """'# R36 (release), REVISION: 4.3, ...' → '36.4.3'."""
-    m = re.search(r"R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)", text)
-    if not m:
-        return None
-    parts = (m.group(1) + "." + m.group(2)).split(".")
-    return ".".join((parts + ["0"])[:3])
-
-
 class MachineInfo(_Frozen):
     platform: str = ""  # e.g. Linux-aarch64
     python: str = ""
@@ -110,7 +116,7 @@ class MachineInfo(_Frozen):
     tensorrt_llm: str | None = None
     onnxruntime: str | None = None
     torch: str | None = None
-    cuda: str | None = None  # CUDA runtime, e.g. 12.6
+    cuda: str | None = None  # the machine's CUDA (driver API version, cudaDriverGetVersion), e.g. 12.6
     gpu_name: str | None = None
     compute_capability: str | None = None  # e.g. 8.7 (every Orin)
     l4t: str | None = None
@@ -140,34 +146,14 @@ def _detect() -> MachineInfo:
             info["tensorrt"] = trt.__version__
         except Exception as e:  # a broken install reads as "not installed", with the reason logged
             log.warning("tensorrt is installed but does not import: %s", e)
-    info.update(_detect_gpu())
-    try:
-        info["l4t"] = parse_nv_tegra_release(Path("/etc/nv_tegra_release").read_text())
-        info["jetpack"] = _JETPACK_FROM_L4T.get(info["l4t"] or "")
-    except OSError:
-        pass
+    cudart = load_cudart()
+    info.update(detect_cuda(cudart) if cudart is not None else _detect_gpu_torch())
+    info["l4t"] = l4t_release()
+    info["jetpack"] = jetpack_for(info["l4t"])
     return MachineInfo(**info)
 
 
-def _detect_gpu() -> dict[str, Any]:
-    try:
-        try:
-            from cuda.bindings import runtime as cudart
-        except ImportError:
-            from cuda import cudart
-    except ImportError:
-        cudart = None
-    if cudart is not None:
-        err, version = cudart.cudaRuntimeGetVersion()
-        err2, props = cudart.cudaGetDeviceProperties(0)
-        if err == cudart.cudaError_t.cudaSuccess and err2 == cudart.cudaError_t.cudaSuccess:
-            name = props.name.decode(errors="replace") if isinstance(props.name, bytes) else str(props.name)
-            return {
-                "cuda": f"{version // 1000}.{version % 1000 // 10}",
-                "gpu_name": name.rstrip("\x00"),
-                "compute_capability": f"{props.major}.{props.minor}",
-            }
-        return {}
+def _detect_gpu_torch() -> dict[str, Any]:
     if importlib.util.find_spec("torch") is not None:
         import torch
 
@@ -250,8 +236,8 @@ def read_manifest(path: str | Path) -> EngineManifest:
 def file_reasons(what: str, ref: FileRef, path: Path, required: bool = True) -> list[str]:
     if not path.exists():
         return [f"{what} missing: {path}"] if required else []
-    if ref.sha256 and path.is_file():
-        actual = sha256_file(path)
+    if ref.sha256:
+        actual = sha256_path(path)
         if actual != ref.sha256:
             return [
                 f"{what} changed since the build: {path} has sha256 {actual[:12]}…, manifest expects {ref.sha256[:12]}…"
@@ -292,6 +278,8 @@ def check(
             reasons.append(f"{label} is not installed on this machine (engine built with {label} {want})")
         elif want != have:
             reasons.append(f"engine built with {label} {want}, this machine has {label} {have}")
+        if manifest.backend == "tensorrt_llm" and built.tensorrt != m.tensorrt:  # the engine is a TensorRT plan too
+            reasons.append(f"engine built with TensorRT {built.tensorrt}, this machine has TensorRT {m.tensorrt}")
         if m.compute_capability is None:
             reasons.append(f"no CUDA GPU detected (engine built for {_gpu(built)})")
         elif built.compute_capability != m.compute_capability:

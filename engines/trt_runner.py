@@ -33,11 +33,26 @@ def tensorrt_available() -> bool:
 
 @functools.lru_cache(maxsize=1)
 def _cudart():
-    try:
-        from cuda.bindings import runtime as cudart  # cuda-python ≥ 12.6
-    except ImportError:
-        from cuda import cudart  # older cuda-python
+    """cuda-python's runtime module (engines.manifest.load_cudart); ImportError naming the package when absent."""
+    from engines.cudart import load_cudart
+
+    cudart = load_cudart()
+    if cudart is None:
+        raise ImportError("cuda-python is not installed (JetPack 6: pip install 'cuda-python>=12.6.1,<12.7')")
     return cudart
+
+
+MIN_TENSORRT = (10, 0)  # create_network(0) is explicit batch only from TensorRT 10 (8.6 = JetPack 6.0: implicit)
+
+
+def check_tensorrt_version(version: str) -> None:
+    """Raise RuntimeError naming the fix when this TensorRT is older than 10 (docs/jetson.md §2)."""
+    parts = tuple(int(x) for x in version.split(".")[:2] if x.isdigit())
+    if parts < MIN_TENSORRT:
+        raise RuntimeError(
+            f"TensorRT {version} is too old: the engines need TensorRT >= 10 (JetPack 6.1/6.2 ship 10.3); "
+            "JetPack 6.0 (TensorRT 8.6) is not supported — reflash (docs/deployment.md)"
+        )
 
 
 def _ok(result, what: str):
@@ -91,6 +106,7 @@ def build_engine_from_onnx(
     """
     import tensorrt as trt
 
+    check_tensorrt_version(trt.__version__)
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise FileNotFoundError(f"ONNX model not found: {onnx_path}")
@@ -200,6 +216,7 @@ class TrtModel:
         self.inputs = tuple(specs[trt.TensorIOMode.INPUT])
         self.outputs = tuple(specs[trt.TensorIOMode.OUTPUT])
         self.static = all(isinstance(d, int) for s in self.inputs + self.outputs for d in s.shape)
+        self.max_batch = self._max_batch()
         self._buffers: dict[str, _Buffer] = {}
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._graph_exec = None
@@ -214,6 +231,17 @@ class TrtModel:
                 self.cuda_graph = self._capture()
             else:
                 log.warning("%s: dynamic shapes, CUDA graph not used", self.path)
+
+    def _max_batch(self) -> int | None:
+        """The largest dim 0 of the first input: fixed in the engine, or the max of optimization profile 0
+        (`ICudaEngine.get_tensor_profile_shape(name, profile)` → [min, opt, max]; TensorRT v10.3.0
+        python/src/infer/pyCore.cpp). None for an engine without inputs."""
+        if not self.inputs:
+            return None
+        first = self.inputs[0]
+        if isinstance(first.shape[0], int):
+            return first.shape[0]
+        return int(self.engine.get_tensor_profile_shape(first.name, 0)[2][0])
 
     # -- buffers ---------------------------------------------------------------------------------------------------
     def _set_input_shape(self, name: str, shape: tuple[int, ...]) -> None:

@@ -2,7 +2,7 @@
 
 Targets TensorRT-LLM v0.12.0-jetson (the only Jetson build; JetPack 6, Python 3.10). Its own tools do the work:
 - route int4_wo:  examples/{llama,qwen}/convert_checkpoint.py --use_weight_only --weight_only_precision int4
-- route int4_awq: calibration text (calibration/awq_text.py) → examples/quantization/quantize.py --qformat int4_awq
+- route int4_awq: calibration text (exporters/awq_text.py) → examples/quantization/quantize.py --qformat int4_awq
                   (ModelOpt; needs a CUDA GPU holding the FP16 model — run it on an x86 host, copy the checkpoint)
 - then trtllm-build with a prompt table (--max_multimodal_len) sized from the prompt contract.
 Flags are those of 0.12 (no --max_output_len / --tp_size; --use_fused_mlp is an off-by-default store_true there and
@@ -20,6 +20,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -38,6 +39,40 @@ TOKENS_PER_FRAME = 196  # SigLIP-384 27×27 patches → 14×14 (2×2 merge / bil
 INSTRUCTION_TOKEN_CAP = 256  # longest instruction the VLM node accepts (≈190 English words; R2R averages ≈29)
 CHARS_PER_TOKEN_EST = 3  # conservative: Llama-3 / Qwen2 BPE average ≥ 4 chars per token on English
 ROUND_TO = 256  # max_input_len rounded up for headroom
+
+# Head sizes TensorRT-LLM's masked multi-head attention kernels are instantiated for (0.12:
+# cpp/tensorrt_llm/kernels/decoderMaskedMultiheadAttention.cu dispatch; any other size asserts at run time).
+SUPPORTED_HEAD_SIZES = (32, 48, 64, 80, 96, 104, 112, 128, 144, 160, 192, 224, 256)
+# The LLM config.json numbers of the released checkpoints (docs/vln-models.md §1.1, §2.1): the plan for a checkpoint
+# not downloaded yet is derived from these.
+REFERENCE_LLMS: dict[str, dict[str, Any]] = {
+    "navila": {  # a8cheng/navila-llama3-8b-8f llm/config.json (Llama-3-8B, 3 added tokens)
+        "model_type": "llama",
+        "num_hidden_layers": 32,
+        "hidden_size": 4096,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "intermediate_size": 14336,
+        "vocab_size": 128259,
+        "rope_theta": 500000.0,
+        "max_position_embeddings": 8192,
+    },
+    "streamvln": {  # Qwen/Qwen2-7B-Instruct config.json (StreamVLN's LLM)
+        "model_type": "qwen2",
+        "num_hidden_layers": 28,
+        "hidden_size": 3584,
+        "num_attention_heads": 28,
+        "num_key_value_heads": 4,
+        "intermediate_size": 18944,
+        "vocab_size": 152064,
+        "rope_theta": 1000000.0,
+        "max_position_embeddings": 32768,
+    },
+}
+CHECKPOINT_SOURCES = {
+    "navila": "huggingface a8cheng/navila-llama3-8b-8f (llm/, vision_tower/, mm_projector/)",
+    "streamvln": "huggingface mengwei0427/StreamVLN_Video_qwen_1_5_r2r_rxr_envdrop_scalevln (one folder)",
+}
 
 FAMILIES: dict[str, dict[str, Any]] = {
     # frames: NaVILA 7 history + current. StreamVLN: the engine re-prefills whole windows (TRT-LLM's runner cannot
@@ -74,7 +109,10 @@ class LlmConfigSummary(_Frozen):
         path = Path(llm_dir) / "config.json"
         if not path.is_file():
             raise FileNotFoundError(f"LLM config not found: {path}")
-        c = json.loads(path.read_text())
+        return cls.from_config(json.loads(path.read_text()))
+
+    @classmethod
+    def from_config(cls, c: dict[str, Any]) -> LlmConfigSummary:
         c = c.get("text_config") or c
         heads = c["num_attention_heads"]
         return cls(
@@ -142,6 +180,7 @@ class LlmBuildPlan(_Frozen):
     llm_dir: str
     out_dir: str
     checkpoint_dir: str  # TensorRT-LLM checkpoint (convert / quantize output; portable, copy this to the Orin)
+    checkpoint_prebuilt: bool = False  # made elsewhere (vlm.tllm_checkpoint): only trtllm-build runs
     engine_dir: str  # trtllm-build output (tied to the GPU + TensorRT it was built on)
     timing_cache: str
     llm: LlmConfigSummary
@@ -216,22 +255,38 @@ def template_text(family: str) -> str:
     return prompt.replace(IMAGE, "").replace(MEMORY, "")
 
 
+def runtime_template_prompt(family: str) -> str:
+    """The longest prompt the runtime builds, with an empty instruction: NaVILA's 8-frame query; StreamVLN's window
+    start with its 8 memory frames (engines.vlm.models)."""
+    if family == "navila":
+        return navila_prompt("")
+    return streamvln_prompt("", memory=True).replace(MEMORY, IMAGE * 8)
+
+
 def count_template_tokens(family: str, llm_dir: str | Path) -> tuple[int, str]:
-    """Exact with the checkpoint's tokenizer.json (incl. the BOS its post-processor adds); else a conservative
-    estimate: 1 per special token + ceil(other chars / CHARS_PER_TOKEN_EST) + 1 for a possible extra BOS."""
+    """Exact with the checkpoint's tokenizer: the text ids the runtime itself builds (engines.vlm.models.
+    tokenize_with_images: one tokenizer call per chunk between images, BOS handling included) with an empty
+    instruction. Without a tokenizer.json, a conservative estimate: 1 per special token + ceil(other chars /
+    CHARS_PER_TOKEN_EST) + 1 per chunk for a possible BOS."""
     text = template_text(family)
     tok_path = Path(llm_dir) / "tokenizer.json"
     if tok_path.is_file():
-        from tokenizers import Tokenizer
+        from transformers import PreTrainedTokenizerFast
 
-        n = len(Tokenizer.from_file(str(tok_path)).encode(text, add_special_tokens=True).ids)
-        return n, f"tokenizer {tok_path}"
+        from engines.vlm.generator import IMAGE_TOKEN_INDEX
+        from engines.vlm.models import tokenize_with_images
+
+        tok = PreTrainedTokenizerFast.from_pretrained(str(Path(llm_dir)))
+        ids = tokenize_with_images(tok, runtime_template_prompt(family))
+        n = sum(1 for t in ids if t != IMAGE_TOKEN_INDEX)
+        return n, f"runtime tokenisation with {tok_path}"
+    chunks = runtime_template_prompt(family).count(IMAGE) + 1
     specials = re.findall(r"<\|[a-z_]+\|>", text)
     rest = len(re.sub(r"<\|[a-z_]+\|>", "", text))
-    n = len(specials) + math.ceil(rest / CHARS_PER_TOKEN_EST) + 1
+    n = len(specials) + math.ceil(rest / CHARS_PER_TOKEN_EST) + chunks
     return n, (
         f"estimate (no tokenizer.json): {len(specials)} special + ceil({rest} chars / {CHARS_PER_TOKEN_EST}) "
-        f"+ 1 possible BOS = {n}"
+        f"+ {chunks} possible BOS (one per chunk) = {n}"
     )
 
 
@@ -240,8 +295,18 @@ STREAMVLN_TURN_TOKENS = 16  # "<|im_end|>\n<|im_start|>user\nyou can see <image>
 
 
 def derive_sizes(
-    family: str, llm_dir: str | Path, frames: int, max_new_tokens: int, max_batch_size: int = 1
+    family: str,
+    llm_dir: str | Path,
+    frames: int,
+    max_new_tokens: int,
+    max_batch_size: int = 1,
+    max_position_embeddings: int | None = None,
 ) -> SizeDerivation:
+    """The engine sizes with their arithmetic. Raises PlanError naming the field, its value and the bound when a
+    size is not positive or the sequence exceeds the LLM's context (max_position_embeddings)."""
+    for name, value in (("frames", frames), ("max_new_tokens", max_new_tokens), ("max_batch_size", max_batch_size)):
+        if not isinstance(value, int) or value < 1:
+            raise PlanError(f"{name} = {value!r}: must be an integer ≥ 1")
     visual = frames * TOKENS_PER_FRAME
     mm = max_batch_size * visual
     tmpl, how = count_template_tokens(family, llm_dir)
@@ -254,6 +319,12 @@ def derive_sizes(
     raw = visual + text
     max_input = math.ceil(raw / ROUND_TO) * ROUND_TO
     max_seq = max_input + max_new_tokens
+    if max_position_embeddings is not None and max_seq > max_position_embeddings:
+        raise PlanError(
+            f"max_seq_len = {max_seq} (frames {frames} × {TOKENS_PER_FRAME} + text {text} → max_input_len {max_input}, "
+            f"+ max_new_tokens {max_new_tokens}) exceeds the LLM's context max_position_embeddings = "
+            f"{max_position_embeddings}: lower frames or max_new_tokens"
+        )
     return SizeDerivation(
         max_batch_size=max_batch_size,
         frames=frames,
@@ -290,7 +361,6 @@ def resolve_llm_dir(checkpoint_info: Any) -> tuple[Path, Path]:
     return root, (root / "llm" if (root / "llm" / "config.json").is_file() else root)
 
 
-_NOT_LLM = ("model.vision_tower.", "model.mm_projector.", "model.image_newline", "model.vision_resampler.")
 _TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -306,10 +376,13 @@ def extract_plain_llm(
     src: str | Path, dst: str | Path, model_type: str = "qwen2", architecture: str = "Qwen2ForCausalLM"
 ) -> Path:
     """A LLaVA-style single-folder VLM (StreamVLN: model_type llava_qwen) → a plain HF LLM folder that TensorRT-LLM's
-    converters / quantize.py load with AutoModelForCausalLM: LLM tensors only (no tower / projector), same shards,
+    converters / quantize.py load with AutoModelForCausalLM: LLM tensors only — a whitelist of the plain LLM's
+    prefixes, so tower, projector, image_newline and LLaVA-NeXT's `model.faster_token` all stay out — same shards,
     config with the plain model_type, tokenizer files copied."""
     from safetensors import safe_open
     from safetensors.torch import save_file
+
+    from engines.vlm.checkpoints import LLM_PREFIXES
 
     src, dst = Path(src), Path(dst)
     dst.mkdir(parents=True, exist_ok=True)
@@ -320,11 +393,7 @@ def extract_plain_llm(
     weight_map = {}
     for f in sorted(src.glob("*.safetensors")):
         with safe_open(str(f), framework="pt") as st:
-            keep = {
-                k: st.get_tensor(k)
-                for k in st.keys()
-                if (k.startswith("model.") or k.startswith("lm_head.")) and not k.startswith(_NOT_LLM)
-            }
+            keep = {k: st.get_tensor(k) for k in st.keys() if k.startswith(LLM_PREFIXES)}
         if keep:
             save_file(keep, str(dst / f.name), metadata={"format": "pt"})
             weight_map.update({k: f.name for k in keep})
@@ -341,6 +410,28 @@ def extract_plain_llm(
 # --- plan -------------------------------------------------------------------------------------------------------------
 
 
+def check_tllm_checkpoint(path: str | Path, route: Route) -> list[str]:
+    """What is wrong with a TensorRT-LLM checkpoint made elsewhere (convert_checkpoint.py / quantize.py of the same
+    TensorRT-LLM version: config.json + rank0.safetensors) for `route`; empty = usable. Its `quantization.quant_algo`
+    must be W4A16 (int4_wo) or W4A16_AWQ (int4_awq), the names of 0.12's QuantAlgo (docs/jetson.md §4.3)."""
+    p = Path(path)
+    cfg_path = p / "config.json"
+    if not cfg_path.is_file():
+        return [f"{cfg_path} missing (expected a TensorRT-LLM checkpoint: config.json + rank0.safetensors)"]
+    problems = []
+    if not (p / "rank0.safetensors").is_file():
+        problems.append(f"{p / 'rank0.safetensors'} missing")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except ValueError as e:
+        return problems + [f"{cfg_path}: not valid JSON ({e})"]
+    algo = (cfg.get("quantization") or {}).get("quant_algo")
+    want = {"int4_wo": "W4A16", "int4_awq": "W4A16_AWQ"}[route]
+    if algo != want:
+        problems.append(f"{cfg_path}: quantization.quant_algo is {algo!r}, route {route} needs {want!r}")
+    return problems
+
+
 def plan_for(
     checkpoint_info: Any,
     family: Family = "navila",
@@ -349,22 +440,37 @@ def plan_for(
     max_new_tokens: int = 32,
     trtllm_root: str | Path | None = None,
     out_dir: str | Path | None = None,
-    python: str = "python3",
+    python: str | None = None,
     calib_size: int = 32,
     awq_block_size: int = 128,
+    tllm_checkpoint: str | Path | None = None,
+    reference_if_missing: bool = False,
 ) -> LlmBuildPlan:
+    """The build plan. `python`: the interpreter the steps run with (default: this one, sys.executable — the venv
+    that has TensorRT-LLM, never whatever `python3` is first on PATH). `tllm_checkpoint`: a TensorRT-LLM checkpoint
+    quantised elsewhere (an x86 GPU host for AWQ) — the plan is then trtllm-build only. `reference_if_missing`: a
+    checkpoint folder that does not exist yet is planned from the family's reference config (REFERENCE_LLMS)."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {family!r}")
     if route not in ("int4_wo", "int4_awq"):
         raise ValueError(f"route must be int4_wo or int4_awq, got {route!r}")
+    python = python or sys.executable
     fam = FAMILIES[family]
     frames = fam["frames"] if frames is None else frames
     source, llm_dir = resolve_llm_dir(checkpoint_info)
-    llm = LlmConfigSummary.from_dir(llm_dir)
+    missing = reference_if_missing and not (Path(llm_dir) / "config.json").is_file()
+    llm = LlmConfigSummary.from_config(REFERENCE_LLMS[family]) if missing else LlmConfigSummary.from_dir(llm_dir)
+    if llm.head_dim not in SUPPORTED_HEAD_SIZES:
+        raise PlanError(
+            f"{llm_dir}: head size {llm.head_dim} (hidden {llm.hidden_size} / {llm.num_heads} heads) is not one "
+            f"TensorRT-LLM's attention kernels support {SUPPORTED_HEAD_SIZES}"
+        )
     root = Path(trtllm_root or os.environ.get("TRTLLM_ROOT") or "/opt/TensorRT-LLM").expanduser().absolute()
     out = Path(out_dir or source.parent / f"{source.name}-trtllm-{route}").expanduser().absolute()
     ckpt, engine, cache = out / f"tllm_checkpoint_{route}", out / "llm", out / "timing.cache"
-    sizes = derive_sizes(family, llm_dir, frames, max_new_tokens)
+    if tllm_checkpoint is not None:
+        ckpt = Path(tllm_checkpoint).expanduser().absolute()
+    sizes = derive_sizes(family, llm_dir, frames, max_new_tokens, max_position_embeddings=llm.max_position_embeddings)
     info = getattr(checkpoint_info, "llm", None)  # engines.vlm.checkpoints.LlmInfo: ids read from the tokenizer
     end_id = fam["end_id"] if getattr(info, "end_id", None) is None else info.end_id
     pad_id = getattr(info, "pad_id", None)
@@ -372,7 +478,9 @@ def plan_for(
         pad_id = end_id if info is not None else fam["pad_id"]
 
     steps = []
-    if family == "streamvln" and llm.model_type != "qwen2":
+    if tllm_checkpoint is not None:
+        pass  # quantised elsewhere: only trtllm-build runs here
+    elif family == "streamvln" and llm.model_type != "qwen2":
         plain = out / "llm_hf"  # the converters load AutoModelForCausalLM: strip tower + projector first
         steps.append(
             PlanStep(
@@ -383,7 +491,9 @@ def plan_for(
             )
         )
         llm_dir = plain
-    if route == "int4_wo":
+    if tllm_checkpoint is not None:
+        pass
+    elif route == "int4_wo":
         conv = root / "examples" / fam["converter"]
         steps.append(
             PlanStep(
@@ -415,7 +525,7 @@ def plan_for(
                 argv=(
                     python,
                     "-m",
-                    "calibration.awq_text",
+                    "exporters.awq_text",
                     "--out",
                     str(calib),
                     "--n",
@@ -503,10 +613,19 @@ def plan_for(
         f"{sizes.max_seq_len}; never the default kv_cache_free_gpu_memory_fraction 0.9 of unified memory.",
         f"Instructions longer than {INSTRUCTION_TOKEN_CAP} tokens must be truncated before the LLM.",
     ]
-    if route == "int4_awq":
+    if missing:
+        notes.insert(
+            0,
+            f"checkpoint not downloaded yet: planned from the reference {family} config; put the checkpoint at "
+            f"{source} ({CHECKPOINT_SOURCES[family]})",
+        )
+    if tllm_checkpoint is not None:
+        notes.append(f"TensorRT-LLM checkpoint {ckpt} made elsewhere (same TensorRT-LLM version): trtllm-build only")
+    elif route == "int4_awq":
         notes.append(
-            "AWQ calibration loads the FP16 LLM on a CUDA GPU (≈16 GB for 8B): run steps 1-2 on an x86 GPU "
-            "host and copy the checkpoint to the Orin for trtllm-build."
+            "AWQ calibration loads the FP16 LLM on a CUDA GPU (≈16 GB for 8B): run the calibration and quantize "
+            "steps on an x86 GPU host (`python -m exporters.llm plan CKPT --route int4_awq --until checkpoint --run`), "
+            "copy the checkpoint folder to the Orin and set vlm.tllm_checkpoint."
         )
     if family == "streamvln":
         notes.append(
@@ -521,6 +640,7 @@ def plan_for(
         llm_dir=str(llm_dir),
         out_dir=str(out),
         checkpoint_dir=str(ckpt),
+        checkpoint_prebuilt=tllm_checkpoint is not None,
         engine_dir=str(engine),
         timing_cache=str(cache),
         llm=llm,
@@ -594,13 +714,21 @@ def _run_step(step: PlanStep, log: Callable[[str], None], heartbeat_s: float) ->
 
 
 def run_plan(
-    plan: LlmBuildPlan, dry_run: bool = False, log: Callable[[str], None] = print, heartbeat_s: float = 30.0
+    plan: LlmBuildPlan,
+    dry_run: bool = False,
+    log: Callable[[str], None] = print,
+    heartbeat_s: float = 30.0,
+    until: Literal["engine", "checkpoint"] = "engine",
 ) -> dict[str, float]:
     """Run every step as a subprocess, streaming its output with elapsed time; returns seconds per step.
     Checks all tools first and fails before running anything if one is missing. Writes build_plan.json next to the
-    engine. dry_run: print the plan and the missing tools, run nothing."""
+    engine. dry_run: print the plan and the missing tools, run nothing. until="checkpoint": stop before trtllm-build
+    (on an x86 GPU host: quantise there, copy the checkpoint to the Orin)."""
     log(plan.render())
-    problems = [f"step {s.name!r}: {m}" for s in plan.steps for m in missing_tools(s)]
+    steps = [s for s in plan.steps if until == "engine" or s.name != "trtllm-build"]
+    problems = [f"step {s.name!r}: {m}" for s in steps for m in missing_tools(s)]
+    if plan.checkpoint_prebuilt:
+        problems += [f"checkpoint: {m}" for m in check_tllm_checkpoint(plan.checkpoint_dir, plan.route)]
     if dry_run:
         for p in problems:
             log(f"dry run: {p}")
@@ -609,8 +737,8 @@ def run_plan(
         raise PlanError("cannot run the LLM build plan:\n  " + "\n  ".join(problems))
     Path(plan.out_dir).mkdir(parents=True, exist_ok=True)
     times = {}
-    for i, step in enumerate(plan.steps, 1):
-        log(f"== step {i}/{len(plan.steps)}: {step.name}")
+    for i, step in enumerate(steps, 1):
+        log(f"== step {i}/{len(steps)}: {step.name}")
         times[step.name] = _run_step(step, log, heartbeat_s)
         log(f"== {step.name} done in {times[step.name]:.1f}s → {step.produces}")
     engine = Path(plan.engine_dir)
@@ -635,6 +763,13 @@ def main(argv: list[str] | None = None) -> int:
     pp.add_argument("--trtllm-root")
     pp.add_argument("--out-dir")
     pp.add_argument("--json", action="store_true", help="print the plan as JSON")
+    pp.add_argument("--tllm-checkpoint", help="a TensorRT-LLM checkpoint quantised elsewhere: trtllm-build only")
+    pp.add_argument(
+        "--until",
+        choices=("engine", "checkpoint"),
+        default="engine",
+        help="checkpoint: stop before trtllm-build (quantise on an x86 GPU host, copy the checkpoint to the Orin)",
+    )
     mode = pp.add_mutually_exclusive_group()
     mode.add_argument("--run", action="store_true")
     mode.add_argument("--dry-run", action="store_true")
@@ -645,9 +780,18 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "extract":
         print(f"wrote {extract_plain_llm(a.src, a.dst)}")
         return 0
-    plan = plan_for(a.checkpoint, a.family, a.route, a.frames, a.max_new_tokens, a.trtllm_root, a.out_dir)
+    plan = plan_for(
+        a.checkpoint,
+        a.family,
+        a.route,
+        a.frames,
+        a.max_new_tokens,
+        a.trtllm_root,
+        a.out_dir,
+        tllm_checkpoint=a.tllm_checkpoint,
+    )
     if a.run or a.dry_run:
-        run_plan(plan, dry_run=a.dry_run)
+        run_plan(plan, dry_run=a.dry_run, until=a.until)
     else:
         print(plan.to_json() if a.json else plan.render())
     return 0

@@ -4,7 +4,9 @@
 
 writes OUT_DIR/navila (VILA-1.5 multi-folder, Llama-3 tokens), OUT_DIR/streamvln (LLaVA-Video-Qwen2 single folder, Qwen
 tokens) and, when exporters.policy provides it, OUT_DIR/policy. Deterministic: same seed → byte-identical weights.
-Shapes are tiny (LLM hidden 64, SigLIP hidden 32) but every structural number the exporters depend on is real:
+Shapes are tiny (LLM hidden 64 with 2 heads of 32 and 1 KV head, SigLIP hidden 32) but every structural number the
+exporters depend on is real, and the LLM's head size is one TensorRT-LLM's attention kernels support (≥ 32, see
+exporters.llm.SUPPORTED_HEAD_SIZES), so the GPU tests can build and run it:
 SigLIP 384 px / patch 14 → 27×27 = 729 patches → 196 tokens per frame; select layer −2; projector in 4 × vision
 hidden; the real special tokens and chat templates; sharded llm/ weights; bf16 tensors.
 """
@@ -61,9 +63,9 @@ TINY_LLM = dict(
     hidden_size=64,
     intermediate_size=128,
     num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=4096,
+    num_attention_heads=2,  # head size 64 / 2 = 32: the smallest TensorRT-LLM 0.12's masked-MHA kernels dispatch
+    num_key_value_heads=1,  # GQA 2:1, as Llama-3-8B's 32:8 and Qwen2-7B's 28:4 group queries
+    max_position_embeddings=8192,  # Llama-3-8B's context; StreamVLN's 16-frame window needs > 4096
 )
 SIGLIP_PREPROCESSOR = {
     "do_normalize": True,

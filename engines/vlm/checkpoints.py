@@ -171,6 +171,31 @@ class Weights:
         rx = re.compile(pattern)
         return len({int(m.group(1)) for n in self.entries if (m := rx.match(n))})
 
+    def copy_into(self, targets: dict[str, Any], prefixes: tuple[str, ...] = ("",)) -> set[str]:
+        """Copy every tensor whose name starts with one of `prefixes` into `targets[name]` (torch tensors, converted
+        to their dtype) one at a time: peak memory = the targets + one tensor, not a second copy of the model.
+        Returns the names copied; a name without a target raises CheckpointError."""
+        from safetensors import safe_open
+
+        by_file: dict[Path, list[str]] = {}
+        for name, (f, _, _) in self.entries.items():
+            if name.startswith(prefixes):
+                by_file.setdefault(f, []).append(name)
+        done = set()
+        for f, names in by_file.items():
+            try:
+                with safe_open(str(f), framework="pt") as st:
+                    for name in names:
+                        if name not in targets:
+                            raise CheckpointError(f"{f}: tensor '{name}' has no place in the model")
+                        targets[name].data.copy_(st.get_tensor(name))
+                        done.add(name)
+            except CheckpointError:
+                raise
+            except Exception as e:  # noqa: BLE001 - any read failure means a corrupted file
+                raise CheckpointError(f"{f}: could not read tensors ({type(e).__name__}: {e})") from None
+        return done
+
     def load(self, prefix: str = "", strip: str = "") -> dict[str, Any]:
         """Tensors whose names start with `prefix`, as float32 torch tensors, with `strip` removed from the names."""
         from safetensors import safe_open
@@ -574,5 +599,28 @@ def load_streamvln_checkpoint(path: str | Path) -> StreamVlnCheckpoint:
 
 
 def load_vlm_checkpoint(path: str | Path) -> NavilaCheckpoint | StreamVlnCheckpoint:
-    """Either layout: a folder with llm/ is NaVILA, otherwise StreamVLN."""
+    """Either layout: a folder with llm/ is NaVILA, otherwise StreamVLN. A missing folder is named as missing (not
+    mistaken for a StreamVLN checkpoint without files)."""
+    if not Path(path).is_dir():
+        raise CheckpointError(
+            f"{path}: checkpoint folder not found (NaVILA: a8cheng/navila-llama3-8b-8f with llm/, vision_tower/, "
+            "mm_projector/; StreamVLN: one folder with config.json and safetensors) — docs/vln-models.md"
+        )
     return load_navila_checkpoint(path) if (Path(path) / "llm").is_dir() else load_streamvln_checkpoint(path)
+
+
+LLM_PREFIXES = ("model.embed_tokens.", "model.layers.", "model.norm.", "lm_head.")  # a plain Llama / Qwen2 LLM
+
+
+def llm_weights(ckpt: NavilaCheckpoint | StreamVlnCheckpoint) -> tuple[Weights, tuple[str, ...]]:
+    """The weights holding the LLM and the name prefixes that are LLM tensors (StreamVLN shares its one folder with
+    the tower and projector)."""
+    if isinstance(ckpt, NavilaCheckpoint):
+        return ckpt.llm_weights, ("",)
+    return ckpt.weights, LLM_PREFIXES
+
+
+def llm_parameter_count(ckpt: NavilaCheckpoint | StreamVlnCheckpoint) -> int:
+    """Number of LLM parameters, from the safetensors headers (nothing loaded)."""
+    w, prefixes = llm_weights(ckpt)
+    return sum(math.prod(shape) for name, (_, _, shape) in w.entries.items() if name.startswith(prefixes))

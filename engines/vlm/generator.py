@@ -9,8 +9,9 @@ Backends:
   `generate_batch` decodes independent requests as one left-padded batch (the remote server's micro-batching).
   TransformersSession on top of it keeps the KV cache between requests that extend each other (StreamVLN windows).
 - TrtLlmGenerator: TensorRT-LLM v0.12 engine built with --max_multimodal_len; image rows go in as a prompt table
-  (p-tuning embeddings) addressed by fake ids vocab_size.. as in tensorrt_llm/runtime/multimodal_model_runner.py
-  (`setup_fake_prompts_vila` mode 1 + `ptuning_setup`). tensorrt_llm is imported lazily.
+  (p-tuning embeddings) addressed by fake ids vocab_size.. as in the 0.12 examples/multimodal/run.py
+  (`setup_fake_prompts_vila` mode 1 + `ptuning_setup`). tensorrt_llm is imported lazily. API facts (ModelRunner /
+  ModelRunnerCpp of NVIDIA/TensorRT-LLM v0.12.0 and v0.12.0-jetson): docs/jetson.md §4.
 """
 
 from __future__ import annotations
@@ -45,10 +46,12 @@ class GenerationRequest:
 class GenerationResult:
     tokens: list[int]  # generated ids, stop id excluded
     stop_reason: Literal["stop", "length"]
-    prefill_s: float  # prompt forward up to the first token
+    prefill_s: float  # prompt forward up to the first token (see first_token_timed)
     decode_s: float  # the remaining tokens
     n_prompt_tokens: int  # incl. image tokens
     n_cached_tokens: int = 0  # prompt positions reused from a KV cache (TransformersSession), not prefilled
+    first_token_timed: bool = True  # False: the backend gave no first-token time; prefill_s is the whole call and
+    # decode_s 0 (TensorRT-LLM without streaming; `make jetson-check` measures the prefill / decode split)
 
     @property
     def n_prefilled(self) -> int:
@@ -144,6 +147,9 @@ class TransformersGenerator:
         import torch
         import transformers
 
+        if device == "auto":  # a CUDA torch (the Jetson wheel): the GPU in float16; else the CPU in float32
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+            dtype = "float16" if device == "cuda" else dtype
         td = _torch_dtype(dtype)
         if isinstance(model, (str, Path)):
             # transformers >= 4.56 calls it `dtype`, older releases `torch_dtype`.
@@ -154,6 +160,15 @@ class TransformersGenerator:
         self.device = torch.device(device)
         self.embed = self.model.get_input_embeddings()
         self.hidden_size = int(self.embed.embedding_dim)
+        self.decoder, self.lm_head = self.model.get_decoder(), self.model.get_output_embeddings()
+        self.dtype_name = str(td).removeprefix("torch.")
+
+    def _step(self, past: Any, **inputs: Any) -> tuple[int, Any]:
+        """One forward through the decoder; the LM head only at the last position (a full-vocabulary projection of
+        every prompt position costs ≈ prompt × vocab × 4 B and most of the prefill time). Returns (argmax, cache)."""
+        out = self.decoder(**inputs, past_key_values=past, use_cache=True)
+        logits = self.lm_head(out.last_hidden_state[:, -1:])
+        return int(logits[0, -1].argmax()), out.past_key_values
 
     def inputs_embeds(self, req: GenerationRequest):
         """[1, L, hidden]: token embeddings with each placeholder replaced by its image rows (splice_layout order)."""
@@ -240,8 +255,7 @@ class TransformersGenerator:
         stop_reason: Literal["stop", "length"] = "length"
         with torch.inference_mode():
             t0 = time.perf_counter()
-            out = self.model(inputs_embeds=self.inputs_embeds(req)[:, n_cached:], past_key_values=past, use_cache=True)
-            tok = int(out.logits[0, -1].argmax())
+            tok, past = self._step(past, inputs_embeds=self.inputs_embeds(req)[:, n_cached:])
             t1 = time.perf_counter()
             while True:
                 if tok in req.stop_ids:
@@ -250,16 +264,11 @@ class TransformersGenerator:
                 tokens.append(tok)
                 if len(tokens) >= req.max_new_tokens:
                     break
-                out = self.model(
-                    input_ids=torch.tensor([[tok]], device=self.device),
-                    past_key_values=out.past_key_values,
-                    use_cache=True,
-                )
-                tok = int(out.logits[0, -1].argmax())
+                tok, past = self._step(past, input_ids=torch.tensor([[tok]], device=self.device))
             t2 = time.perf_counter()
         fed = tokens if stop_reason == "stop" else tokens[:-1]
         result = GenerationResult(tokens, stop_reason, t1 - t0, t2 - t1, req.n_prompt_tokens, n_cached)
-        return result, out.past_key_values, fed
+        return result, past, fed
 
 
 class TransformersSession:
@@ -302,13 +311,40 @@ class TransformersSession:
 # --- TensorRT-LLM v0.12 -----------------------------------------------------------------------------------------------
 
 
+KV_REUSE_SAFE_WITH_PROMPT_TABLE = (0, 13)  # "Supported KV cache reuse for P-Tuning" (TensorRT-LLM v0.13.0 notes)
+
+
+def check_kv_block_reuse(trtllm_version: str, enable: bool) -> None:
+    """Refuse KV-block reuse with a prompt table before TensorRT-LLM 0.13: reuse is keyed on token ids, and the fake
+    image ids restart at vocab_size in every request, so a second query would reuse the first query's image KV
+    (docs/jetson.md §4.4)."""
+    if not enable:
+        return
+    v = tuple(int(x) for x in trtllm_version.split(".")[:2] if x.isdigit())
+    if v < KV_REUSE_SAFE_WITH_PROMPT_TABLE:
+        raise ValueError(
+            f"kv_cache_enable_block_reuse with image rows is unsafe on TensorRT-LLM {trtllm_version} (fake prompt ids "
+            "repeat across requests; p-tuning-safe reuse arrived in 0.13): leave it off"
+        )
+
+
+def stop_words(stop_ids: tuple[int, ...]) -> list[list[list[int]]] | None:
+    """Every stop id after the first (which is the engine's end_id) as TensorRT-LLM stop words, batch 1:
+    `[[[id], [id], ...]]` (List[List[List[int]]], converted by `to_word_list_format` in ModelRunner.generate, passed
+    per request by ModelRunnerCpp). None when there is only the end id."""
+    extra = list(dict.fromkeys(stop_ids[1:]))
+    return [[[t] for t in extra]] if extra else None
+
+
 class TrtLlmGenerator:
     """TensorRT-LLM engine dir (trtllm-build output with --max_multimodal_len > 0).
 
-    Runner: the Python `ModelRunner` by default — the one 0.12's MultimodalModelRunner uses for VILA (its C++ path was
-    cogvlm-only) and the one that sizes KV from the engine's max_* instead of a free-memory fraction. `cpp=True` uses
-    `ModelRunnerCpp` (prompt_tasks "0", KV capped by `max_tokens_in_paged_kv_cache`).
-    Only stop_ids[0] is the engine's end_id; further stop ids are applied to the output (same tokens, maybe more work).
+    Runner: the Python `ModelRunner` by default — the one 0.12's multimodal example uses for VILA (its C++ path was
+    cogvlm-only); it sizes the KV cache per call (prompt + max_new_tokens). `cpp=True` uses `ModelRunnerCpp`
+    (prompt_tasks "0"; KV capped by `max_tokens_in_paged_kv_cache`: without it the executor takes 90 % of free
+    memory, which on a Jetson is system RAM). stop_ids[0] is the engine's end_id, the others go in as stop words, so
+    the engine stops at any of them. streaming=False (default): one call, one gather; the result has no first-token
+    time (first_token_timed False). streaming=True: a gather per token, first-token time measured (benchmarks).
     """
 
     backend = "tensorrt_llm"
@@ -321,10 +357,15 @@ class TrtLlmGenerator:
         pad_id: int | None = None,
         max_tokens_in_paged_kv_cache: int | None = None,
         kv_cache_free_gpu_memory_fraction: float | None = None,
+        kv_cache_enable_block_reuse: bool = False,
+        streaming: bool = False,
+        use_mmap: bool = False,
     ):
+        import tensorrt_llm
         import torch
         from tensorrt_llm.runtime import ModelRunner
 
+        check_kv_block_reuse(tensorrt_llm.__version__, kv_cache_enable_block_reuse)
         self.engine_dir = Path(engine_dir)
         cfg = json.loads((self.engine_dir / "config.json").read_text())
         pretrained, build = cfg["pretrained_config"], cfg["build_config"]
@@ -334,11 +375,12 @@ class TrtLlmGenerator:
         if self.max_table <= 0:
             raise ValueError(f"{engine_dir}: engine built without --max_multimodal_len; it cannot take image rows")
         self.dtype = getattr(torch, pretrained.get("dtype", "float16"))
-        self.pad_id, self.cpp = pad_id, cpp
+        self.pad_id, self.cpp, self.streaming = pad_id, cpp, streaming
+        self.device = "cuda"  # where the prompt table goes (the engine's GPU)
         if cpp:
             from tensorrt_llm.runtime import ModelRunnerCpp
 
-            kw = {
+            kw: dict[str, Any] = {
                 k: v
                 for k, v in (
                     ("max_tokens_in_paged_kv_cache", max_tokens_in_paged_kv_cache),
@@ -346,9 +388,19 @@ class TrtLlmGenerator:
                 )
                 if v is not None
             }
+            if kv_cache_enable_block_reuse:
+                kw["kv_cache_enable_block_reuse"] = True
+            if use_mmap:  # v0.12.0-jetson only (README4Jetson): maps the engine instead of reading it into RAM
+                kw["use_mmap"] = True
             self.runner = ModelRunnerCpp.from_dir(str(self.engine_dir), rank=0, **kw)
         else:
             self.runner = ModelRunner.from_dir(str(self.engine_dir), rank=0)
+
+    def _sync(self) -> None:
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.synchronize()
 
     def generate(self, req: GenerationRequest) -> GenerationResult:
         import torch
@@ -359,31 +411,35 @@ class TrtLlmGenerator:
             raise ValueError(f"{table.shape[1]} image rows > engine max_multimodal_len {self.max_table}")
         end_id = req.stop_ids[0]
         t0 = time.perf_counter()
-        stream = self.runner.generate(
+        result = self.runner.generate(
             [torch.from_numpy(input_ids)],
             sampling_config=None,
-            prompt_table=torch.from_numpy(np.ascontiguousarray(table)).to("cuda", self.dtype),
+            prompt_table=torch.from_numpy(np.ascontiguousarray(table)).to(self.device, self.dtype),
             prompt_tasks="0" if self.cpp else None,
             max_new_tokens=req.max_new_tokens,
             end_id=end_id,
             pad_id=end_id if self.pad_id is None else self.pad_id,
+            stop_words_list=stop_words(req.stop_ids),
             top_k=1,
             top_p=0.0,
             temperature=1.0,
             num_beams=1,
-            streaming=True,
+            streaming=self.streaming,
             output_sequence_lengths=True,
             return_dict=True,
         )
         t1: float | None = None
         out: Any = None
-        for out in stream:  # first yield = first token (prefill), last = final
-            if t1 is None:
-                torch.cuda.synchronize()
-                t1 = time.perf_counter()
-        torch.cuda.synchronize()
+        if self.streaming:
+            for out in result:  # first yield = first token (prefill), last = final
+                if t1 is None:
+                    self._sync()
+                    t1 = time.perf_counter()
+        else:
+            out = result
+        self._sync()
         t2 = time.perf_counter()
-        if out is None or t1 is None:
+        if out is None:
             raise RuntimeError("TensorRT-LLM returned no output")
         seq_len = int(out["sequence_lengths"][0][0])
         tokens = out["output_ids"][0][0][len(input_ids) : seq_len].tolist()
@@ -391,4 +447,7 @@ class TrtLlmGenerator:
         # The engine may or may not count end_id in sequence_lengths; either way stopping early means a stop id.
         stopped = cut is not None or len(tokens) < req.max_new_tokens
         tokens = tokens[:cut] if cut is not None else tokens
-        return GenerationResult(tokens, "stop" if stopped else "length", t1 - t0, t2 - t1, req.n_prompt_tokens)
+        reason: Literal["stop", "length"] = "stop" if stopped else "length"
+        if t1 is None:
+            return GenerationResult(tokens, reason, t2 - t0, 0.0, req.n_prompt_tokens, first_token_timed=False)
+        return GenerationResult(tokens, reason, t1 - t0, t2 - t1, req.n_prompt_tokens)

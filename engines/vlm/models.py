@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 INSTRUCTION_TOKEN_CAP = 256  # the LLM build plan's instruction budget (exporters.llm.INSTRUCTION_TOKEN_CAP)
 NAVILA_FRAMES = 8  # 7 history + current
-VISION_MAX_BATCH = 8  # the vision engine's largest profile batch (build_vision_engine max_batch)
+VISION_CHUNK = 8  # frames per vision call when the model has no batch limit (PyTorch, ONNX Runtime)
 
 
 @dataclass(frozen=True)
@@ -124,23 +125,28 @@ def content_key(rgb: np.ndarray) -> bytes:
     return h.digest()
 
 
-def _vision_fn(vision: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """[B,3,S,S] float32 → [B,196,d] float32 for a TensorModel (`run`) or a PyTorch encoder module."""
+def _vision_fn(vision: Any) -> tuple[Callable[[np.ndarray], np.ndarray], int]:
+    """([B,3,S,S] float32 → [B,196,d] float32, the largest B it accepts) for a TensorModel (`run`; a TensorRT engine
+    has `max_batch` from its profile) or a PyTorch encoder module."""
     if hasattr(vision, "run"):
         dtype = vision.inputs[0].dtype if getattr(vision, "inputs", None) else np.float32
-        return lambda x: np.asarray(vision.run({"input": x.astype(dtype)})["encoder_output"], np.float32)
+        limit = getattr(vision, "max_batch", None) or VISION_CHUNK
+        return lambda x: np.asarray(vision.run({"input": x.astype(dtype)})["encoder_output"], np.float32), int(limit)
     import torch
 
     def run(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             return vision(torch.from_numpy(x)).float().numpy()
 
-    return run
+    return run, VISION_CHUNK
 
 
 def _streamvln_llm(ckpt: Any) -> Any:
-    """The Qwen2 LLM of a StreamVLN (llava_qwen) checkpoint as a plain transformers model, weights in float32."""
+    """The Qwen2 LLM of a StreamVLN (llava_qwen) checkpoint as a plain transformers model, weights in float32, copied
+    tensor by tensor into the model (one float32 copy of the LLM at the peak, not two)."""
     import transformers
+
+    from engines.vlm.checkpoints import LLM_PREFIXES
 
     keys = (
         "vocab_size",
@@ -161,11 +167,36 @@ def _streamvln_llm(ckpt: Any) -> Any:
     )
     cfg = transformers.Qwen2Config(**{k: ckpt.config[k] for k in keys if k in ckpt.config})
     model = transformers.Qwen2ForCausalLM(cfg)
-    sd = {}
-    for prefix in ("model.embed_tokens.", "model.layers.", "model.norm.", "lm_head."):
-        sd.update(ckpt.weights.load(prefix))
-    model.load_state_dict(sd, strict=not cfg.tie_word_embeddings)
-    return model
+    targets = dict(model.named_parameters(remove_duplicate=False))
+    done = ckpt.weights.copy_into(targets, LLM_PREFIXES)
+    missing = sorted(set(targets) - done - ({"lm_head.weight"} if cfg.tie_word_embeddings else set()))
+    if missing:
+        raise ValueError(f"{ckpt.root}: LLM tensors missing from the checkpoint, e.g. {missing[:3]}")
+    return model.eval()
+
+
+def llm_for_transformers(ckpt: Any) -> Any:
+    """What TransformersGenerator loads for this checkpoint: NaVILA's llm/ folder, or StreamVLN's LLM (its llava_qwen
+    folder is not a transformers model type) as a model."""
+    return ckpt.llm_dir if ckpt.family == "navila" else _streamvln_llm(ckpt)
+
+
+def transformers_fallback_fits(ckpt: Any, bytes_per_param: int = 4, available: int | None = None) -> str | None:
+    """None when the transformers fallback (the LLM in float32 on the CPU: 4 B per parameter) fits in MemAvailable
+    with 20 % headroom; else why not. An 8B LLM needs ≈ 32 GB: on a 16 / 32 GB Orin loading it would kill the
+    process it was meant to save. The fallback is for development, not for navigating (docs/deployment.md)."""
+    from drivers.jetson import meminfo
+    from engines.vlm.checkpoints import llm_parameter_count
+
+    n = llm_parameter_count(ckpt)
+    need = n * bytes_per_param
+    have = meminfo().get("MemAvailable") if available is None else available
+    if have is None or need * 1.2 <= have:
+        return None
+    return (
+        f"the transformers fallback needs ≈ {need / 2**30:.1f} GiB for the LLM ({n / 1e9:.2f} B parameters × "
+        f"{bytes_per_param} B) and this machine has {have / 2**30:.1f} GiB available"
+    )
 
 
 class _CheckpointVlm:
@@ -185,22 +216,27 @@ class _CheckpointVlm:
             raise ValueError(f"{self.ckpt.root}: a {self.ckpt.family} checkpoint, not {self.family}")
         self.llm = self.ckpt.llm
         self.tokenizer = PreTrainedTokenizerFast.from_pretrained(str(self.llm.folder))
-        self.encode_batch = _vision_fn(vision if vision is not None else load_vision_encoder(self.ckpt))
+        self.encode_batch, self.vision_max_batch = _vision_fn(
+            vision if vision is not None else load_vision_encoder(self.ckpt)
+        )
         if generator is None:
-            llm = self.ckpt.llm_dir if self.family == "navila" else _streamvln_llm(self.ckpt)
-            generator = TransformersGenerator(llm)
+            too_big = transformers_fallback_fits(self.ckpt)
+            if too_big:
+                raise MemoryError(f"{self.ckpt.root}: {too_big}; build the TensorRT-LLM engine (build_engines.py)")
+            generator = TransformersGenerator(llm_for_transformers(self.ckpt))
         self.generator = generator
         self.max_new_tokens = max_new_tokens
         self.instruction = ""
         self.last_generation: GenerationResult | None = None  # the last query's raw generator result
 
     def encode(self, rgbs: list[np.ndarray]) -> np.ndarray:
-        """RGB frames → [n, 196, d] features, in chunks the vision engine's profile accepts."""
+        """RGB frames → [n, 196, d] features, in chunks the vision model accepts (a TensorRT engine: its profile's
+        max batch; otherwise VISION_CHUNK)."""
         from engines.vlm.vision import preprocess_frames
 
         v = self.ckpt.vision
         x = preprocess_frames(rgbs, size=v.image_size, mean=v.image_mean, std=v.image_std, rescale=v.rescale_factor)
-        step = VISION_MAX_BATCH
+        step = self.vision_max_batch
         return np.concatenate([self.encode_batch(x[i : i + step]) for i in range(0, len(x), step)])
 
     def request(self, prompt_ids: list[int], feats: np.ndarray) -> GenerationRequest:
@@ -504,17 +540,19 @@ def _load_vision_manifest(path: str | Path, ckpt: Any) -> Any:
         raise ValueError(f"{path}: vision engine for {family}, checkpoint is {ckpt.family}")
     if hidden is not None and int(hidden) != ckpt.llm.hidden_size:
         raise ValueError(f"{path}: vision output width {hidden} != LLM hidden size {ckpt.llm.hidden_size}")
-    return load_model(path)
+    return load_model(path, threads=os.cpu_count() or 1)  # an ONNX Runtime encoder (fallback) on every core
 
 
-def _trtllm_or_fallback(engine_dir: Path):
+def _trtllm_or_fallback(engine_dir: Path, machine: Any = None):
     """The TensorRT-LLM generator if the engine's manifest (build_engines: `<out>/llm/llm.manifest.json`, engine in
-    `<out>/llm/llm/`) matches this machine; otherwise, loudly, None (= transformers on the checkpoint's LLM)."""
+    `<out>/llm/llm/`) matches this machine and the runtime loads; otherwise, loudly, None (= transformers on the
+    checkpoint's LLM, if it fits). A runtime that does not import (e.g. cuda-python 13 has no `cuda.cudart`, which
+    TensorRT-LLM 0.12 imports) or an engine that does not load counts as a mismatch."""
     from engines.manifest import ManifestError, verify, warn_fallback
 
     manifest = engine_dir.parent / "llm.manifest.json"
     try:
-        m, reasons = verify(manifest)
+        m, reasons = verify(manifest, machine)
         if m.backend != "tensorrt_llm":
             reasons = [f"{manifest} describes a {m.backend} artifact, not a TensorRT-LLM engine", *reasons]
     except (OSError, ManifestError) as e:
@@ -524,7 +562,13 @@ def _trtllm_or_fallback(engine_dir: Path):
         return None
     from engines.vlm.generator import TrtLlmGenerator
 
-    return TrtLlmGenerator(engine_dir)
+    try:
+        return TrtLlmGenerator(engine_dir)
+    except (ImportError, RuntimeError, OSError, ValueError, KeyError) as e:
+        warn_fallback(
+            manifest, [f"TensorRT-LLM runtime failed to load the engine: {type(e).__name__}: {e}"], "transformers"
+        )
+        return None
 
 
 def load_vlm(

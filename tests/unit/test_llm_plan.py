@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from calibration.awq_text import INSTRUCTIONS, calibration_texts
-from calibration.awq_text import main as calib_main
+from exporters.awq_text import INSTRUCTIONS, calibration_texts
+from exporters.awq_text import main as calib_main
 from exporters.llm import LlmBuildPlan, PlanError, PlanStep, plan_for, run_plan
 
 ROOT = "/opt/TensorRT-LLM"
@@ -117,7 +117,7 @@ def test_awq_route_argv(navila_ckpt, tmp_path):
     plan = plan_for(navila_ckpt, "navila", "int4_awq", trtllm_root=ROOT, out_dir=tmp_path / "out")
     calib, quant, build = plan.steps
     calib_dir = str(tmp_path / "out" / "calib_navigation")
-    assert calib.argv[1:] == ("-m", "calibration.awq_text", "--out", calib_dir, "--n", "32", "--family", "navila")
+    assert calib.argv[1:] == ("-m", "exporters.awq_text", "--out", calib_dir, "--n", "32", "--family", "navila")
     assert quant.argv[1] == f"{ROOT}/examples/quantization/quantize.py"
     assert quant.argv[2:] == (
         "--model_dir",
@@ -149,7 +149,7 @@ def test_plan_render_and_json(navila_ckpt, tmp_path, capsys):
     print(text)
     for needle in (
         "1 × 8 × 196 = 1568",
-        "ceil(2024 / 256) × 256 = 2048",
+        "ceil(2032 / 256) × 256 = 2048",
         "2048 + 32 = 2080",
         "128 KiB per token",
         "quantize.py",
@@ -170,7 +170,7 @@ def test_template_counted_with_tokenizer(tmp_path):
 
     ckpt = write_tiny_navila(tmp_path / "navila")
     plan = plan_for(ckpt, "navila", "int4_wo", trtllm_root=ROOT, out_dir=tmp_path / "out")
-    assert plan.sizes.template_count.startswith("tokenizer ")
+    assert plan.sizes.template_count.startswith("runtime tokenisation with ")
     assert 0 < plan.sizes.template_tokens
     # a checkpoint object from engines.vlm.checkpoints: ids come from its tokenizer
     from engines.vlm.checkpoints import load_vlm_checkpoint

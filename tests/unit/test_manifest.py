@@ -9,6 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
+from drivers.jetson import parse_nv_tegra_release
 from edge.common.config import resolve_path
 from engines.loader import load_model
 from engines.manifest import (
@@ -21,7 +22,6 @@ from engines.manifest import (
     TensorInfo,
     check,
     manifest_path_for,
-    parse_nv_tegra_release,
     read_manifest,
     verify,
     write_manifest,

@@ -53,9 +53,9 @@ def test_navila_numbers(tiny):
         "llama",
         TINY_LLM["hidden_size"],
         2,
-        4,
         2,
-        16,
+        1,
+        32,  # ≥ 32: TensorRT-LLM's attention kernels start at head size 32 (exporters.llm.SUPPORTED_HEAD_SIZES)
     )
     assert llm.vocab_size == max(llm.special_tokens.values()) + 1 and llm.rope_theta == 500000.0
     specials = llm.special_tokens
@@ -75,7 +75,7 @@ def test_navila_numbers(tiny):
 def test_streamvln_numbers(tiny):
     ck = load_streamvln_checkpoint(tiny["streamvln"])
     llm, v = ck.llm, ck.vision
-    assert (llm.family, llm.hidden_size, llm.num_layers, llm.num_kv_heads) == ("qwen2", 64, 2, 2)
+    assert (llm.family, llm.hidden_size, llm.num_layers, llm.num_kv_heads, llm.head_dim) == ("qwen2", 64, 2, 1, 32)
     assert llm.end_token == "<|im_end|>" and llm.end_id == llm.special_tokens["<|im_end|>"]
     assert "<|im_start|>" in llm.special_tokens and llm.end_id in llm.eos_ids
     # LLaVA-NeXT deleted the tower's last layer: features = last stored layer = layer −2 of the full tower
@@ -113,7 +113,7 @@ def test_tiny_llms_load_in_transformers(tiny):
     from transformers import LlamaForCausalLM, Qwen2ForCausalLM
 
     llama = LlamaForCausalLM.from_pretrained(tiny["navila"] / "llm")
-    assert llama.config.num_key_value_heads == 2
+    assert llama.config.num_key_value_heads == 1
     qwen = Qwen2ForCausalLM.from_pretrained(tiny["streamvln"])
     assert qwen.config.vocab_size == load_streamvln_checkpoint(tiny["streamvln"]).llm.vocab_size
 

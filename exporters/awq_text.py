@@ -11,7 +11,7 @@ it calls `datasets.load_dataset(dir, split="train")` and reads the "text" column
 with one {"text": ...} per line; pass `<dir>` as `--calib_dataset`. (The path must not contain "cnn_dailymail",
 "pileval" or "scienceqa", which quantize.py matches first.)
 
-CLI: python -m calibration.awq_text --out calib.jsonl --n 32 [--family navila|streamvln]
+CLI: python -m exporters.awq_text --out calib.jsonl --n 32 [--family navila|streamvln]
      (writes calib.jsonl and the dataset folder calib/train.jsonl; an --out without .jsonl is the folder itself).
 """
 
