@@ -171,10 +171,12 @@ class ParityResult(_Frozen):
     reference: str  # e.g. "torch", "onnxruntime"
     candidate: str
     max_abs_diff: float
-    tolerance: float
+    tolerance: float  # on max_abs_diff, or on max_abs_diff / reference_max_abs when relative
     passed: bool
-    random_samples: int
+    random_samples: int  # input samples compared (frames for a vision encoder: feeds × batch)
     recorded_samples: int = 0
+    relative: bool = False
+    reference_max_abs: float | None = None
     max_abs_diff_random: float | None = None
     max_abs_diff_recorded: float | None = None
 
@@ -203,6 +205,7 @@ class EngineManifest(_Frozen):
     parity: ParityResult | None = None
     latency: LatencyResult | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
+    extra_files: list[FileRef] = Field(default_factory=list)  # e.g. an ONNX's external-data file
     created_utc: str = Field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
@@ -261,14 +264,17 @@ def check(
     source path is checked when that file is present (checkpoints are often not shipped to the robot)."""
     base = Path(base_dir)
     reasons = file_reasons(f"{manifest.backend} artifact", manifest.artifact, manifest.artifact.resolve(base))
+    for ref in manifest.extra_files:
+        reasons += file_reasons("artifact file", ref, ref.resolve(base))
     if source_path is not None:
         reasons += file_reasons("source", manifest.source, Path(source_path))
     else:
         reasons += file_reasons("source", manifest.source, manifest.source.resolve(base), required=False)
     if manifest.parity is not None and not manifest.parity.passed:
+        p = manifest.parity
+        rel = f" (relative to max |ref| {p.reference_max_abs:.3g})" if p.relative else ""
         reasons.append(
-            f"parity failed at build: max |diff| {manifest.parity.max_abs_diff:.3g} vs "
-            f"{manifest.parity.reference} > tolerance {manifest.parity.tolerance:g}"
+            f"parity failed at build: max |diff| {p.max_abs_diff:.3g}{rel} vs {p.reference} > tolerance {p.tolerance:g}"
         )
     m, built = machine or MachineInfo.detect(), manifest.built_on
     if manifest.backend in ("tensorrt", "tensorrt_llm"):

@@ -15,6 +15,7 @@ __all__ = [
     "save_onnx",
     "write_metadata",
     "read_metadata",
+    "external_data_path",
     "rename_io",
 ]
 
@@ -42,15 +43,46 @@ def load_onnx(path: str | Path):
     return model
 
 
-def save_onnx(model, path: str | Path, ir_version: int = MAX_IR_VERSION) -> Path:
-    """Write with an IR version old enough for the pinned onnxruntime and TensorRT 10.3."""
+# A protobuf message cannot exceed 2 GiB: larger models keep their weights in an external-data file.
+EXTERNAL_DATA_THRESHOLD = 1 << 30
+
+
+def external_data_path(path: str | Path) -> Path:
+    """Where save_onnx puts the weights of a large model: `<name>.onnx.data` next to it (one file; TensorRT's ONNX
+    parser resolves it relative to the .onnx's folder, docs/jetson.md §2)."""
+    path = Path(path)
+    return path.with_name(path.name + ".data")
+
+
+def tensor_bytes(model) -> int:
+    """Bytes of the model's initializers (what decides whether it fits a 2 GiB protobuf)."""
+    import numpy as np
+
+    total = 0
+    for t in model.graph.initializer:
+        total += len(t.raw_data) if t.raw_data else int(np.prod(t.dims)) * 4
+    return total
+
+
+def save_onnx(
+    model, path: str | Path, ir_version: int = MAX_IR_VERSION, external_threshold: int = EXTERNAL_DATA_THRESHOLD
+) -> Path:
+    """Write with an IR version old enough for the pinned onnxruntime and TensorRT 10.3. A model whose weights exceed
+    `external_threshold` bytes goes out as `<name>.onnx` + one `<name>.onnx.data` (never loose per-tensor files);
+    the check then runs on the path, which the checker supports beyond 2 GiB."""
     import onnx
 
     model.ir_version = min(model.ir_version or ir_version, ir_version)
-    onnx.checker.check_model(model)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
+    data = external_data_path(path)
+    data.unlink(missing_ok=True)
+    if tensor_bytes(model) > external_threshold:
+        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=data.name)
+        onnx.checker.check_model(str(path))
+    else:
+        onnx.checker.check_model(model)
+        onnx.save(model, str(path))
     return path
 
 
@@ -65,7 +97,16 @@ def write_metadata(model, props: dict[str, str]) -> None:
 
 
 def read_metadata(model_or_path) -> dict[str, str]:
-    model = load_onnx(model_or_path) if isinstance(model_or_path, (str, Path)) else model_or_path
+    """metadata_props of a model or a file (the file's graph is parsed, its external weights are not loaded)."""
+    if isinstance(model_or_path, (str, Path)):
+        import onnx
+
+        path = Path(model_or_path)
+        if not path.is_file():
+            raise OnnxFileError(f"ONNX file not found: {path}")
+        model = onnx.load(str(path), load_external_data=False)
+    else:
+        model = model_or_path
     return {p.key: p.value for p in model.metadata_props}
 
 

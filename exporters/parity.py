@@ -7,7 +7,7 @@ encoders alike.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -29,23 +29,44 @@ class ParityReport:
     max_abs_diff_recorded: float | None = None
     recorded_samples: int = 0
     worst: str = ""  # where the largest difference was seen
+    relative: bool = False  # gate max |diff| / max |reference| instead of max |diff|
+    reference_max_abs: float = 0.0  # largest |reference output| seen
 
     @property
     def max_abs_diff(self) -> float:
         return max(self.max_abs_diff_random, self.max_abs_diff_recorded or 0.0)
 
     @property
+    def gated_value(self) -> float:
+        """What the tolerance applies to: max |diff|, or max |diff| / max |reference| (relative)."""
+        if not self.relative:
+            return self.max_abs_diff
+        return self.max_abs_diff / self.reference_max_abs if self.reference_max_abs > 0 else self.max_abs_diff
+
+    @property
     def passed(self) -> bool:
-        return bool(self.max_abs_diff <= self.tolerance)
+        return bool(self.gated_value <= self.tolerance)
 
     def __str__(self) -> str:
         rec = (
             f", recorded {self.max_abs_diff_recorded:.3g} over {self.recorded_samples}" if self.recorded_samples else ""
         )
+        rel = f", relative {self.gated_value:.3g} of max |ref| {self.reference_max_abs:.3g}" if self.relative else ""
         return (
-            f"parity {self.candidate} vs {self.reference}: max |diff| {self.max_abs_diff:.3g} "
+            f"parity {self.candidate} vs {self.reference}: max |diff| {self.max_abs_diff:.3g}{rel} "
             f"(random {self.max_abs_diff_random:.3g} over {self.random_samples}{rec}; worst at {self.worst}) "
             f"{'≤' if self.passed else '>'} tolerance {self.tolerance:g}"
+        )
+
+    @staticmethod
+    def merge(reports: Sequence[ParityReport]) -> ParityReport:
+        """One report over several runs (e.g. batch sizes): the worst difference, every sample counted."""
+        worst = max(reports, key=lambda r: r.gated_value)
+        return replace(
+            worst,
+            random_samples=sum(r.random_samples for r in reports),
+            recorded_samples=sum(r.recorded_samples for r in reports),
+            reference_max_abs=max(r.reference_max_abs for r in reports),
         )
 
     def gate(self) -> ParityReport:
@@ -64,6 +85,8 @@ class ParityReport:
             recorded_samples=self.recorded_samples,
             max_abs_diff_random=self.max_abs_diff_random,
             max_abs_diff_recorded=self.max_abs_diff_recorded,
+            relative=self.relative,
+            reference_max_abs=self.reference_max_abs,
         )
 
 
@@ -97,11 +120,13 @@ def feeds_from_rows(name: str, rows: np.ndarray, dtype=np.float32) -> list[dict[
 
 def max_abs_diff(
     reference: TensorModel, candidate: TensorModel, feeds: Iterable[dict[str, np.ndarray]]
-) -> tuple[float, str, int]:
-    """(max |ref − cand| over all outputs and feeds, where it was, number of feeds). Non-finite → inf."""
-    worst, where, n = 0.0, "", 0
+) -> tuple[float, str, int, float]:
+    """(max |ref − cand| over all outputs and feeds, where it was, number of samples = feeds × their batch, max
+    |ref|). Non-finite → inf."""
+    worst, where, n, ref_max = 0.0, "", 0, 0.0
     for i, feed in enumerate(feeds):
-        n += 1
+        first = next(iter(feed.values()), None)
+        n += int(np.shape(first)[0]) if first is not None and np.ndim(first) > 0 else 1
         ref, cand = reference.run(feed), candidate.run(feed)
         for name, r in ref.items():
             if name not in cand:
@@ -113,9 +138,11 @@ def max_abs_diff(
                 )
             d = np.abs(r - c)
             m = float(d.max()) if d.size and np.isfinite(d).all() else (np.inf if d.size else 0.0)
+            if r.size:
+                ref_max = max(ref_max, float(np.abs(r).max()))
             if m > worst or not where:
                 worst, where = m, f"sample {i} output {name!r}"
-    return worst, where, n
+    return worst, where, n, ref_max
 
 
 def check_parity(
@@ -128,10 +155,13 @@ def check_parity(
     tolerance: float = 1e-4,
     batch: int = 1,
     scale: float = 1.0,
+    relative: bool = False,
 ) -> ParityReport:
     """Compare on n_random seeded random feeds and on recorded inputs ((N, ...) rows for single-input models, or a
-    list of feeds). Returns the report; call `.gate()` to raise ParityError when it fails."""
-    rand_diff, rand_where, n_rand = max_abs_diff(
+    list of feeds). Returns the report; call `.gate()` to raise ParityError when it fails. relative=True gates
+    max |diff| / max |reference output| (a model whose outputs are 6× larger than random weights give keeps its
+    gate); False gates max |diff| in output units (a policy's actions)."""
+    rand_diff, rand_where, n_rand, ref_max = max_abs_diff(
         reference, candidate, random_feeds(reference.inputs, n_random, seed, batch, scale)
     )
     rec_diff, rec_where, n_rec = None, "", 0
@@ -140,9 +170,12 @@ def check_parity(
             if len(reference.inputs) != 1:
                 raise ValueError("recorded rows need a single-input model; pass a list of feeds instead")
             recorded = feeds_from_rows(reference.inputs[0].name, recorded, reference.inputs[0].dtype)
-        rec_diff, rec_where, n_rec = max_abs_diff(reference, candidate, recorded)
+        rec_diff, rec_where, n_rec, rec_max = max_abs_diff(reference, candidate, recorded)
+        ref_max = max(ref_max, rec_max)
     worst = f"recorded {rec_where}" if rec_diff is not None and rec_diff > rand_diff else f"random {rand_where}"
-    return ParityReport(reference.backend, candidate.backend, tolerance, rand_diff, n_rand, rec_diff, n_rec, worst)
+    return ParityReport(
+        reference.backend, candidate.backend, tolerance, rand_diff, n_rand, rec_diff, n_rec, worst, relative, ref_max
+    )
 
 
 class RecordingModel:
