@@ -2,7 +2,10 @@
 """Build every engine the robot needs, on the robot (Jetson Orin, JetPack 6): one command.
 
     python build_engines.py --config configs/engines.yaml            # build what is stale, verify, write manifests
-    python build_engines.py --config configs/engines.yaml --dry-run  # print the plan only
+    python build_engines.py --config configs/engines.yaml --dry-run  # print the plan only (no checkpoint needed)
+    python build_engines.py --config configs/engines.yaml --plan [--module orin-nx-16]   # the memory plan
+    python build_engines.py --config configs/engines.yaml --stage onnx      # on a workstation: the portable ONNX
+    python build_engines.py --config configs/engines.yaml --stage engines   # on the Orin: TensorRT builds only
 
 Artifacts: the locomotion policy (ONNX → TensorRT), the VLM vision encoder (ONNX → TensorRT FP16), the VLM's LLM
 (TensorRT-LLM INT4 by TensorRT-LLM's own tools). Each is rebuilt only when the content hash of its inputs (source
@@ -23,7 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
-from edge.common.config import Frozen, load_yaml_model, resolve_path
+import yaml
+from pydantic import Field, ValidationError
+
+from edge.common.config import ConfigError, Frozen, resolve_path
 
 # ---- configuration ----------------------------------------------------------------------------------------------
 
@@ -37,17 +43,61 @@ class PolicySpec(Frozen):
 
 class VlmSpec(Frozen):
     checkpoint: str  # NaVILA multi-folder or StreamVLN folder
-    frames: int | None = None  # None: the family's default (NaVILA 8)
+    family: Literal["navila", "streamvln"] | None = None  # None: read from the checkpoint's layout
+    frames: int | None = Field(None, ge=1)  # None: the family's default (NaVILA 8, StreamVLN 16)
     llm_route: Literal["int4_wo", "int4_awq"] = "int4_wo"
-    max_new_tokens: int = 32
-    vision_max_batch: int = 8
+    max_new_tokens: int = Field(32, ge=1, le=1024)
+    vision_max_batch: int = Field(8, ge=1, le=64)
     trtllm_root: str | None = None  # TensorRT-LLM source tree with examples/ (default $TRTLLM_ROOT)
+    tllm_checkpoint: str | None = None  # a TensorRT-LLM checkpoint quantised elsewhere (AWQ on an x86 GPU host)
+
+    def family_of(self) -> str:
+        if self.family is not None:
+            return self.family
+        ckpt = resolve_path(self.checkpoint)
+        if (ckpt / "llm").is_dir():
+            return "navila"
+        if (ckpt / "config.json").is_file():
+            return "streamvln"
+        raise ConfigError(
+            f"vlm.family = None: the checkpoint {ckpt} is not there to tell; set vlm.family (navila | streamvln)"
+        )
 
 
 class BuildConfig(Frozen):
     output_dir: str = "build/engines"
     policy: PolicySpec | None = None
     vlm: VlmSpec | None = None
+
+
+def load_build_config(path: str | Path) -> BuildConfig:
+    """The engines config, validated at load: every error is one line naming the field, its value and the bound
+    (e.g. `vlm.frames = -3: Input should be greater than or equal to 1`). Raises ConfigError."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    try:
+        cfg = BuildConfig.model_validate(data)
+    except ValidationError as e:
+        lines = [
+            f"{path}: {'.'.join(map(str, err['loc'])) or '<root>'} = {err.get('input')!r}: {err['msg']}"
+            for err in e.errors()
+        ]
+        raise ConfigError("\n".join(lines)) from None
+    if cfg.vlm is not None:
+        from exporters.llm import FAMILIES
+
+        family = cfg.vlm.family_of()
+        least = FAMILIES[family]["frames"]
+        if cfg.vlm.frames is not None and cfg.vlm.frames < least:
+            raise ConfigError(
+                f"{path}: vlm.frames = {cfg.vlm.frames}: a {family} query carries {least} frames (must be ≥ {least})"
+            )
+    return cfg
 
 
 # ---- content hashes ---------------------------------------------------------------------------------------------
@@ -87,11 +137,15 @@ class HashCache:
         self.path.write_text(json.dumps(self.entries))
 
 
-def toolchain_fingerprint() -> dict:
+def toolchain_fingerprint(portable: bool = False) -> dict:
+    """What an artifact depends on besides its inputs. Portable artifacts (ONNX) depend on the exporter only, so an
+    ONNX exported on a workstation is up to date on the robot; engines also on TensorRT / GPU / L4T."""
     from engines.manifest import MachineInfo
     from engines.trt_runner import tensorrt_available
     from exporters import EXPORTER_VERSION
 
+    if portable:
+        return {"exporter": EXPORTER_VERSION}
     m = MachineInfo.detect()
     return {
         "exporter": EXPORTER_VERSION,
@@ -119,6 +173,9 @@ class Row:
     manifest: str = ""  # the artifact's manifest: what "up to date" is checked against
 
 
+Stage = Literal["onnx", "engines"]
+
+
 @dataclass
 class Step:
     name: str
@@ -127,6 +184,12 @@ class Step:
     plan: list[str]  # what will happen, for --dry-run and the log
     run: Callable[[Path], list[Row]]
     skipped: list[str] = field(default_factory=list)  # parts that cannot be built here, with the reason
+    stage: Stage = "onnx"  # onnx: portable (a workstation may run it); engines: tied to this machine
+    folder: str = ""  # output folder under output_dir (default: the step's name)
+
+    @property
+    def out(self) -> str:
+        return self.folder or self.name
 
 
 def _size(path: Path) -> str:
@@ -156,85 +219,128 @@ def _engine_part(have_trt: bool, plan: list[str], artifact: str, detail: str) ->
     return [f"{artifact}: TensorRT is not installed on this machine (build on the Orin)"]
 
 
-def policy_step(spec: PolicySpec, have_trt: bool) -> Step:
+def policy_steps(spec: PolicySpec, have_trt: bool, out_root: Path) -> list[Step]:
     source = resolve_path(spec.source)
     inputs = {"source": source} | ({"contract": resolve_path(spec.contract)} if spec.contract else {})
     plan = [f"export {source.name} → policy.onnx (opset 17, IR ≤ 9, contract in metadata), parity on ONNX Runtime"]
-    skipped = _engine_part(
-        have_trt, plan, "policy.engine", f"{'FP16' if spec.fp16 else 'FP32'}, parity vs ONNX Runtime, CUDA graph"
-    )
+    detail = f"{'FP16' if spec.fp16 else 'FP32'}, parity vs ONNX Runtime, CUDA graph"
+    skipped = [] if have_trt else _engine_part(False, [], "policy.engine", detail)
 
-    def run(out: Path) -> list[Row]:
-        from exporters.policy import export_policy
+    def run_onnx(out: Path) -> list[Row]:
+        from exporters.policy import export_policy_onnx
 
         contract = None
         if spec.contract:
             from edge.controls.locomotion import load_policy_config
 
             contract = load_policy_config(spec.contract)
-        res = export_policy(
-            source,
-            out,
-            contract=contract,
-            activation=spec.activation,
-            tensorrt="on" if have_trt else "off",
-            fp16=spec.fp16,
+        res = export_policy_onnx(source, out / "policy.onnx", contract=contract, activation=spec.activation)
+        return [_manifest_row(res.onnx, "policy.onnx")]
+
+    steps = [Step("policy", inputs, spec.model_dump(), plan, run_onnx, skipped)]
+    if have_trt:
+        onnx = out_root / "policy" / "policy.onnx"
+        eplan = [f"build policy.engine ({detail})"]
+
+        def run_engine(out: Path) -> list[Row]:
+            from exporters.policy import build_policy_engine
+
+            mpath, _ = build_policy_engine(onnx, out / "policy.engine", source=source, fp16=spec.fp16)
+            return [_manifest_row(out / "policy.engine", "policy.engine")]
+
+        steps.append(
+            Step(
+                "policy_engine", {"onnx": onnx}, spec.model_dump(), eplan, run_engine, stage="engines", folder="policy"
+            )
         )
-        rows = [_manifest_row(res.onnx, "policy.onnx")]
-        if res.engine is not None:
-            rows.append(_manifest_row(res.engine, "policy.engine"))
-        return rows
-
-    return Step("policy", inputs, spec.model_dump(), plan, run, skipped)
+    return steps
 
 
-def vision_step(spec: VlmSpec, have_trt: bool) -> Step:
+VISION_LATENCY_ITERATIONS = (5, 1)  # timed, warm-up: the ONNX Runtime per-frame figure for the table, not a benchmark
+
+
+def vision_steps(spec: VlmSpec, have_trt: bool, out_root: Path) -> list[Step]:
     ckpt = resolve_path(spec.checkpoint)
     plan = [
-        f"vision tower + projector of {ckpt.name} → vision.onnx (dynamic batch, 196 tokens/frame), parity vs PyTorch"
+        f"vision tower + projector of {ckpt.name} → vision.onnx (dynamic batch, 196 tokens/frame; one .onnx.data "
+        "beyond 1 GiB of weights), parity vs PyTorch"
     ]
-    skipped = _engine_part(have_trt, plan, "vision.engine", f"FP16, batch 1…{spec.vision_max_batch}")
+    detail = f"FP16, batch 1…{spec.vision_max_batch}"
+    skipped = [] if have_trt else _engine_part(False, [], "vision.engine", detail)
 
-    def run(out: Path) -> list[Row]:
+    def run_onnx(out: Path) -> list[Row]:
+        import numpy as np
+
         from engines.manifest import manifest_path_for, read_manifest, write_manifest
         from engines.ort_runner import OrtModel
         from exporters.policy import measure_latency
-        from exporters.vision import build_vision_engine, export_vision
+        from exporters.vision import export_vision
 
         res = export_vision(ckpt, out)
-        spec_in = OrtModel(res.onnx).inputs[0]
-        import numpy as np
-
+        model = OrtModel(res.onnx, threads=os.cpu_count() or 1)
+        spec_in = model.inputs[0]
         feed = {spec_in.name: np.zeros((1, *spec_in.shape[1:]), np.float32)}
         mpath = manifest_path_for(res.onnx)  # latency per frame on ONNX Runtime, recorded in the manifest
         m = read_manifest(mpath)
-        write_manifest(m.model_copy(update={"latency": measure_latency(OrtModel(res.onnx), feed, 50, 5)}), mpath)
-        rows = [_manifest_row(res.onnx, "vision.onnx")]
-        if have_trt:
-            engine = build_vision_engine(res.onnx, out / "vision.engine", max_batch=spec.vision_max_batch)
-            rows.append(_manifest_row(engine, "vision.engine"))
-        return rows
+        write_manifest(
+            m.model_copy(update={"latency": measure_latency(model, feed, *VISION_LATENCY_ITERATIONS)}), mpath
+        )
+        return [_manifest_row(res.onnx, "vision.onnx")]
 
-    return Step("vision", {"checkpoint": ckpt}, spec.model_dump(), plan, run, skipped)
+    steps = [Step("vision", {"checkpoint": ckpt}, spec.model_dump(), plan, run_onnx, skipped)]
+    if have_trt:
+        onnx = out_root / "vision" / "vision.onnx"
+
+        def run_engine(out: Path) -> list[Row]:
+            from exporters.vision import build_vision_engine
+
+            engine = build_vision_engine(onnx, out / "vision.engine", max_batch=spec.vision_max_batch)
+            return [_manifest_row(engine, "vision.engine")]
+
+        steps.append(
+            Step(
+                "vision_engine",
+                {"onnx": onnx},
+                {"vision_max_batch": spec.vision_max_batch},
+                [f"build vision.engine ({detail})"],
+                run_engine,
+                stage="engines",
+                folder="vision",
+            )
+        )
+    return steps
 
 
-def llm_step(spec: VlmSpec, have_trtllm: bool, out: Path) -> Step:
-    from engines.vlm.checkpoints import load_vlm_checkpoint
+def llm_plan(spec: VlmSpec, out: Path, reference_if_missing: bool = False):
+    """The TensorRT-LLM build plan for this config. A checkpoint that is not there yet is planned from the family's
+    reference config when `reference_if_missing` (dry run, memory plan)."""
     from exporters.llm import plan_for
 
     ckpt_path = resolve_path(spec.checkpoint)
-    ckpt = load_vlm_checkpoint(ckpt_path)
-    family = "navila" if type(ckpt).__name__.startswith("Navila") else "streamvln"
-    llm_plan = plan_for(
-        ckpt,
-        family=family,
+    family = spec.family_of()
+    info: object = ckpt_path
+    if (ckpt_path / "config.json").is_file() or (ckpt_path / "llm").is_dir():
+        from engines.vlm.checkpoints import load_vlm_checkpoint
+
+        info = load_vlm_checkpoint(ckpt_path)
+    return plan_for(
+        info,
+        family=family,  # type: ignore[arg-type]
         route=spec.llm_route,
         frames=spec.frames,
         max_new_tokens=spec.max_new_tokens,
         trtllm_root=spec.trtllm_root,
         out_dir=out,
+        tllm_checkpoint=resolve_path(spec.tllm_checkpoint) if spec.tllm_checkpoint else None,
+        reference_if_missing=reference_if_missing,
     )
-    plan = [f"{family} LLM → TensorRT-LLM {spec.llm_route} (plan below)", *llm_plan.render().splitlines()]
+
+
+def llm_step(spec: VlmSpec, have_trtllm: bool, out: Path, dry_run: bool = False) -> Step:
+    ckpt_path = resolve_path(spec.checkpoint)
+    llm_plan_ = llm_plan(spec, out, reference_if_missing=dry_run)
+    family = llm_plan_.family
+    plan = [f"{family} LLM → TensorRT-LLM {spec.llm_route} (plan below)", *llm_plan_.render().splitlines()]
     skipped = (
         []
         if have_trtllm
@@ -245,13 +351,21 @@ def llm_step(spec: VlmSpec, have_trtllm: bool, out: Path) -> Step:
     )
 
     def run(out: Path) -> list[Row]:
+        from engines.vlm.checkpoints import load_vlm_checkpoint
         from exporters.llm import run_plan
 
         if have_trtllm:
-            run_plan(llm_plan)
-            engine_dir = Path(llm_plan.engine_dir)
+            from drivers.jetson import meminfo
+            from exporters.memory_plan import fit_problem
+
+            total = meminfo().get("MemTotal")
+            problem = fit_problem(llm_plan_, spec.vision_max_batch, total) if total else None
+            if problem:
+                raise RuntimeError(f"refusing the LLM build: {problem}")
+            run_plan(llm_plan_)
+            engine_dir = Path(llm_plan_.engine_dir)
             write_llm_manifest(
-                out / "llm.manifest.json", "tensorrt_llm", engine_dir, ckpt_path, llm_plan, spec.llm_route
+                out / "llm.manifest.json", "tensorrt_llm", engine_dir, ckpt_path, llm_plan_, spec.llm_route
             )
             return [
                 Row(
@@ -264,15 +378,16 @@ def llm_step(spec: VlmSpec, have_trtllm: bool, out: Path) -> Step:
                     manifest=str(out / "llm.manifest.json"),
                 )
             ]
-        latency = transformers_latency(ckpt)
+        ckpt = load_vlm_checkpoint(ckpt_path)
+        latency, dtype = transformers_latency(ckpt)
         write_llm_manifest(
-            out / "llm.manifest.json", "transformers", ckpt.llm_dir, ckpt_path, llm_plan, _dtype(ckpt), latency
+            out / "llm.manifest.json", "transformers", ckpt.llm_dir, ckpt_path, llm_plan_, dtype, latency
         )
         return [
             Row(
                 "llm (transformers)",
                 "transformers",
-                _dtype(ckpt),
+                dtype,
                 "reference",
                 f"{latency.median_us / 1e3:.1f} ms p50 / 8 tokens",
                 _size(ckpt.llm_dir),
@@ -281,22 +396,22 @@ def llm_step(spec: VlmSpec, have_trtllm: bool, out: Path) -> Step:
             )
         ]
 
-    return Step("llm", {"checkpoint": ckpt_path}, spec.model_dump(), plan, run, skipped)
-
-
-def _dtype(ckpt) -> str:
-    cfg = json.loads((Path(ckpt.llm_dir) / "config.json").read_text())
-    return str(cfg.get("torch_dtype") or cfg.get("dtype") or "fp32")
+    inputs = {"checkpoint": ckpt_path} | (
+        {"tllm_checkpoint": resolve_path(spec.tllm_checkpoint)} if spec.tllm_checkpoint else {}
+    )
+    return Step("llm", inputs, spec.model_dump(), plan, run, skipped, stage="engines")
 
 
 def transformers_latency(ckpt):
-    """Median of a short greedy generation (one image, 8 new tokens) through the transformers generator."""
+    """(median of a short greedy generation — one image, 8 new tokens — through the transformers generator, the
+    dtype it ran in). StreamVLN's llava_qwen folder is loaded as its plain Qwen2 LLM (not a transformers type)."""
     import numpy as np
 
     from engines.manifest import LatencyResult
     from engines.vlm.generator import GenerationRequest, TransformersGenerator
+    from engines.vlm.models import llm_for_transformers
 
-    gen = TransformersGenerator(ckpt.llm_dir)
+    gen = TransformersGenerator(llm_for_transformers(ckpt))
     embeds = np.zeros((1, ckpt.tokens_per_frame, gen.hidden_size), np.float32)
     req = GenerationRequest(prompt_ids=[1, 2, -200, 3, 4], image_embeds=embeds, stop_ids=(-1,), max_new_tokens=8)
     times = []
@@ -304,12 +419,13 @@ def transformers_latency(ckpt):
         t = time.perf_counter()
         gen.generate(req)
         times.append((time.perf_counter() - t) * 1e6)
-    return LatencyResult(
+    latency = LatencyResult(
         backend="transformers",
         median_us=float(np.median(times)),
         p99_us=float(np.percentile(times, 99)),
         iterations=len(times),
     )
+    return latency, gen.dtype_name
 
 
 def write_llm_manifest(
@@ -337,16 +453,17 @@ def write_llm_manifest(
 # ---- driver -----------------------------------------------------------------------------------------------------
 
 
-def make_steps(cfg: BuildConfig, out_root: Path) -> list[Step]:
+def make_steps(cfg: BuildConfig, out_root: Path, dry_run: bool = False) -> list[Step]:
     from engines.trt_runner import tensorrt_available
 
     have_trt = tensorrt_available()
     have_trtllm = have_trt and _importable("tensorrt_llm")
     steps = []
     if cfg.policy:
-        steps.append(policy_step(cfg.policy, have_trt))
+        steps += policy_steps(cfg.policy, have_trt, out_root)
     if cfg.vlm:
-        steps += [vision_step(cfg.vlm, have_trt), llm_step(cfg.vlm, have_trtllm, out_root / "llm")]
+        steps += vision_steps(cfg.vlm, have_trt, out_root)
+        steps.append(llm_step(cfg.vlm, have_trtllm, out_root / "llm", dry_run))
     return steps
 
 
@@ -360,6 +477,10 @@ def _importable(name: str) -> bool:
 
 
 def digest(step: Step, hashes: HashCache, toolchain: dict) -> str:
+    """Content hash of the step's inputs, options and toolchain; "missing: …" when an input is not there yet."""
+    missing = [str(v) for v in step.inputs.values() if not v.exists()]
+    if missing:
+        return "missing: " + ", ".join(missing)
     payload = {
         "inputs": {k: hashes.tree(v) for k, v in step.inputs.items()},
         "options": step.options,
@@ -388,31 +509,54 @@ class Heartbeat:
         self.stop.set()
 
 
-def build(cfg: BuildConfig, dry_run: bool = False, force: bool = False, log=print) -> list[Row]:
+class BuildError(RuntimeError):
+    """A build that cannot go on (an input missing for this stage); the message says what to do."""
+
+
+def build(
+    cfg: BuildConfig, dry_run: bool = False, force: bool = False, log=print, stage: Literal["all", Stage] = "all"
+) -> list[Row]:
+    """Build what is stale. stage "onnx": the portable steps only (a workstation: checkpoint → ONNX, then copy
+    output_dir to the robot); "engines": the machine-bound steps only (the Orin: TensorRT from the copied ONNX);
+    "all": both. A dry run prints the plan from the config alone (a checkpoint not downloaded yet included)."""
     out_root = resolve_path(cfg.output_dir)
-    steps = make_steps(cfg, out_root)
+    steps = make_steps(cfg, out_root, dry_run)
     hashes = HashCache(out_root / ".hash_cache.json")
-    toolchain = toolchain_fingerprint()
-    log(f"output: {out_root}\ntoolchain: {json.dumps(toolchain)}\n")
+    toolchains = {"onnx": toolchain_fingerprint(portable=True), "engines": toolchain_fingerprint()}
+    log(f"output: {out_root}\ntoolchain: {json.dumps(toolchains['engines'])}\n")
     rows: list[Row] = []
     for step in steps:
-        stamp_path = out_root / step.name / "build_stamp.json"
-        d = digest(step, hashes, toolchain)
+        folder = out_root / step.out
+        stamp_path = folder / ("build_stamp.json" if step.name == step.out else f"{step.name}.build_stamp.json")
+        d = digest(step, hashes, toolchains[step.stage])
         stamp = json.loads(stamp_path.read_text()) if stamp_path.exists() else {}
         fresh = not force and stamp.get("digest") == d and all(_still_valid(r) for r in stamp.get("rows", []))
-        log(f"[{step.name}] {'up to date' if fresh else 'build'}")
+        wanted = stage in ("all", step.stage)
+        log(f"[{step.name}] {'up to date' if fresh else 'build' if wanted else f'not in stage {stage}'}")
         for line in step.plan:
             log(f"    {line}")
         for reason in step.skipped:
             log(f"    SKIP {reason}")
+        if d.startswith("missing: "):
+            log(f"    input {d}")
         if dry_run:
             continue
         if fresh:
             rows += [Row(**{**r, "status": "up to date"}) for r in stamp["rows"]]
             continue
+        if not wanted:
+            if stage == "engines":  # the ONNX must have been exported (on a workstation) and copied here
+                raise BuildError(
+                    f"{step.name}: its output in {folder} is missing or stale; run `build_engines.py --stage onnx` "
+                    f"(on a workstation), copy {out_root} here, then `--stage engines`"
+                )
+            continue
+        if d.startswith("missing: "):
+            raise BuildError(f"{step.name}: input {d[len('missing: ') :]} not found")
         t0 = time.monotonic()
+        folder.mkdir(parents=True, exist_ok=True)
         with Heartbeat(step.name):
-            step_rows = step.run(out_root / step.name)
+            step_rows = step.run(folder)
         log(f"    done in {time.monotonic() - t0:.1f} s")
         rows += step_rows
         stamp_path.write_text(json.dumps({"digest": d, "rows": [r.__dict__ for r in step_rows]}, indent=1))
@@ -444,15 +588,50 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
 
 
+def print_memory_plan(cfg: BuildConfig, module: str | None, log=print) -> bool:
+    """The memory plan of the config's VLM on one module (or all); True when it fits (every module: at least one)."""
+    from exporters.memory_plan import GB, MODULES_GB, render, total_bytes
+
+    if cfg.vlm is None:
+        log("no vlm section: nothing to plan")
+        return True
+    plan = llm_plan(cfg.vlm, resolve_path(cfg.output_dir) / "llm", reference_if_missing=True)
+    modules = [module] if module else None
+    for note in plan.notes[:1]:
+        log(f"note: {note}")
+    log(render(plan, cfg.vlm.vision_max_batch, modules))
+    need = total_bytes(plan, cfg.vlm.vision_max_batch)
+    return any(need <= MODULES_GB[m] * GB for m in (modules or MODULES_GB))
+
+
 def main(argv=None) -> int:
+    from exporters.memory_plan import MODULES_GB
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/engines.yaml")
     ap.add_argument("--dry-run", action="store_true", help="print the plan, build nothing")
     ap.add_argument("--force", action="store_true", help="rebuild even what is up to date")
+    ap.add_argument("--stage", choices=("all", "onnx", "engines"), default="all")
+    ap.add_argument("--plan", action="store_true", help="print the memory plan and exit (1 if it does not fit)")
+    ap.add_argument("--module", choices=sorted(MODULES_GB), help="with --plan: this Orin module only")
     args = ap.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    cfg = load_yaml_model(BuildConfig, args.config)
-    build(cfg, dry_run=args.dry_run, force=args.force)
+    try:
+        cfg = load_build_config(args.config)
+        if args.plan:
+            return 0 if print_memory_plan(cfg, args.module) else 1
+        build(cfg, dry_run=args.dry_run, force=args.force, stage=args.stage)
+    except (ConfigError, BuildError) as e:
+        print(f"build_engines: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # a failed step: its message, not a traceback, ends the run
+        from engines.vlm.checkpoints import CheckpointError
+        from exporters.llm import PlanError
+
+        if not isinstance(e, (CheckpointError, PlanError, FileNotFoundError, RuntimeError)):
+            raise
+        print(f"build_engines: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -459,6 +459,8 @@ def plan_for(
     frames = fam["frames"] if frames is None else frames
     source, llm_dir = resolve_llm_dir(checkpoint_info)
     missing = reference_if_missing and not (Path(llm_dir) / "config.json").is_file()
+    if missing and family == "navila":
+        llm_dir = source / "llm"  # where the multi-folder checkpoint keeps its LLM once downloaded
     llm = LlmConfigSummary.from_config(REFERENCE_LLMS[family]) if missing else LlmConfigSummary.from_dir(llm_dir)
     if llm.head_dim not in SUPPORTED_HEAD_SIZES:
         raise PlanError(
