@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test lint bench units clean
+.PHONY: setup demo test lint bench units clean smoke-real wheelhouse jetson-check doctor
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	scripts/setup.sh $(VENV)
@@ -32,3 +32,15 @@ units: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .benchmarks
+
+# Real-scale smoke run (heavy: run alone, niced): real vision sizes + a 2-layer LLM at real width, random weights;
+# prints wall time and peak memory (GNU time) for docs/results.md.
+smoke-real: $(STAMP)
+	nice -n 19 $(PY) -m exporters.tiny --real-scale build/realscale
+	nice -n 19 /usr/bin/time -v $(PY) build_engines.py --config configs/engines_realscale.yaml --force 2>&1 \
+	  | tee build/realscale/build.log | grep -E "Elapsed|Maximum resident|done in|^[a-z].*(built|fallback)|SKIP|skipped"
+
+# Offline install for a robot without internet: run on a connected machine, copy the folder, then on the robot
+# EDGE_WHEELHOUSE=wheelhouse/jp6-cp310-aarch64 scripts/setup.sh (docs/deployment.md).
+wheelhouse:
+	scripts/wheelhouse.sh wheelhouse/jp6-cp310-aarch64

@@ -160,13 +160,14 @@ def _ids(folder: Path) -> dict[str, int]:
 
 
 # ---------------------------------------------------------------------------------------------------- SigLIP
-def _siglip_state_dict(num_layers: int, with_head: bool) -> dict[str, Any]:
+def _siglip_state_dict(num_layers: int, with_head: bool, siglip: dict | None = None) -> dict[str, Any]:
     """A seeded tiny SigLIP, keys in the transformers 4.x layout (`vision_model.*`), as the released checkpoints."""
     import torch
     from transformers import SiglipVisionConfig, SiglipVisionModel
 
+    siglip = siglip or TINY_SIGLIP
     torch.manual_seed(SEED + 1)
-    model = SiglipVisionModel(SiglipVisionConfig(**TINY_SIGLIP))
+    model = SiglipVisionModel(SiglipVisionConfig(**siglip))
     sd = {k: v for k, v in model.state_dict().items() if not k.endswith("position_ids")}
     sd = {(k if k.startswith("vision_model.") else "vision_model." + k): v for k, v in sd.items()}
     # deterministic, non-trivial LayerNorms (random init leaves them at 1/0)
@@ -174,17 +175,17 @@ def _siglip_state_dict(num_layers: int, with_head: bool) -> dict[str, Any]:
     for k, v in sd.items():
         if "norm" in k:
             sd[k] = (1.0 if k.endswith("weight") else 0.0) + 0.1 * torch.randn(v.shape, generator=g)
-    dropped = [f"encoder.layers.{i}." for i in range(num_layers, TINY_SIGLIP["num_hidden_layers"])]
+    dropped = [f"encoder.layers.{i}." for i in range(num_layers, siglip["num_hidden_layers"])]
     return {k: v for k, v in sd.items() if not any(p in k for p in dropped) and (with_head or ".head." not in k)}
 
 
-def _siglip_config_json() -> dict:
+def _siglip_config_json(siglip: dict | None = None) -> dict:
     return {
         "architectures": ["SiglipVisionModel"],
         "model_type": "siglip_vision_model",
         "torch_dtype": "bfloat16",
         "transformers_version": "4.36.2",
-        **TINY_SIGLIP,
+        **(siglip or TINY_SIGLIP),
     }
 
 
@@ -217,7 +218,9 @@ def _llm_state_dict(cls_name: str, cfg: dict) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------- NaVILA
-def write_tiny_navila(out: Path) -> Path:
+def write_tiny_navila(out: Path, siglip: dict | None = None, llm: dict | None = None) -> Path:
+    """A NaVILA multi-folder checkpoint with the tiny shapes, or the given SigLIP / LLM shapes (real-scale smoke)."""
+    SIGLIP_, LLM_ = siglip or TINY_SIGLIP, llm or TINY_LLM
     llm_dir, vt_dir, mp_dir = out / "llm", out / "vision_tower", out / "mm_projector"
     n_tok = _write_tokenizer(
         llm_dir,
@@ -249,7 +252,7 @@ def write_tiny_navila(out: Path) -> Path:
         "tokenizer_model_max_length": 4096,
         "tokenizer_padding_side": "right",
         "transformers_version": "4.36.2",
-        **TINY_LLM,
+        **LLM_,
     }
     _write_json(llm_dir / "config.json", {"_name_or_path": "./llm", **llm_cfg})
     _write_json(
@@ -272,11 +275,11 @@ def write_tiny_navila(out: Path) -> Path:
     total = sum(v.numel() * v.element_size() for v in sd.values())
     _write_json(llm_dir / "model.safetensors.index.json", {"metadata": {"total_size": total}, "weight_map": half})
 
-    _write_json(vt_dir / "config.json", {"_name_or_path": "./vision_tower", **_siglip_config_json()})
+    _write_json(vt_dir / "config.json", {"_name_or_path": "./vision_tower", **_siglip_config_json(SIGLIP_)})
     _write_json(vt_dir / "preprocessor_config.json", SIGLIP_PREPROCESSOR)
-    _save(_bf16(_siglip_state_dict(TINY_SIGLIP["num_hidden_layers"], with_head=True)), vt_dir / "model.safetensors")
+    _save(_bf16(_siglip_state_dict(SIGLIP_["num_hidden_layers"], with_head=True, siglip=SIGLIP_)), vt_dir / "model.safetensors")
 
-    vh, d = TINY_SIGLIP["hidden_size"], TINY_LLM["hidden_size"]
+    vh, d = SIGLIP_["hidden_size"], LLM_["hidden_size"]
     mp_cfg = {
         "architectures": ["MultimodalProjector"],
         "mm_projector_type": "mlp_downsample",
@@ -332,7 +335,7 @@ def write_tiny_navila(out: Path) -> Path:
             "tune_mm_projector": True,
             "tune_vision_tower": True,
             "vision_resolution": -1,
-            "vision_tower_cfg": {"_name_or_path": "./vision_tower", **_siglip_config_json()},
+            "vision_tower_cfg": {"_name_or_path": "./vision_tower", **_siglip_config_json(SIGLIP_)},
         },
     )
     return out
@@ -441,8 +444,27 @@ def _tree(folder: Path) -> list[str]:
     ]
 
 
+# Real-scale smoke (make smoke-real): the real SigLIP so400m-patch14-384 tower and VILA projector sizes, a 2-layer LLM
+# at Llama-3-8B's real width (hidden 4096, 32 heads / 8 KV heads, FFN 14336, vocab 128259), random weights.
+REAL_SIGLIP = dict(TINY_SIGLIP, hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16)
+REAL_WIDTH_LLM = dict(
+    hidden_size=4096,
+    intermediate_size=14336,
+    num_hidden_layers=2,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    max_position_embeddings=8192,
+    vocab_size=128259,
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--real-scale"] and len(argv) == 2:
+        folder = write_tiny_navila(Path(argv[1]) / "navila", siglip=REAL_SIGLIP, llm=REAL_WIDTH_LLM)
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        print(f"navila (real vision sizes, 2-layer LLM at real width): {folder}  ({size / 2**30:.2f} GiB)")
+        return 0
     if len(argv) != 1 or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         return 0 if argv and argv[0] in ("-h", "--help") else 2
