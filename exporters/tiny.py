@@ -277,7 +277,10 @@ def write_tiny_navila(out: Path, siglip: dict | None = None, llm: dict | None = 
 
     _write_json(vt_dir / "config.json", {"_name_or_path": "./vision_tower", **_siglip_config_json(SIGLIP_)})
     _write_json(vt_dir / "preprocessor_config.json", SIGLIP_PREPROCESSOR)
-    _save(_bf16(_siglip_state_dict(SIGLIP_["num_hidden_layers"], with_head=True, siglip=SIGLIP_)), vt_dir / "model.safetensors")
+    _save(
+        _bf16(_siglip_state_dict(SIGLIP_["num_hidden_layers"], with_head=True, siglip=SIGLIP_)),
+        vt_dir / "model.safetensors",
+    )
 
     vh, d = SIGLIP_["hidden_size"], LLM_["hidden_size"]
     mp_cfg = {
