@@ -44,8 +44,8 @@ def test_jetpack_6_1_and_6_2_get_the_jetson_path(tmp_path, rev, jp):
     out = res.stdout
     assert f"L4T 36.{rev}" in out and "venv: python3 -m venv --system-site-packages" in out
     assert (
-        "--find-links /opt/jetson-wheels -c requirements/jetpack6-constraints.txt -e .[go2,realsense,export,jetson,test]"
-        in out
+        "--find-links /opt/jetson-wheels -c requirements/jetpack6-constraints.txt "
+        "-e .[go2,realsense,export,jetson,test]" in out
     )
     assert "tensorrt_llm: pip install --no-deps tensorrt_llm==0.12.0" in out
 
