@@ -1,8 +1,9 @@
 """TrtLlmGenerator against the transformers reference (needs tensorrt_llm 0.12 + a CUDA GPU).
 
-Builds a tiny engine from exporters.tiny's NaVILA llm/ with the plan's own tools (FP16: convert_checkpoint without
-quantisation, then trtllm-build with --max_multimodal_len) and compares greedy tokens with TransformersGenerator.
-Set TRTLLM_ROOT to a TensorRT-LLM checkout (examples/) of the installed version."""
+Builds a tiny engine from exporters.tiny's NaVILA llm/ (head size 32: the smallest TensorRT-LLM's attention kernels
+support) with the plan's own tools (FP16: convert_checkpoint without quantisation, then trtllm-build with
+--max_multimodal_len) and compares greedy tokens with TransformersGenerator. Needs TRTLLM_ROOT, a TensorRT-LLM checkout
+(examples/) of the installed version: on a GPU machine its absence is a failure, not a skip."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gpu_required import require
+
+require("tensorrt_llm", "torch", "transformers")
+import torch
 
 pytestmark = pytest.mark.tensorrt
-tensorrt_llm = pytest.importorskip("tensorrt_llm")
-torch = pytest.importorskip("torch")
 
 from engines.vlm.generator import IMAGE_TOKEN_INDEX, GenerationRequest, TransformersGenerator, TrtLlmGenerator
 
@@ -25,11 +28,11 @@ TPI = 4
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA GPU")
-    root = os.environ.get("TRTLLM_ROOT")
-    if not root or not (Path(root) / "examples" / "llama" / "convert_checkpoint.py").is_file():
-        pytest.skip("TRTLLM_ROOT (TensorRT-LLM checkout with examples/) not set")
+    assert torch.cuda.is_available(), f"torch {torch.__version__} sees no CUDA GPU (NVIDIA's Jetson wheel?)"
+    root = os.environ.get("TRTLLM_ROOT", "/opt/TensorRT-LLM")
+    assert (Path(root) / "examples" / "llama" / "convert_checkpoint.py").is_file(), (
+        f"TRTLLM_ROOT={root}: no TensorRT-LLM checkout with examples/ (git clone -b v0.12.0-jetson)"
+    )
     from exporters.tiny import write_tiny_navila
 
     tmp = tmp_path_factory.mktemp("trtllm")
@@ -85,8 +88,6 @@ def _request(hidden, vocab, stop=(10_000_000,), n=8):
 @pytest.mark.parametrize("cpp", [False, True])
 def test_trtllm_matches_transformers(engine, cpp):
     llm, eng = engine
-    if cpp:
-        pytest.importorskip("tensorrt_llm.bindings")
     trt = TrtLlmGenerator(eng, cpp=cpp, max_tokens_in_paged_kv_cache=160 if cpp else None)
     ref = TransformersGenerator(llm, dtype="float16", device="cuda")
     req = _request(trt.hidden_size, trt.vocab_size)
@@ -103,6 +104,9 @@ def test_trtllm_stop_and_errors(engine):
     free = trt.generate(_request(trt.hidden_size, trt.vocab_size)).tokens
     res = trt.generate(_request(trt.hidden_size, trt.vocab_size, stop=(free[2],)))
     assert res.tokens == free[: free.index(free[2])] and res.stop_reason == "stop"
+    # a second stop id stops the engine too (stop words), not only the output
+    res = trt.generate(_request(trt.hidden_size, trt.vocab_size, stop=(10_000_000, free[3])))
+    assert res.tokens == free[: free.index(free[3])] and res.stop_reason == "stop"
     req = _request(trt.hidden_size, trt.vocab_size)
     with pytest.raises(ValueError, match="image placeholders"):
         trt.generate(GenerationRequest(req.prompt_ids, req.image_embeds[:1], req.stop_ids, 4))
