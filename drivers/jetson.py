@@ -140,11 +140,11 @@ def parse_jetson_clocks(text: str) -> dict[str, bool]:
     out = {}
     for line in text.splitlines():
         vals = dict(re.findall(r"(MinFreq|MaxFreq|CurrentFreq|FreqOverride)=(\d+)", line))
-        name = line.split(":", 1)[0].strip() if ":" in line else line.split(" ", 1)[0]
-        if "MaxFreq" in vals and "MinFreq" in vals:
-            out[name] = vals["MinFreq"] == vals["MaxFreq"]
-        elif line.startswith("EMC") and "MaxFreq" in vals and "CurrentFreq" in vals:
+        name = line.split(":", 1)[0].strip() if ":" in line.split(" ", 1)[0] else line.split(" ", 1)[0]
+        if line.startswith("EMC") and "MaxFreq" in vals and "CurrentFreq" in vals:
             out["EMC"] = vals["CurrentFreq"] == vals["MaxFreq"]
+        elif "MaxFreq" in vals and "MinFreq" in vals:
+            out[name] = vals["MinFreq"] == vals["MaxFreq"]
     return out
 
 

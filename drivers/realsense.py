@@ -36,6 +36,27 @@ def _intrinsics(profile) -> Intrinsics:
     return Intrinsics(width=i.width, height=i.height, fx=i.fx, fy=i.fy, cx=i.ppx, cy=i.ppy)
 
 
+def list_devices() -> list[dict[str, str]]:
+    """Connected RealSense devices: name, serial, firmware and the USB type the link negotiated ("3.2", "2.1": USB 2
+    caps resolution and frame rate). Raises ImportError without pyrealsense2."""
+    rs = _rs()
+    out = []
+    for dev in rs.context().query_devices():
+
+        def info(key) -> str:
+            return str(dev.get_info(key)) if dev.supports(key) else "?"
+
+        out.append(
+            {
+                "name": info(rs.camera_info.name),
+                "serial": info(rs.camera_info.serial_number),
+                "firmware": info(rs.camera_info.firmware_version),
+                "usb": info(rs.camera_info.usb_type_descriptor),
+            }
+        )
+    return out
+
+
 def _check_db3(path: str) -> None:
     if not path.endswith(".db3"):
         raise CameraError(f"{path}: librealsense 2.59 reads and writes rosbag2 .db3 files only")

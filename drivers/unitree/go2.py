@@ -350,6 +350,38 @@ class Go2Robot:
         self._pub.Close()
 
 
+def collect_lowstate(
+    domain: int, interface: str, seconds: float, max_states: int | None = None, first_within_s: float | None = None
+) -> list[RobotState]:
+    """Listen to rt/lowstate (read only: nothing is published) for `seconds` or until `max_states` arrived; returns
+    the states received, in order. For calibration and `edge doctor`. first_within_s: wait that long for the first
+    message, then listen `seconds` from it (readiness, not a fixed window); an empty list when none came."""
+    dds_init(domain, interface)
+    states: list[RobotState] = []
+    done, first = threading.Event(), threading.Event()
+    lock = threading.Lock()
+
+    def on_state(msg: LowState_) -> None:
+        with lock:
+            if done.is_set():
+                return
+            states.append(lowstate_to_robot_state(msg, time.monotonic()))
+            first.set()
+            if max_states is not None and len(states) >= max_states:
+                done.set()
+
+    sub = ChannelSubscriber(TOPIC_LOWSTATE, LowState_)
+    sub.Init(on_state, 0)
+    try:
+        if first_within_s is None or first.wait(first_within_s):
+            done.wait(seconds)
+    finally:
+        done.set()
+        sub.Close()
+    with lock:
+        return list(states)
+
+
 # --------------------------------------------------------------------------------------------------- simulator side
 class Go2SimEndpoint:
     """Simulator process: receives rt/lowcmd (CRC-checked), publishes rt/lowstate."""

@@ -241,6 +241,14 @@ class VlmConfig(Frozen):
     remote: RemoteVlmConfig | None = None
 
 
+class CalibrationConfig(Frozen):
+    """Where this robot's calibration lives (calibration/store.py, written by `edge calibrate …`)."""
+
+    file: str = "runs/calibration/sim.yaml"
+    robot: str = "sim"  # robot id: one file per robot
+    required: bool = False  # robot profile: control does not start without it
+
+
 class EdgeConfig(Frozen):
     profile: Literal["sim", "robot"] = "sim"
     bus: BusConfig = BusConfig()
@@ -256,6 +264,7 @@ class EdgeConfig(Frozen):
     vlm: VlmConfig = VlmConfig()
     remote: RemoteConfig = RemoteConfig()
     recorder: RecorderConfig = RecorderConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
 
     @model_validator(mode="after")
     def _within_safety_bounds(self):

@@ -130,6 +130,14 @@ def control_loop(
 def run(proc: Process) -> int:
     cfg = proc.cfg
     pcfg = load_policy_config(cfg.control.policy)  # bounds first: a refused config never opens DDS
+    from calibration.store import CalibrationError, StateCorrection
+    from edge.controls.calibrated import CalibratedRobot, load_for_control
+
+    try:
+        cal = load_for_control(cfg.calibration, cfg.profile)  # a config too: refused before DDS opens
+    except CalibrationError as e:
+        log.error("%s", e)
+        return 1
     ctrl = Controller(control=cfg.control, safety=cfg.safety, policy=Policy(pcfg, backend=cfg.control.backend))
     try:
         lock = acquire_stack_lock(cfg, "controlsd")
@@ -143,7 +151,11 @@ def run(proc: Process) -> int:
     except RuntimeError as e:  # the robot's network interface never came up within robot.interface_wait_s
         log.error("%s", e)
         return 4
-    robot = Go2Robot(cfg.robot.dds_domain, cfg.robot.interface, remote_estop=(ESTOP_COMBO, damping(cfg.safety)))
+    robot: RobotIO = Go2Robot(
+        cfg.robot.dds_domain, cfg.robot.interface, remote_estop=(ESTOP_COMBO, damping(cfg.safety))
+    )
+    if cal is not None:
+        robot = CalibratedRobot(robot, StateCorrection(cal))
     notifier = Notifier()
     log.info(
         "policy %s (%s), %.0f Hz, auto_stand=%s", pcfg.name, cfg.control.backend, pcfg.rate_hz, cfg.control.auto_stand

@@ -197,6 +197,10 @@ def main(argv=None) -> int:
     g.add_argument("--write", metavar="DIR")
     g.add_argument("--check", metavar="DIR")
     p.set_defaults(fn=cmd_units)
+    from edge.tools import calibrate, doctor  # issue 9: self-contained subcommands (add_parser, fn)
+
+    doctor.add_parser(sub)
+    calibrate.add_parser(sub)
     p = sub.add_parser("demo", help="simulated Go2 through the whole stack, open- and closed-loop; writes a report")
     p.add_argument("--out", default="runs")
     p.add_argument(

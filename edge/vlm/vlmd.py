@@ -101,6 +101,28 @@ class RemoteInference:
         self.client.close()
 
 
+def warn_camera_view(cfg, family: str) -> list[str]:
+    """WARNING per way the calibrated camera differs from the view the model was trained on (a VLN model does not
+    complain about another camera height or FOV; it navigates worse). Returns the warnings."""
+    from calibration.measure import compare_with_training_view
+    from calibration.store import CalibrationError, load_calibration
+    from edge.common.config import resolve_path
+
+    path = resolve_path(cfg.calibration.file)
+    try:
+        cam = load_calibration(path).camera if path.is_file() else None
+    except CalibrationError as e:
+        log.warning("calibration unreadable: %s", e)
+        return []
+    if cam is None:
+        log.warning("camera not calibrated (%s): its view is unchecked against %s's training view", path, family)
+        return []
+    warnings = compare_with_training_view(cam, family)
+    for w in warnings:
+        log.warning("CAMERA VIEW DIFFERS FROM TRAINING: %s", w)
+    return warnings
+
+
 @dataclass
 class VlmOutputs:
     """What one tick does: reset the model (each new instruction), launch a query, publish an answer."""
@@ -225,6 +247,7 @@ def run(proc: Process) -> int:
     ctrl_sub, status_sub, result_sub = sub["controlState"], sub["navigatorStatus"], sub["actionResult"]
     text_pub, out_pub, step_pub = pub["actionText"], pub["vlmOutput"], pub["vlmStep"]
     rk = Ratekeeper(DT_VLM)
+    warn_camera_view(cfg, family)
     log.info(
         "model %s (%s), history per %s, overlap %s",
         family,
