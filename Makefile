@@ -44,3 +44,10 @@ smoke-real: $(STAMP)
 # EDGE_WHEELHOUSE=wheelhouse/jp6-cp310-aarch64 scripts/setup.sh (docs/deployment.md).
 wheelhouse:
 	scripts/wheelhouse.sh wheelhouse/jp6-cp310-aarch64
+
+# This machine checked for the robot (pass / warn / fail with the fix); then everything on a new Orin, one report.
+doctor: $(STAMP)
+	$(VENV)/bin/edge doctor
+
+jetson-check: $(STAMP)
+	$(PY) -m edge.tools.jetson_check --out runs/jetson-check

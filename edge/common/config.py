@@ -119,7 +119,8 @@ class SafetyConfig(Frozen):
 
 class ControlConfig(Frozen):
     policy: str = "configs/policies/go2_robot_lab.yaml"
-    backend: Literal["onnxruntime", "tensorrt"] = "onnxruntime"
+    backend: Literal["onnxruntime", "tensorrt", "auto"] = "onnxruntime"  # auto: what `make jetson-check` measured
+    placement: str = "/opt/edge/engines/policy/placement.json"  # its choice (lower p99 while the VLM prefills)
     auto_stand: bool = True  # simulator: stand up by itself; robot: wait for `edge stand`
     stand_duration_s: Finite = Field(2.0, ge=1.0, le=10)  # smoothstep from the measured pose to the default
     stand_kp: Finite = Field(50.0, ge=10)  # stand-up and hold gains (≤ safety.max_kp / max_kd)

@@ -127,6 +127,28 @@ def control_loop(
     return rk
 
 
+def policy_backend(backend: str, placement: str) -> str:
+    """control.backend, or for "auto" the backend `make jetson-check` measured as the lower p99 while the VLM
+    prefills (its placement.json); ONNX Runtime when nothing was measured."""
+    if backend != "auto":
+        return backend
+    import json
+
+    from edge.common.config import resolve_path
+
+    path = resolve_path(placement)
+    try:
+        chosen = json.loads(path.read_text())["backend"]
+    except (OSError, ValueError, KeyError) as e:
+        log.warning("policy placement %s unreadable (%s): ONNX Runtime", path, e)
+        return "onnxruntime"
+    if chosen not in ("onnxruntime", "tensorrt"):
+        log.warning("policy placement %s names %r: ONNX Runtime", path, chosen)
+        return "onnxruntime"
+    log.info("policy placement %s: %s", path, chosen)
+    return chosen
+
+
 def run(proc: Process) -> int:
     cfg = proc.cfg
     pcfg = load_policy_config(cfg.control.policy)  # bounds first: a refused config never opens DDS
@@ -138,7 +160,8 @@ def run(proc: Process) -> int:
     except CalibrationError as e:
         log.error("%s", e)
         return 1
-    ctrl = Controller(control=cfg.control, safety=cfg.safety, policy=Policy(pcfg, backend=cfg.control.backend))
+    backend = policy_backend(cfg.control.backend, cfg.control.placement)
+    ctrl = Controller(control=cfg.control, safety=cfg.safety, policy=Policy(pcfg, backend=backend))
     try:
         lock = acquire_stack_lock(cfg, "controlsd")
         dds_init(cfg.robot.dds_domain, cfg.robot.interface, cfg.robot.interface_wait_s)
@@ -157,9 +180,7 @@ def run(proc: Process) -> int:
     if cal is not None:
         robot = CalibratedRobot(robot, StateCorrection(cal))
     notifier = Notifier()
-    log.info(
-        "policy %s (%s), %.0f Hz, auto_stand=%s", pcfg.name, cfg.control.backend, pcfg.rate_hz, cfg.control.auto_stand
-    )
+    log.info("policy %s (%s), %.0f Hz, auto_stand=%s", pcfg.name, backend, pcfg.rate_hz, cfg.control.auto_stand)
     freeze_gc()
     notifier.ready()
     rk = control_loop(robot, ctrl, leg_odometry(cfg), proc.ports, cfg, proc.stop, notifier)
