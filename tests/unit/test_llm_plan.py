@@ -245,3 +245,52 @@ def test_calibration_texts_and_cli(tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "calib.jsonl").read_text().splitlines()]
     assert len(rows) == 5 and set(rows[0]) == {"text"}
     assert (tmp_path / "calib" / "train.jsonl").read_text() == (tmp_path / "calib.jsonl").read_text()
+
+
+# ---------------------------------------------------------------------------------------------------- issue 9
+def test_unsupported_head_size_is_refused_at_plan_time(tmp_path):
+    """Head size 16 (the old tiny LLM) cannot run on TensorRT-LLM's attention kernels, on any GPU."""
+    ck = tmp_path / "n" / "llm"
+    ck.mkdir(parents=True)
+    (ck / "config.json").write_text(
+        json.dumps({**NAVILA_LLM, "hidden_size": 64, "num_attention_heads": 4, "num_key_value_heads": 2})
+    )
+    with pytest.raises(PlanError, match=r"head size 16 .* is not one TensorRT-LLM's attention kernels support"):
+        plan_for(tmp_path / "n", "navila", trtllm_root=ROOT, out_dir=tmp_path / "o")
+
+
+def test_plan_steps_run_with_this_interpreter(navila_ckpt, tmp_path):
+    plan = plan_for(navila_ckpt, "navila", "int4_wo", trtllm_root=ROOT, out_dir=tmp_path / "o")
+    assert plan.steps[0].argv[0] == sys.executable  # the venv with TensorRT-LLM, not `python3` on PATH
+
+
+def test_checkpoint_quantised_elsewhere_builds_only(navila_ckpt, tmp_path):
+    """AWQ on an x86 GPU host, trtllm-build on the Orin (defect 8)."""
+    from exporters.llm import check_tllm_checkpoint
+
+    ck = tmp_path / "awq"
+    plan = plan_for(navila_ckpt, "navila", "int4_awq", trtllm_root=ROOT, out_dir=tmp_path / "o", tllm_checkpoint=ck)
+    assert [s.name for s in plan.steps] == ["trtllm-build"] and plan.checkpoint_prebuilt
+    assert plan.build_args()["--checkpoint_dir"] == str(ck)
+    assert "config.json missing" in check_tllm_checkpoint(ck, "int4_awq")[0]
+    ck.mkdir()
+    (ck / "rank0.safetensors").write_bytes(b"")
+    (ck / "config.json").write_text(json.dumps({"quantization": {"quant_algo": "W4A16"}}))
+    assert check_tllm_checkpoint(ck, "int4_awq") == [
+        f"{ck / 'config.json'}: quantization.quant_algo is 'W4A16', route int4_awq needs 'W4A16_AWQ'"
+    ]
+    with pytest.raises(PlanError, match="route int4_awq needs 'W4A16_AWQ'"):
+        run_plan(plan, log=lambda *_: None)
+    (ck / "config.json").write_text(json.dumps({"quantization": {"quant_algo": "W4A16_AWQ"}}))
+    assert check_tllm_checkpoint(ck, "int4_awq") == []
+
+
+def test_template_count_equals_what_the_runtime_builds(tiny):
+    """Defect 21: the plan counted 122 template tokens where the runtime built 129."""
+    from engines.vlm.generator import IMAGE_TOKEN_INDEX
+    from engines.vlm.models import NavilaVlm
+
+    plan = plan_for(tiny["navila"], "navila", "int4_wo", trtllm_root=ROOT, out_dir="/tmp/unused")
+    vlm = NavilaVlm(tiny["navila"], max_new_tokens=1)
+    vlm.reset("")
+    assert plan.sizes.template_tokens == sum(1 for t in vlm.prompt_ids if t != IMAGE_TOKEN_INDEX)

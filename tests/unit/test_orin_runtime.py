@@ -263,3 +263,24 @@ def test_policy_engine_runs_as_measured_with_its_cuda_graph(tmp_path, monkeypatc
         loader.load_model(write_manifest(m, manifest_path_for(engine)), machine=ORIN, fallback="error")
     loader.load_model(manifest_path_for(engine), machine=ORIN, fallback="error", cuda_graph=True)
     assert made == [True, False, True]
+
+
+def test_tensorrt_older_than_10_is_refused_with_the_fix():
+    """JetPack 6.0 ships TensorRT 8.6, where create_network(0) is implicit batch (defect 13)."""
+    from engines.trt_runner import check_tensorrt_version
+
+    with pytest.raises(RuntimeError, match="JetPack 6.0 .TensorRT 8.6. is not supported"):
+        check_tensorrt_version("8.6.2.3")
+    check_tensorrt_version("10.3.0.30")
+
+
+def test_prefill_projects_only_the_last_position(tiny):
+    """The LM head sees one position per step, not the whole prompt (defect 19)."""
+    from engines.vlm.generator import TransformersGenerator
+
+    gen = TransformersGenerator(Path(tiny["navila"]) / "llm")
+    seen = []
+    head = gen.lm_head
+    gen.lm_head = lambda h: (seen.append(tuple(h.shape)), head(h))[1]
+    gen.generate(_request(hidden=gen.hidden_size, n=3))
+    assert seen and all(s[1] == 1 for s in seen)
