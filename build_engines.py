@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import sys
 import threading
 import time
@@ -193,7 +194,13 @@ class Step:
 
 
 def _size(path: Path) -> str:
-    n = path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return _size_of([path])
+
+
+def _size_of(paths: list[Path]) -> str:
+    n: float = sum(
+        p.stat().st_size if p.is_file() else sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) for p in paths
+    )
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -204,11 +211,11 @@ def _manifest_row(artifact: Path, label: str) -> Row:
     from engines.manifest import manifest_path_for, read_manifest
 
     m = read_manifest(manifest_path_for(artifact))
+    extra = [r.resolve(artifact.parent) for r in m.extra_files]  # an ONNX's external data counts in its size
     parity = "-" if m.parity is None else f"{m.parity.max_abs_diff:.1e} {'ok' if m.parity.passed else 'FAIL'}"
     latency = "-" if m.latency is None else f"{m.latency.median_us / 1e3:.3f} ms p50 / {m.latency.p99_us / 1e3:.3f} p99"
-    return Row(
-        label, m.backend, m.precision, parity, latency, _size(artifact), manifest=str(manifest_path_for(artifact))
-    )
+    size = _size(artifact) if not extra else _size_of([artifact, *extra])
+    return Row(label, m.backend, m.precision, parity, latency, size, manifest=str(manifest_path_for(artifact)))
 
 
 def _engine_part(have_trt: bool, plan: list[str], artifact: str, detail: str) -> list[str]:
@@ -557,7 +564,8 @@ def build(
         folder.mkdir(parents=True, exist_ok=True)
         with Heartbeat(step.name):
             step_rows = step.run(folder)
-        log(f"    done in {time.monotonic() - t0:.1f} s")
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB → GiB; the process's peak so far
+        log(f"    done in {time.monotonic() - t0:.1f} s (peak RSS so far {peak:.2f} GiB)")
         rows += step_rows
         stamp_path.write_text(json.dumps({"digest": d, "rows": [r.__dict__ for r in step_rows]}, indent=1))
     hashes.save()
