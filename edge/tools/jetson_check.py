@@ -110,8 +110,17 @@ def choose_placement(rows: list[dict]) -> dict:
     }
 
 
+def _result(rc: int) -> str:
+    return {0: "ok", 5: "no test ran (all skipped: see the tail)"}.get(rc, f"exit {rc}")
+
+
+def skipped_lines(steps: list[dict]) -> list[str]:
+    """pytest's `SKIPPED [n] file: reason` lines of the test steps: what was not measured here and why."""
+    return sorted({ln.strip() for s in steps for ln in s["tail"].splitlines() if ln.startswith("SKIPPED")})
+
+
 def render_report(machine: dict, steps: list[dict], doctor: list[dict], rows: list[dict], placement: dict, mem) -> str:
-    ok = lambda rc: "ok" if rc == 0 else f"exit {rc}"  # noqa: E731
+    ok = _result
     lines = [
         f"# jetson-check report ({datetime.now(timezone.utc).isoformat(timespec='seconds')})",
         "",
@@ -138,6 +147,7 @@ def render_report(machine: dict, steps: list[dict], doctor: list[dict], rows: li
         f"Decode per token = (generate 17 − generate 1) / 16. Policy placement: **{placement['backend']}** — "
         f"{placement['reason']}; measured p99 {placement['p99_ms']}.",
         "",
+        *(["Not measured here:", "", *(f"- {x}" for x in skipped_lines(steps)), ""] if skipped_lines(steps) else []),
         f"Peak memory during the check: {mem.peak_used / 2**30:.2f} GiB of {mem.total / 2**30:.1f} GiB "
         "(MemTotal − lowest MemAvailable; CPU and GPU share it on a Jetson).",
         "",
