@@ -10,34 +10,13 @@ import pytest
 
 from exporters.awq_text import INSTRUCTIONS, calibration_texts
 from exporters.awq_text import main as calib_main
-from exporters.llm import LlmBuildPlan, PlanError, PlanStep, plan_for, run_plan
+from exporters.llm import REFERENCE_LLMS, LlmBuildPlan, PlanError, PlanStep, plan_for, run_plan
 
 ROOT = "/opt/TensorRT-LLM"
-# The real NaVILA llm/config.json numbers (Llama-3-8B, vocab 128259) and Qwen2-7B-Instruct.
-NAVILA_LLM = {
-    "architectures": ["LlamaForCausalLM"],
-    "model_type": "llama",
-    "num_hidden_layers": 32,
-    "hidden_size": 4096,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 8,
-    "intermediate_size": 14336,
-    "vocab_size": 128259,
-    "rope_theta": 500000.0,
-    "max_position_embeddings": 8192,
-}
-QWEN2_7B = {
-    "architectures": ["Qwen2ForCausalLM"],
-    "model_type": "qwen2",
-    "num_hidden_layers": 28,
-    "hidden_size": 3584,
-    "num_attention_heads": 28,
-    "num_key_value_heads": 4,
-    "intermediate_size": 18944,
-    "vocab_size": 152064,
-    "rope_theta": 1000000.0,
-    "max_position_embeddings": 32768,
-}
+# The real NaVILA llm/config.json numbers (Llama-3-8B, vocab 128259) and Qwen2-7B-Instruct (exporters.llm keeps them
+# for plans made before the download).
+NAVILA_LLM = {"architectures": ["LlamaForCausalLM"], **REFERENCE_LLMS["navila"]}
+QWEN2_7B = {"architectures": ["Qwen2ForCausalLM"], **REFERENCE_LLMS["streamvln"]}
 
 
 @pytest.fixture
