@@ -231,6 +231,7 @@ class VlmConfig(Frozen):
     vision_manifest: str | None = None  # vision encoder built by build_engines.py (else PyTorch)
     generator_backend: Literal["transformers", "tensorrt_llm"] = "transformers"
     engine_dir: str | None = None  # TensorRT-LLM engine (generator_backend tensorrt_llm)
+    trtllm_runner: Literal["python", "cpp"] = "python"  # cpp: ModelRunnerCpp, KV capped, mmap on Jetson (16 GB Orins)
     fixed_answers: list[str] = Field(default_factory=list)
     fixed_latency_s: float = Field(0.0, ge=0)
     history: Literal["motion", "step"] = "motion"  # a frame per 0.5 s of motion, or per executed action

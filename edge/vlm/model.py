@@ -29,4 +29,5 @@ def build_model(cfg: VlmConfig) -> VisionLanguageModel:
         vision_manifest=cfg.vision_manifest,
         generator_backend=cfg.generator_backend,
         engine_dir=cfg.engine_dir,
+        trtllm_runner=cfg.trtllm_runner,
     )

@@ -543,12 +543,12 @@ def _load_vision_manifest(path: str | Path, ckpt: Any) -> Any:
     return load_model(path, threads=os.cpu_count() or 1)  # an ONNX Runtime encoder (fallback) on every core
 
 
-def _trtllm_or_fallback(engine_dir: Path, machine: Any = None):
+def _trtllm_or_fallback(engine_dir: Path, machine: Any = None, runner: str = "python"):
     """The TensorRT-LLM generator if the engine's manifest (build_engines: `<out>/llm/llm.manifest.json`, engine in
     `<out>/llm/llm/`) matches this machine and the runtime loads; otherwise, loudly, None (= transformers on the
     checkpoint's LLM, if it fits). A runtime that does not import (e.g. cuda-python 13 has no `cuda.cudart`, which
     TensorRT-LLM 0.12 imports) or an engine that does not load counts as a mismatch."""
-    from engines.manifest import ManifestError, verify, warn_fallback
+    from engines.manifest import MachineInfo, ManifestError, verify, warn_fallback
 
     manifest = engine_dir.parent / "llm.manifest.json"
     try:
@@ -562,8 +562,14 @@ def _trtllm_or_fallback(engine_dir: Path, machine: Any = None):
         return None
     from engines.vlm.generator import TrtLlmGenerator
 
+    kw: dict[str, Any] = {}
+    if runner == "cpp":  # KV capped at what one request needs (the plan's), the engine mapped instead of read (Jetson)
+        plan = m.build_flags.get("plan", {})
+        kw = {"cpp": True, "max_tokens_in_paged_kv_cache": plan.get("kv_cache", {}).get("runtime_max_tokens")}
+        if (machine or MachineInfo.detect()).l4t:
+            kw["use_mmap"] = True  # ModelRunnerCpp of v0.12.0-jetson only
     try:
-        return TrtLlmGenerator(engine_dir)
+        return TrtLlmGenerator(engine_dir, **kw)
     except (ImportError, RuntimeError, OSError, ValueError, KeyError) as e:
         warn_fallback(
             manifest, [f"TensorRT-LLM runtime failed to load the engine: {type(e).__name__}: {e}"], "transformers"
@@ -577,6 +583,7 @@ def load_vlm(
     vision_manifest: str | None = None,
     generator_backend: Literal["transformers", "tensorrt_llm"] = "transformers",
     engine_dir: str | Path | None = None,
+    trtllm_runner: str = "python",
 ) -> VisionLanguageModel:
     """NavilaVlm or StreamVlnVlm for a checkpoint folder (the family is read from its layout).
     vision_manifest: a build_engines vision manifest (else the PyTorch encoder). generator_backend "tensorrt_llm"
@@ -590,7 +597,7 @@ def load_vlm(
     elif generator_backend == "tensorrt_llm":
         if engine_dir is None:
             raise ValueError("generator_backend='tensorrt_llm' needs engine_dir (the trtllm-build output folder)")
-        generator = _trtllm_or_fallback(Path(engine_dir))
+        generator = _trtllm_or_fallback(Path(engine_dir), runner=trtllm_runner)
     else:
         raise ValueError(f"unknown generator_backend {generator_backend!r} (transformers, tensorrt_llm)")
     cls = NavilaVlm if ckpt.family == "navila" else StreamVlnVlm

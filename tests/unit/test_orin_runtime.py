@@ -284,3 +284,24 @@ def test_prefill_projects_only_the_last_position(tiny):
     gen.lm_head = lambda h: (seen.append(tuple(h.shape)), head(h))[1]
     gen.generate(_request(hidden=gen.hidden_size, n=3))
     assert seen and all(s[1] == 1 for s in seen)
+
+
+def test_cpp_runner_gets_the_plans_kv_cap_and_mmap_on_a_jetson(monkeypatch, tmp_path):
+    """The memory plan's route for a 16 GB Orin: ModelRunnerCpp, KV capped at one request, the engine mapped."""
+    from engines.vlm.models import _trtllm_or_fallback
+
+    engine = _engine_dir(tmp_path)
+    mpath = _llm_manifest(engine)
+    from engines.manifest import read_manifest
+
+    m = read_manifest(mpath)
+    write_manifest(m.model_copy(update={"build_flags": {"plan": {"kv_cache": {"runtime_max_tokens": 2080}}}}), mpath)
+    fake.install(monkeypatch)
+    assert isinstance(_trtllm_or_fallback(engine, machine=ORIN, runner="cpp"), TrtLlmGenerator)
+    assert fake.ModelRunner.loaded[-1] == {
+        "engine_dir": str(engine),
+        "rank": 0,
+        "max_tokens_in_paged_kv_cache": 2080,
+        "kv_cache_enable_block_reuse": False,
+        "use_mmap": True,
+    }
