@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-wheelhouse/jp6-cp310-aarch64}
 PY=${PYTHON:-python3}
-: "${EDGE_JETSON_WHEELS:?set EDGE_JETSON_WHEELS to the folder or index URL with NVIDIA's Jetson torch / TensorRT-LLM wheels}"
+: "${EDGE_JETSON_WHEELS:?set it to the folder or index URL holding the NVIDIA Jetson torch and TensorRT-LLM wheels}"
 mkdir -p "$OUT"
 case "$EDGE_JETSON_WHEELS" in
   http://*|https://*) src=(--extra-index-url "$EDGE_JETSON_WHEELS") ;;
@@ -21,5 +21,13 @@ dl() { PIP_CONSTRAINT= "$PY" -m pip download --disable-pip-version-check -q --de
 dl "${platform[@]}" "${src[@]}" -c requirements/jetpack6-constraints.txt -r "$reqs"
 dl "${platform[@]}" "${src[@]}" --no-deps "tensorrt_llm==0.12.0"
 dl "${platform[@]}" --no-deps "unitree-sdk2py-dimos==1.0.3" setuptools wheel pip
-dl --no-deps --no-binary :all: "cyclonedds==0.10.2"
+# The CycloneDDS binding's sdist, as a file: `pip download` would prepare its metadata, which needs the C library.
+"$PY" - "$OUT" <<'EOF_PY'
+import json, sys, urllib.request
+index = "https://pypi.org/simple/cyclonedds/"  # the simple index (PEP 691 JSON): what pip itself reads
+req = urllib.request.Request(index, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+files = json.load(urllib.request.urlopen(req, timeout=60))["files"]
+sdist = next(f for f in files if f["filename"] == "cyclonedds-0.10.2.tar.gz")
+urllib.request.urlretrieve(sdist["url"], f"{sys.argv[1]}/{sdist['filename']}")
+EOF_PY
 echo "wheelhouse: $(ls "$OUT" | wc -l) files, $(du -sh "$OUT" | cut -f1) in $OUT"
