@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
-import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field
 
-from edge.common.config import ConfigError, Frozen, resolve_path
+from edge.common.config import ConfigError, Frozen, load_yaml_model, resolve_path
 
 # ---- configuration ----------------------------------------------------------------------------------------------
 
@@ -72,23 +71,9 @@ class BuildConfig(Frozen):
 
 
 def load_build_config(path: str | Path) -> BuildConfig:
-    """The engines config, validated at load: every error is one line naming the field, its value and the bound
-    (e.g. `vlm.frames = -3: Input should be greater than or equal to 1`). Raises ConfigError."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    try:
-        cfg = BuildConfig.model_validate(data)
-    except ValidationError as e:
-        lines = [
-            f"{path}: {'.'.join(map(str, err['loc'])) or '<root>'} = {err.get('input')!r}: {err['msg']}"
-            for err in e.errors()
-        ]
-        raise ConfigError("\n".join(lines)) from None
+    """The engines config, validated at load: every error in one line naming the field, its value and the bound
+    (`vlm.frames = -3: must be ≥ 1`, edge.common.config.describe_error). Raises ConfigError."""
+    cfg = load_yaml_model(BuildConfig, path)
     if cfg.vlm is not None:
         from exporters.llm import FAMILIES
 

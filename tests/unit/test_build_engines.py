@@ -93,11 +93,12 @@ def test_bad_config_and_missing_checkpoint_are_clear(tmp_path, tiny):
 @pytest.mark.parametrize(
     "vlm, field, bound",
     [
-        ({"frames": -3}, "vlm.frames = -3", "greater than or equal to 1"),
-        ({"frames": 0}, "vlm.frames = 0", "greater than or equal to 1"),
+        ({"frames": -3}, "vlm.frames = -3", "must be ≥ 1"),
+        ({"frames": 0}, "vlm.frames = 0", "must be ≥ 1"),
         ({"frames": 4}, "vlm.frames = 4", "must be ≥ 8"),
-        ({"max_new_tokens": 0}, "vlm.max_new_tokens = 0", "greater than or equal to 1"),
-        ({"vision_max_batch": 0}, "vlm.vision_max_batch = 0", "greater than or equal to 1"),
+        ({"max_new_tokens": 0}, "vlm.max_new_tokens = 0", "must be ≥ 1"),
+        ({"vision_max_batch": 0}, "vlm.vision_max_batch = 0", "must be ≥ 1"),
+        ({"vision_max_batch": 65}, "vlm.vision_max_batch = 65", "must be ≤ 64"),
     ],
 )
 def test_engines_config_is_validated_at_load_one_line_each(tmp_path, vlm, field, bound, capsys):
