@@ -16,6 +16,7 @@ Backends:
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from dataclasses import dataclass
@@ -162,13 +163,20 @@ class TransformersGenerator:
         self.hidden_size = int(self.embed.embedding_dim)
         self.decoder, self.lm_head = self.model.get_decoder(), self.model.get_output_embeddings()
         self.dtype_name = str(td).removeprefix("torch.")
+        params = inspect.signature(self.model.forward).parameters  # logits_to_keep: transformers ≥ 4.50 (4.45: num_)
+        self._keep = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
 
     def _step(self, past: Any, **inputs: Any) -> tuple[int, Any]:
-        """One forward through the decoder; the LM head only at the last position (a full-vocabulary projection of
-        every prompt position costs ≈ prompt × vocab × 4 B and most of the prefill time). Returns (argmax, cache)."""
-        out = self.decoder(**inputs, past_key_values=past, use_cache=True)
-        logits = self.lm_head(out.last_hidden_state[:, -1:])
-        return int(logits[0, -1].argmax()), out.past_key_values
+        """One forward; the LM head only at the last position (a full-vocabulary projection of every prompt position
+        costs ≈ prompt × vocab × 4 B and most of the prefill time). Returns (argmax, cache). Where the model cannot
+        trim its logits (transformers < 4.45, e.g. TensorRT-LLM 0.12's pin 4.42.4) a prompt goes through the decoder
+        and the head separately; one-token steps always take the model's own forward (the fast cache path)."""
+        if self._keep is None and "inputs_embeds" in inputs:
+            out = self.decoder(**inputs, past_key_values=past, use_cache=True)
+            return int(self.lm_head(out.last_hidden_state[:, -1:])[0, -1].argmax()), out.past_key_values
+        keep = {self._keep: 1} if self._keep else {}
+        out = self.model(**inputs, past_key_values=past, use_cache=True, **keep)
+        return int(out.logits[0, -1].argmax()), out.past_key_values
 
     def inputs_embeds(self, req: GenerationRequest):
         """[1, L, hidden]: token embeddings with each placeholder replaced by its image rows (splice_layout order)."""

@@ -279,11 +279,15 @@ def test_prefill_projects_only_the_last_position(tiny):
     from engines.vlm.generator import TransformersGenerator
 
     gen = TransformersGenerator(Path(tiny["navila"]) / "llm")
-    seen = []
-    head = gen.lm_head
-    gen.lm_head = lambda h: (seen.append(tuple(h.shape)), head(h))[1]
-    gen.generate(_request(hidden=gen.hidden_size, n=3))
-    assert seen and all(s[1] == 1 for s in seen)
+    seen: list[tuple] = []
+    hook = gen.model.get_output_embeddings().register_forward_hook(
+        lambda m, args, out: seen.append(tuple(args[0].shape))
+    )
+    try:
+        gen.generate(_request(hidden=gen.hidden_size, n=3))
+    finally:
+        hook.remove()
+    assert len(seen) == 3 and all(s[1] == 1 for s in seen)  # prefill + 2 decode steps, one position each
 
 
 def test_cpp_runner_gets_the_plans_kv_cap_and_mmap_on_a_jetson(monkeypatch, tmp_path):
