@@ -10,6 +10,8 @@ are mode 0660 and a run directory the bus creates 0750: only the user and the gr
 The socket pattern comes from the topic registry (Topic.pattern): streams are PUB/SUB, event topics with one consumer
 and several, possibly short-lived, senders (operator commands, e-stop, the VLM's answers) PUSH/PULL.
 Latest-only topics are conflated at the subscriber; a malformed or foreign message is counted, logged and dropped.
+A per-process topic (processState) has one endpoint per publishing process, ipc://<run_dir>/<topic>.<process>; its
+subscribers connect to every process they name (ZeroMQ connects to a socket that does not exist yet and retries).
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
+from pydantic import ValidationError
 
 from edge.msg.messages import TOPICS, Msg, Topic
 from edge.msg.wire import LEN as _LEN
@@ -41,6 +45,12 @@ QUEUED_PAYLOAD_HWM = 16
 
 class BusError(ValueError):
     """A message that cannot be decoded; carries a reason for the log."""
+
+
+def session_id(name: str) -> str:
+    """A sender id unique on this machine and across restarts: name-pid-random ("operator-5120-07bc"). Sentences are
+    named (sender, counter), so two senders, or one restarted, never share an id."""
+    return f"{name}-{os.getpid()}-{secrets.token_hex(2)}"
 
 
 def encode(topic: Topic, seq: int, mono_ns: int, msg: Msg, payload: bytes | memoryview = b"") -> bytes:
@@ -84,6 +94,10 @@ def decode(topic: Topic, raw: bytes | memoryview, local_clock: bool = False) -> 
         raise BusError(f"message for {name!r} on {topic.name!r}")
     try:
         msg = topic.schema.model_validate(body)
+    except ValidationError as e:
+        errs = e.errors()
+        what = "; ".join(f"{'.'.join(map(str, x['loc'])) or '(message)'}: {x['msg']}" for x in errs[:3])
+        raise BusError(f"schema {topic.schema.__name__}: {what}" + (" …" if len(errs) > 3 else "")) from None
     except (ValueError, TypeError, RecursionError) as e:
         raise BusError(f"schema {topic.schema.__name__}: {str(e).splitlines()[0]}") from None
     if local_clock:
@@ -107,22 +121,26 @@ class Bus:
     ctx: zmq.Context = field(default_factory=zmq.Context.instance)
 
     def __post_init__(self):
-        unknown = set(self.tcp) - set(TOPICS)
+        unknown = {k for k in self.tcp if k.partition(".")[0] not in TOPICS}
         if unknown:
             raise ValueError(f"tcp endpoints for unknown topics: {sorted(unknown)}")
         os.makedirs(self.run_dir, mode=RUN_DIR_MODE, exist_ok=True)
 
-    def endpoint(self, name: str) -> str:
+    def endpoint(self, name: str, process: str = "") -> str:
+        """process: the publishing process, for a per-process topic (tcp key "<topic>.<process>")."""
         if name not in TOPICS:
             raise KeyError(f"unknown topic {name!r}; known: {sorted(TOPICS)}")
-        return endpoint(self.run_dir, self.tcp, name)
+        if TOPICS[name].per_process != bool(process):
+            raise ValueError(f"{name}: {'name the process' if TOPICS[name].per_process else 'not per process'}")
+        return endpoint(self.run_dir, self.tcp, f"{name}.{process}" if process else name)
 
-    def pub(self, name: str) -> Pub:
-        return Pub(self, TOPICS[name])
+    def pub(self, name: str, process: str = "") -> Pub:
+        return Pub(self, TOPICS[name], process)
 
-    def sub(self, name: str, conflate: bool | None = None) -> Sub:
+    def sub(self, name: str, conflate: bool | None = None, processes: Iterable[str] = ()) -> Sub:
+        """processes: for a per-process topic, whose streams to receive (one socket connected to each)."""
         topic = TOPICS[name]
-        return Sub(self, topic, topic.latest_only if conflate is None else conflate)
+        return Sub(self, topic, topic.latest_only if conflate is None else conflate, tuple(processes))
 
     def open(self, pubs: Iterable[str], subs: Iterable[str], conflate: bool | None = None) -> Ports:
         """The sockets of one process, all at once (edge.system.process_main opens a process's table row)."""
@@ -141,7 +159,7 @@ def _attach(sock: zmq.Socket, endpoint: str, bind: bool) -> None:
 
 
 class Pub:
-    def __init__(self, bus: Bus, topic: Topic):
+    def __init__(self, bus: Bus, topic: Topic, process: str = ""):
         self.topic = topic
         self.binds = not topic.consumer_binds
         self.sock = bus.ctx.socket(zmq.PUB if self.binds else zmq.PUSH)
@@ -150,7 +168,7 @@ class Pub:
         self.sock.setsockopt(zmq.LINGER, 0 if topic.latest_only else 1000)
         self._peer = self.binds
         self._monitor = None if self.binds else self.sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
-        _attach(self.sock, bus.endpoint(topic.name), bind=self.binds)
+        _attach(self.sock, bus.endpoint(topic.name, process), bind=self.binds)
         self.dropped = 0
         self.seq = 0
 
@@ -210,9 +228,11 @@ class _Declared(dict):
 
 
 class Sub:
-    def __init__(self, bus: Bus, topic: Topic, conflate: bool):
+    def __init__(self, bus: Bus, topic: Topic, conflate: bool, processes: tuple[str, ...] = ()):
         self.topic = topic
         pull = topic.consumer_binds
+        if topic.per_process and (conflate or not processes):
+            raise ValueError(f"{topic.name}: one stream per process: name the processes, and do not conflate")
         self.sock = bus.ctx.socket(zmq.PULL if pull else zmq.SUB)
         if conflate:
             self.sock.setsockopt(zmq.CONFLATE, 1)  # one socket per topic, single-part messages only
@@ -221,9 +241,12 @@ class Sub:
         self.sock.setsockopt(zmq.LINGER, 0)
         if not pull:
             self.sock.setsockopt(zmq.SUBSCRIBE, b"")
-        self.endpoint = bus.endpoint(topic.name)
+        names = processes if topic.per_process else ("",)
+        endpoints = [bus.endpoint(topic.name, p) for p in names]
+        self.endpoint = endpoints[0]
         self.local_clock = self.endpoint.startswith("tcp://")
-        _attach(self.sock, self.endpoint, bind=pull)
+        for ep in endpoints:
+            _attach(self.sock, ep, bind=pull)
         self.last: Received | None = None
         self.received = 0
         self.invalid = 0
@@ -237,7 +260,12 @@ class Sub:
             if self.invalid == 1 or self.invalid % 100 == 0:
                 log.warning("%s: dropped malformed message #%d: %s", self.topic.name, self.invalid, e)
             return None
-        if self.last is not None and r.seq > self.last.seq + 1 and not self.topic.latest_only:
+        if (
+            self.last is not None
+            and r.seq > self.last.seq + 1
+            and not self.topic.latest_only
+            and not self.topic.per_process
+        ):
             self.gaps += r.seq - self.last.seq - 1
         self.received += 1
         self.last = r

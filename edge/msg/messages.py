@@ -2,18 +2,22 @@
 
 Rules: SI units unless the field name says otherwise; add fields with defaults, never rename or retype.
 The envelope (topic, seq, sender monotonic time) is added by edge.msg.bus, not stored in the models.
+Every number is bounded by its schema: no NaN or infinity anywhere (Msg), and sizes, counts and ids within the
+ranges their consumers can handle, so a malformed message is refused by the bus (edge.msg.bus.decode) instead of
+reaching a process.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Msg(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: every float field of every message is finite (a NaN pose or speed is refused on the bus)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     def payload_size(self) -> int:
         """Bytes of raw payload after the header (camera pixels); 0 for every other message."""
@@ -23,15 +27,22 @@ class Msg(BaseModel):
 # ---- navigation ---------------------------------------------------------------------------------------------
 
 MAX_TEXT = 4096
+MAX_NAME = 128
+Source = Literal["operator", "script", "vlm"]
+QueryId = Annotated[int, Field(ge=-1, lt=1 << 62)]
 
 
 class ActionText(Msg):
-    """A mid-level action in language: a VLM answer, or an operator / script standing in for it."""
+    """A mid-level action in language: a VLM answer, or an operator / script standing in for it.
+
+    (sender, query_id) names the sentence uniquely: sender is the sending session ("vlmd-4711-9f3a",
+    "operator-5120-07bc": edge.msg.bus.session_id), query_id counts that session's sentences from 1."""
 
     text: str = Field(max_length=MAX_TEXT)
-    source: Literal["operator", "script", "vlm"] = "operator"
+    source: Source = "operator"
     grammar: Literal["navila", "streamvln"] = "navila"
-    query_id: int = -1
+    query_id: QueryId = -1
+    sender: str = Field("", max_length=MAX_NAME)
 
 
 class VelocityCommand(Msg):
@@ -68,25 +79,30 @@ class ActionResult(Msg):
     execution: ExecutionMode
     commanded: float  # metres for forward, radians for turn, 0 for stop/invalid
     estimated: float  # same unit, from the robot's own odometry
-    start_mono_ns: int
-    end_mono_ns: int
-    outcome: Literal["completed", "timeout", "preempted", "invalid"]
+    start_mono_ns: int = Field(ge=0)
+    end_mono_ns: int = Field(ge=0)
+    # rejected: never started (control not accepting commands, queue full), the reason says why
+    outcome: Literal["completed", "timeout", "preempted", "invalid", "rejected"]
     reason: str = ""
-    query_id: int = -1  # the ActionText this action came from
+    query_id: QueryId = -1  # the ActionText this action came from: (sender, query_id)
+    sender: str = Field("", max_length=MAX_NAME)
+    source: Source = "operator"
 
 
 class NavigatorStatus(Msg):
     state: Literal["idle", "executing", "holding"]
     execution: ExecutionMode
-    queue_len: int
+    queue_len: int = Field(ge=0)
     current_action_id: int = -1
-    current_query_id: int = -1
+    current_query_id: QueryId = -1
+    current_sender: str = Field("", max_length=MAX_NAME)
     current_text: str = ""
-    actions_done: int = 0
-    invalid_texts: int = 0
-    remaining_s: float = 0.0  # estimated time until the current and queued actions are done
-    vlm_wait_s: float = 0.0  # total time the robot stood idle between VLM actions, waiting for the next answer
-    vlm_waits: int = 0  # how many such waits
+    actions_done: int = Field(0, ge=0)
+    invalid_texts: int = Field(0, ge=0)
+    rejected_texts: int = Field(0, ge=0)  # sentences refused (control not accepting, queue full)
+    remaining_s: float = Field(0.0, ge=0)  # estimated time until the current and queued actions are done
+    vlm_wait_s: float = Field(0.0, ge=0)  # total time the robot stood idle between VLM actions, waiting for answers
+    vlm_waits: int = Field(0, ge=0)  # how many such waits
 
 
 class Instruction(Msg):
@@ -98,19 +114,19 @@ class Instruction(Msg):
 class VlmOutput(Msg):
     """One VLM query: the raw answer, the frames it saw and where the time went."""
 
-    query_id: int
+    query_id: QueryId
     family: str
     text: str
     frame_ids: tuple[int, ...]
     trigger: Literal["idle", "early"]  # robot idle, or launched early to overlap the running action
-    launched_mono_ns: int
-    vision_ms: float
-    prefill_ms: float
-    decode_ms: float
-    total_ms: float
-    vision_calls: int
-    cache_hits: int
-    new_tokens: int
+    launched_mono_ns: int = Field(ge=0)
+    vision_ms: float = Field(ge=0)
+    prefill_ms: float = Field(ge=0)
+    decode_ms: float = Field(ge=0)
+    total_ms: float = Field(ge=0)
+    vision_calls: int = Field(ge=0)
+    cache_hits: int = Field(ge=0)
+    new_tokens: int = Field(ge=0)
     remote: bool = False
     error: str = ""
     episode_over: str = ""  # why the episode ended with this answer (STOP, too many invalid); "" = going on
@@ -126,11 +142,11 @@ class ControlState(Msg):
 
     mode: ControlMode
     reason: str
-    tick: int
-    missed_ticks: int
-    period_ms: float  # measured start-to-start period of this tick
+    tick: int = Field(ge=0)
+    missed_ticks: int = Field(ge=0)
+    period_ms: float = Field(ge=0)  # measured start-to-start period of this tick
     lateness_ms: float  # start of this tick minus its deadline
-    work_ms: float  # compute time of the previous tick
+    work_ms: float = Field(ge=0)  # compute time of the previous tick
     vx_m_s: float  # velocity command applied to the policy this tick
     vy_m_s: float
     wz_rad_s: float
@@ -179,49 +195,75 @@ class OperatorCommand(Msg):
 class NavigatorStep(Msg):
     """One navigatord tick's inputs (edge.navigation.navigatord.NavigatorCore.step)."""
 
-    tick: int  # deadline index of the process's Ratekeeper
-    start_s: float  # the tick's start, monotonic s (the executor's clock)
-    now_ns: int  # monotonic ns (ages, action start / end stamps)
+    tick: int = Field(ge=0)  # deadline index of the process's Ratekeeper
+    start_s: float = Field(ge=0)  # the tick's start, monotonic s (the executor's clock)
+    now_ns: int = Field(ge=0)  # monotonic ns (ages, action start / end stamps)
     texts: tuple[ActionText, ...] = ()  # drained from actionText this tick, in order
     pose_fresh: bool = False  # a fresh odometry sample was there; then x, y, yaw are its pose
     x_m: float = 0.0
     y_m: float = 0.0
     yaw_rad: float = 0.0
     control_mode: ControlMode | Literal[""] = ""  # "" = no fresh controlState
-    control_boot: str = ""  # the fresh controlState's boot_id (a new one: control restarted)
+    control_boot: str = Field("", max_length=MAX_NAME)  # the fresh controlState's boot_id (a new one: control restarted)
 
 
 class VlmAnswerIn(Msg):
     """What the inference (local model or GPU server) returned for one query, as the VLM step received it."""
 
-    query_id: int
+    query_id: QueryId
     ok: bool  # False: the query failed (error says why); text and timings are then empty
-    text: str = ""
+    text: str = Field("", max_length=MAX_TEXT)
     frame_ids: tuple[int, ...] = ()
-    vision_ms: float = 0.0
-    prefill_ms: float = 0.0
-    decode_ms: float = 0.0
-    vision_calls: int = 0
-    cache_hits: int = 0
-    new_tokens: int = 0
-    error: str = ""
+    vision_ms: float = Field(0.0, ge=0)
+    prefill_ms: float = Field(0.0, ge=0)
+    decode_ms: float = Field(0.0, ge=0)
+    vision_calls: int = Field(0, ge=0)
+    cache_hits: int = Field(0, ge=0)
+    new_tokens: int = Field(0, ge=0)
+    error: str = Field("", max_length=MAX_TEXT)
 
 
 class VlmStep(Msg):
     """One vlmd tick's inputs (edge.vlm.vlmd.VlmCore.step); the model's answer is an input, not recomputed."""
 
-    tick: int
-    start_s: float
-    now_ns: int
-    family: str  # the model family answering (navila, streamvln, fixed)
+    tick: int = Field(ge=0)
+    start_s: float = Field(ge=0)
+    now_ns: int = Field(ge=0)
+    family: str = Field(max_length=MAX_NAME)  # the model family answering (navila, streamvln, fixed)
     remote: bool = False
     instructions: tuple[str, ...] = ()  # drained from instruction this tick, in order
-    frame_id: int = -1  # the current camera frame (fresh rgb8); -1 = none
+    frame_id: int = Field(-1, ge=-1)  # the current camera frame (fresh rgb8); -1 = none
     control_mode: ControlMode | Literal[""] = ""
     status: tuple[NavigatorStatus, ...] = ()  # the fresh navigatorStatus: none or one (no nulls in records)
-    status_mono_ns: int = 0
+    status_mono_ns: int = Field(0, ge=0)
     results: tuple[ActionResult, ...] = ()  # drained from actionResult this tick
     answers: tuple[VlmAnswerIn, ...] = ()  # polled from the inference this tick: none or one
+
+
+# ---- health ----------------------------------------------------------------------------------------------------
+
+ProcessStateName = Literal["starting", "loading", "ready", "degraded", "stopping", "failed"]
+
+
+class ProcessState(Msg):
+    """Every process's health, about twice a second and at once on a change (edge.system.health): the one readiness
+    protocol the launcher, `make demo`, the tests, the CLI and systemd (READY=1) wait on.
+
+    starting: sockets open, setting up; loading: slow work (model load, engine deserialise), `progress` 0–1 when
+    known; ready: doing its job; degraded: running but impaired (reason says how); stopping; failed (reason: why).
+    cpu_percent / rss_mb are the process's own (all threads; 100 = one core)."""
+
+    name: str = Field(min_length=1, max_length=MAX_NAME)
+    state: ProcessStateName
+    reason: str = Field("", max_length=MAX_TEXT)
+    progress: float = Field(-1.0, ge=-1.0, le=1.0)  # loading fraction; -1 = unknown
+    pid: int = Field(ge=0)
+    host: str = Field("", max_length=MAX_NAME)
+    uptime_s: float = Field(ge=0)
+    state_s: float = Field(ge=0)  # time in this state
+    cpu_percent: float = Field(0.0, ge=0)
+    rss_mb: float = Field(0.0, ge=0)
+    detail: dict[str, str] = Field(default_factory=dict, max_length=32)  # e.g. vlmd: model, backend, episode
 
 
 # ---- simulator (reports only) ----------------------------------------------------------------------------------
@@ -254,24 +296,44 @@ class SimRemote(Msg):
 # ---- camera (header + raw pixels) -------------------------------------------------------------------------------
 
 
+MAX_IMAGE_SIDE = 8192  # pixels; a RealSense D4xx delivers at most 1920×1080 colour, 1280×720 depth
+ImageSide = Annotated[int, Field(gt=0, le=MAX_IMAGE_SIDE)]
+
+
 class CameraIntrinsics(Msg):
-    width: int
-    height: int
-    fx: float
-    fy: float
+    """Pinhole intrinsics in pixels of the image they describe: focal lengths positive, principal point inside it."""
+
+    width: ImageSide
+    height: ImageSide
+    fx: float = Field(gt=0)
+    fy: float = Field(gt=0)
     cx: float
     cy: float
 
+    @model_validator(mode="after")
+    def _principal_point_in_image(self):
+        if not (0 <= self.cx <= self.width and 0 <= self.cy <= self.height):
+            raise ValueError(f"principal point ({self.cx}, {self.cy}) outside the {self.width}x{self.height} image")
+        return self
+
 
 class CameraFrame(Msg):
-    """Header of a frame; the pixels travel as raw bytes after it (see edge.msg.bus)."""
+    """Header of a frame; the pixels travel as raw bytes after it (see edge.msg.bus). Width and height are positive
+    and bounded (a 0×0 frame once killed the VLM process), and the intrinsics describe an image of this size."""
 
-    frame_id: int
-    sensor_time_ns: int
-    width: int
-    height: int
+    frame_id: int = Field(ge=-1)
+    sensor_time_ns: int = Field(ge=0)
+    width: ImageSide
+    height: ImageSide
     encoding: Literal["rgb8", "z16"]
     intrinsics: CameraIntrinsics
+
+    @model_validator(mode="after")
+    def _intrinsics_of_this_image(self):
+        i = self.intrinsics
+        if (i.width, i.height) != (self.width, self.height):
+            raise ValueError(f"intrinsics are for {i.width}x{i.height}, the frame is {self.width}x{self.height}")
+        return self
 
     def payload_size(self) -> int:
         return self.width * self.height * (3 if self.encoding == "rgb8" else 2)
@@ -295,6 +357,9 @@ class Topic:
     # one consumer and several, possibly short-lived senders; the consumer binds (PULL), senders connect (PUSH), and
     # what is sent before the connection completes is queued and delivered, never silently dropped as a PUB would.
     pattern: Literal["pubsub", "pushpull"] = "pubsub"
+    # per_process: every process publishes its own stream (endpoint <topic>.<process>); subscribers connect to the
+    # processes they name. Used by processState, which every process of the table publishes.
+    per_process: bool = False
 
     @property
     def consumer_binds(self) -> bool:
@@ -321,6 +386,7 @@ TOPICS: dict[str, Topic] = {
         Topic("vlmOutput", VlmOutput, 0, _INF, latest_only=False),
         Topic("navigatorStep", NavigatorStep, 20, _INF, latest_only=False),
         Topic("vlmStep", VlmStep, 20, _INF, latest_only=False),
+        Topic("processState", ProcessState, 2, 1.5, latest_only=False, per_process=True),
     )
 }
 

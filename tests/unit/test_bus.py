@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -215,3 +216,94 @@ def test_sockets_and_run_dir_are_for_the_user_and_group_only(tmp_path):
     finally:
         pub.close()
         sub.close()
+# ---- every numeric field bounded by its schema (a 0×0 camera frame once killed the VLM process) ----------------
+
+
+def _frame_bytes(**over) -> bytes:
+    hdr = {
+        "frame_id": 1,
+        "sensor_time_ns": 5,
+        "width": 4,
+        "height": 2,
+        "encoding": "rgb8",
+        "intrinsics": {"width": 4, "height": 2, "fx": 1.0, "fy": 1.0, "cx": 2.0, "cy": 1.0},
+    }
+    intr = over.pop("intrinsics", {})
+    hdr.update(over)
+    hdr["intrinsics"].update(intr)
+    size = max(0, hdr["width"]) * max(0, hdr["height"]) * 3 if isinstance(hdr["width"], int) else 0
+    head = json.dumps({"topic": "cameraFrame", "seq": 1, "mono_ns": 1, "msg": hdr}).encode()
+    return len(head).to_bytes(4, "little") + head + b"\x00" * min(size, 1 << 16)
+
+
+@pytest.mark.parametrize(
+    "over, why",
+    [
+        ({"width": 0, "height": 0}, "greater than 0"),
+        ({"width": 0}, "greater than 0"),
+        ({"height": -3}, "greater than 0"),
+        ({"width": -4, "height": -2}, "greater than 0"),
+        ({"width": 100_000, "height": 1}, "less than or equal to 8192"),
+        ({"frame_id": -2}, "greater than or equal to -1"),
+        ({"sensor_time_ns": -1}, "greater than or equal to 0"),
+        ({"intrinsics": {"fx": 0.0}}, "greater than 0"),
+        ({"intrinsics": {"fy": -1.0}}, "greater than 0"),
+        ({"intrinsics": {"cx": 9.0}}, "principal point"),
+        ({"intrinsics": {"width": 8}}, "intrinsics are for 8x2"),
+        ({"intrinsics": {"width": 0, "height": 0}}, "greater than 0"),
+    ],
+)
+def test_camera_header_out_of_bounds_is_refused(over, why):
+    with pytest.raises(BusError, match=why):
+        decode(TOPICS["cameraFrame"], _frame_bytes(**over))
+    assert decode(TOPICS["cameraFrame"], _frame_bytes()).msg.width == 4  # the unmodified frame is fine
+
+
+def test_no_float_anywhere_may_be_nan_or_infinite():
+    """Msg forbids NaN / inf for every float field of every message (pydantic allow_inf_nan=False)."""
+    for t in TOPICS.values():
+        assert t.schema.model_config.get("allow_inf_nan") is False, t.name
+    for raw in ('{"x_m":NaN,"y_m":0,"yaw_rad":0}', '{"x_m":0,"y_m":Infinity,"yaw_rad":0}'):
+        head = b'{"topic":"odometry","seq":1,"mono_ns":1,"msg":' + raw.encode() + b"}"
+        with pytest.raises(BusError, match="finite"):
+            decode(TOPICS["odometry"], len(head).to_bytes(4, "little") + head)
+
+
+@pytest.mark.parametrize(
+    "topic, msg",
+    [
+        (
+            "controlState",
+            {
+                "mode": "hold",
+                "reason": "",
+                "tick": -1,
+                "missed_ticks": 0,
+                "period_ms": 20,
+                "lateness_ms": 0,
+                "work_ms": 1,
+                "vx_m_s": 0,
+                "vy_m_s": 0,
+                "wz_rad_s": 0,
+            },
+        ),
+        ("navigatorStatus", {"state": "idle", "execution": "open_loop", "queue_len": -1}),
+        ("actionText", {"text": "stop", "query_id": -7}),
+        ("processState", {"name": "x", "state": "ready", "pid": -1, "uptime_s": 0, "state_s": 0}),
+        ("processState", {"name": "x", "state": "loading", "pid": 1, "uptime_s": 0, "state_s": 0, "progress": 1.5}),
+    ],
+)
+def test_counts_ids_and_fractions_are_bounded(topic, msg):
+    head = json.dumps({"topic": topic, "seq": 1, "mono_ns": 1, "msg": msg}).encode()
+    with pytest.raises(BusError):
+        decode(TOPICS[topic], len(head).to_bytes(4, "little") + head)
+
+
+def test_per_process_topic_endpoints(bus):
+    assert bus.endpoint("processState", "vlmd").endswith("/processState.vlmd")
+    with pytest.raises(ValueError, match="name the process"):
+        bus.endpoint("processState")
+    with pytest.raises(ValueError, match="not per process"):
+        bus.endpoint("odometry", "vlmd")
+    with pytest.raises(ValueError, match="name the processes"):
+        bus.sub("processState")
