@@ -1,27 +1,40 @@
 """Language → typed actions. Pure functions, no I/O; parsing never raises on any `str`.
 
-Reference parsers reproduced (docs/vln-models.md §1.7, §2.4):
+The rule: an answer moves the robot only when it clearly is a forward move, a turn or a stop. Anything else —
+no action, a negation, another direction, a second action, an amount that cannot be read — is ``Invalid``, on which
+the navigator stops and holds. Never a guess that moves the robot.
 
-* NaVILA "habitat" (`navila_trainer.py`): action type by the first case-insensitive match of ``\\bstop\\b``,
-  ``\\bis move forward\\b``, ``\\bis turn left\\b``, ``\\bis turn right\\b``; argument by the case-SENSITIVE regexes
-  ``move forward (\\d+) cm`` / ``turn (left|right) (\\d+) degree`` (missing → 25 cm / 15°); a value that is not a
-  multiple of 25 (15) snaps to the nearest of {25, 50, 75} ({15, 30, 45}); multiples pass through; 0 still runs one
-  step. The reference executes value/step primitives; we return ONE action with the total amount (``steps`` keeps
-  the primitive count) and the executor runs it as one continuous motion.
-* NaVILA "isaac" (`get_vel_command`): substring tests on ``text.lower()``; durations 1.5/1.0/0.5 s at 0.5 m/s and
-  π/6 rad/s, converted to 0.75/0.5/0.25 m and 45°/30°/15°.
+NaVILA answers (both styles) are read with one strict sentence grammar, after folding case and whitespace and
+dropping a final "." or "!":
+
+    [the] [next] action is ⟨action⟩          the prefix a VLM answer must carry (habitat style)
+    ⟨action⟩ := move forward [by] [N ⟨cm | centimeter(s) | centimetre(s) | m | meter(s) | metre(s)⟩]
+              | turn left|right [by] [N ⟨degree(s) | deg | °⟩]           N: digits, optionally with a decimal part
+
+and a whole-word "stop" anywhere is Stop (as the references; a stop never moves the robot).
+
+Reference behaviour kept (docs/vln-models.md §1.7, §2.4):
+* habitat (`navila_trainer.py`): "stop" wins over everything; an amount that is not a multiple of 25 cm (15°) snaps
+  to the nearest of {25, 50, 75} ({15, 30, 45}); multiples pass through; no amount → one 25 cm / 15° step. The
+  reference executes value/step primitives; we return ONE action with the total (``steps`` keeps the count).
+* isaac (`get_vel_command`): 75 / 50 / 25 cm and 45 / 30 / 15° → 1.5 / 1.0 / 0.5 s at 0.5 m/s or π/6 rad/s, i.e.
+  0.75 / 0.5 / 0.25 m and 45 / 30 / 15°; no amount → 0.5 s; no "The next action is" needed.
 * StreamVLN: ``re.findall("STOP|↑|←|→", text)`` → 25 cm / ±15° / STOP, in order.
 
-Deviations (safety over fidelity). These give ``Invalid``, on which the navigator stops and holds:
-
-* text matching no action: the habitat reference falls through to STOP, the isaac reference walks forward 0.5 s,
-  StreamVLN maps it to STOP;
-* habitat: a stated amount above the bounds (default 3 m, 360°) — judged on the number the model wrote, before
-  snapping, so "move forward 9999 cm" is refused where the reference snaps it to 75 cm — or a total above them
-  (e.g. 400 cm, a multiple of 25, which the reference walks as 16 steps); a number too long for ``int()``
-  (the reference's bare ``except`` would default it to 25 cm);
+Deviations (each gives ``Invalid`` unless it says otherwise; docs/vln-models.md §1.7 lists them):
+* text with no action: the habitat reference falls through to STOP, the isaac one walks forward 0.5 s, StreamVLN
+  maps it to STOP;
+* isaac: substring tests are gone — "move backward 75 cm", "do not move", "remove the boxes" walked forward there;
+  a bare "move" is not a direction; turn/move no longer win over a "stop" in the same text (it is Stop);
+* habitat: the amount is read case-insensitively with its unit ("Move Forward 75 CM", "3 m", "1 degree" keep their
+  amounts; the reference's case-sensitive regex fell back to 25 cm / 15°); an amount given but unreadable
+  ("-75 cm", "75 inches", "seventy cm") no longer falls back to one step; 0 is refused (the reference ran a step);
+* any words around the action other than the prefix and a final "." / "!" ("do not move forward 75 cm", "move
+  forward 75 cm backwards", two actions in one answer);
+* isaac: an amount other than 25 / 50 / 75 cm or 15 / 30 / 45° (the reference ran 0.5 s whatever it was);
+* StreamVLN: any text besides the arrows, STOP and separators (spaces, commas, full stops);
+* an amount above the bounds (default 3 m, 360°), judged on the number as stated and on the total after snapping;
 * a non-``str`` input, an unknown style / grammar, ``max_actions < 1``.
-
 And these trim a StreamVLN answer (said in ``Parsed.note``): actions after the first STOP are dropped; more than
 ``max_actions`` (default 4) are cut to the first ``max_actions`` (the reference runs them all).
 """
@@ -67,7 +80,7 @@ class Parsed:
     actions: tuple[Action, ...]
     grammar: str
     raw: str
-    note: str = ""  # what the parser adjusted (snapping, truncation), human-readable
+    note: str = ""  # what the parser adjusted (snapping, unit conversion, truncation), human-readable
 
     ok = True
 
@@ -88,25 +101,20 @@ class Invalid:
 
 ParseResult = Union[Parsed, Invalid]
 
-_HABITAT_TYPES = (
-    ("stop", r"\bstop\b"),
-    ("forward", r"\bis move forward\b"),
-    ("left", r"\bis turn left\b"),
-    ("right", r"\bis turn right\b"),
-)
-_TYPES = {
-    prefix: tuple(
-        (kind, re.compile(p if prefix else p.replace(r"\bis ", r"\b(?:is )?"), re.IGNORECASE))
-        for kind, p in _HABITAT_TYPES
-    )
-    for prefix in (True, False)
+_STOP = re.compile(r"\bstop\b", re.IGNORECASE)
+_PREFIX = re.compile(r"(?:the )?(?:next )?action is ")
+_VERBS = (("move forward", "forward"), ("turn left", "left"), ("turn right", "right"))
+_AMOUNT = re.compile(r"(?:by )?(\d+(?:\.\d+)?) ?([a-z°]+)")
+_UNITS = {
+    "forward": {
+        **dict.fromkeys(("cm", "centimeter", "centimeters", "centimetre", "centimetres"), 1.0),
+        **dict.fromkeys(("m", "meter", "meters", "metre", "metres"), 100.0),
+    },
+    "turn": dict.fromkeys(("degree", "degrees", "deg", "°"), 1.0),
 }
-_ARGS = {
-    "forward": re.compile(r"move forward (\d+) cm"),
-    "left": re.compile(r"turn left (\d+) degree"),
-    "right": re.compile(r"turn right (\d+) degree"),
-}
+_ISAAC_STEPS = {"forward": {25: 1, 50: 2, 75: 3}, "turn": {15: 1, 30: 2, 45: 3}}
 _ARROWS = re.compile("STOP|↑|←|→")
+_SEPARATORS = re.compile(r"[\s,.;]*")
 
 
 def _invalid(reason: str, raw: object, grammar: str) -> Invalid:
@@ -126,68 +134,63 @@ def _bounded(kind: str, amount_m_or_rad: float, max_forward_m: float, max_turn_r
     return ""
 
 
-def _make(kind: str, value: int, text: str) -> Action:
-    """kind in forward/left/right, value in cm / degrees (a multiple of the step, or 0 → one step)."""
-    step = 25 if kind == "forward" else TURN_STEP_DEG
-    steps = max(1, value // step)
+def _make(kind: str, steps: int, text: str) -> Action:
+    """kind in forward/left/right, a whole number of 25 cm / 15° steps."""
     if kind == "forward":
         return Forward(distance_m=steps * FORWARD_STEP_M, steps=steps, text=text)
     angle = math.radians(steps * TURN_STEP_DEG)
     return Turn(angle_rad=angle if kind == "left" else -angle, steps=steps, text=text)
 
 
-def _habitat(text: str, require_prefix: bool, max_forward_m: float, max_turn_rad: float) -> ParseResult:
-    kind = next((k for k, pattern in _TYPES[require_prefix] if pattern.search(text)), None)
-    if kind is None:
-        return _invalid(
-            f"no NaVILA action (stop / move forward / turn left / turn right) in {_clip(text)}", text, "navila"
-        )
-    if kind == "stop":
+def _sentence(text: str, require_prefix: bool) -> tuple[str, str] | str:
+    """(verb kind, amount text) of a NaVILA sentence, or the reason it is not one."""
+    norm = " ".join(text.split()).lower().rstrip(".!").rstrip()
+    m = _PREFIX.match(norm)
+    rest = norm[m.end() :] if m else norm
+    if require_prefix and m is None:
+        return f"a VLM answer must read 'The next action is …', got {_clip(text)}"
+    for words, kind in _VERBS:
+        if rest == words or rest.startswith(words + " "):
+            return kind, rest[len(words) :].strip()
+    return f"not a forward move, a turn or a stop: {_clip(text)}"
+
+
+def _navila(text: str, style: str, require_prefix: bool, max_forward_m: float, max_turn_rad: float) -> ParseResult:
+    if _STOP.search(text):
         return Parsed(actions=(Stop(text=text),), grammar="navila", raw=text)
-    unit, step, snaps = ("cm", 25, (25, 50, 75)) if kind == "forward" else ("°", 15, (15, 30, 45))
-    note = ""
-    m = _ARGS[kind].search(text)
-    if m is None:
-        value = step
-        note = f"no amount matched '{_ARGS[kind].pattern}', default {step}{unit}"
-    else:
-        try:
-            value = int(m.group(1))
-        except ValueError:  # longer than int()'s digit limit
-            return _invalid(f"number too large in {_clip(text)}", text, "navila")
-    stated = value / 100.0 if kind == "forward" else math.radians(value)
-    if reason := _bounded(kind, stated, max_forward_m, max_turn_rad):
-        return _invalid(f"{reason} (stated in {_clip(text)})", text, "navila")
-    if value % step != 0:
-        snapped = min(snaps, key=lambda x: abs(x - value))
-        note = f"{value}{unit} snapped to {snapped}{unit}"
-        value = snapped
-    elif value == 0:
-        note = f"0{unit} executes one {step}{unit} step"
-    return Parsed(actions=(_make(kind, value, text),), grammar="navila", raw=text, note=note)
-
-
-def _isaac(text: str) -> ParseResult:
-    low = text.lower()
-
-    def steps(numbers: tuple[str, str, str]) -> int:  # "45"/"30"/"15" → 1.5/1.0/0.5 s → 3/2/1 steps
-        return next((3 - i for i, n in enumerate(numbers) if n in low), 1)
-
-    if "turn left" in low or "turn right" in low:
-        kind = "left" if "turn left" in low else "right"
+    got = _sentence(text, require_prefix)
+    if isinstance(got, str):
+        return _invalid(got, text, "navila")
+    kind, amount = got
+    family = "forward" if kind == "forward" else "turn"
+    unit_name, step, snaps = ("cm", 25, (25, 50, 75)) if family == "forward" else ("°", 15, (15, 30, 45))
+    if not amount:  # the references' default: one step
         return Parsed(
-            actions=(_make(kind, TURN_STEP_DEG * steps(("45", "30", "15")), text),), grammar="navila", raw=text
+            actions=(_make(kind, 1, text),), grammar="navila", raw=text, note=f"no amount: one {step}{unit_name} step"
         )
-    if "move forward" in low or "move" in low:
-        return Parsed(actions=(_make("forward", 25 * steps(("75", "50", "25")), text),), grammar="navila", raw=text)
-    if "stop" in low:
-        return Parsed(actions=(Stop(text=text),), grammar="navila", raw=text)
-    return _invalid(
-        f"no NaVILA action (turn left / turn right / move / stop) in {_clip(text)} "
-        "(the isaac reference would walk forward 0.5 s)",
-        text,
-        "navila",
-    )
+    m = _AMOUNT.fullmatch(amount)
+    scale = _UNITS[family].get(m.group(2)) if m else None
+    if m is None or scale is None:
+        expected = "'75 cm' or '0.5 m'" if family == "forward" else "'30 degrees'"
+        return _invalid(f"cannot read the amount {_clip(amount, 30)} (expected e.g. {expected})", text, "navila")
+    value = float(m.group(1)) * scale  # cm or degrees
+    if not math.isfinite(value) or value <= 0:
+        return _invalid(f"the amount must be a positive finite number, got {_clip(amount, 30)}", text, "navila")
+    stated = value / 100.0 if family == "forward" else math.radians(value)
+    if reason := _bounded(family, stated, max_forward_m, max_turn_rad):
+        return _invalid(f"{reason} (stated in {_clip(text)})", text, "navila")
+    note = f"{m.group(1)} {m.group(2)} = {value:g} cm" if scale != 1.0 else ""
+    if style == "isaac":
+        steps = _ISAAC_STEPS[family].get(int(value)) if value == int(value) else None
+        if steps is None:
+            allowed = "25, 50 or 75 cm" if family == "forward" else "15, 30 or 45°"
+            return _invalid(f"the isaac style runs {allowed} only, got {_clip(amount, 30)}", text, "navila")
+        return Parsed(actions=(_make(kind, steps, text),), grammar="navila", raw=text, note=note)
+    if value % step != 0:  # the habitat reference snaps to its action space
+        snapped = min(snaps, key=lambda x: abs(x - value))
+        note = "; ".join(filter(None, (note, f"{value:g}{unit_name} snapped to {snapped}{unit_name}")))
+        value = snapped
+    return Parsed(actions=(_make(kind, int(value // step), text),), grammar="navila", raw=text, note=note)
 
 
 def parse_navila(
@@ -199,18 +202,16 @@ def parse_navila(
 ) -> ParseResult:
     """One NaVILA answer → ``Parsed`` with one Forward / Turn / Stop, or ``Invalid``. Never raises.
 
-    style: "habitat" (`navila_trainer.py` regexes) or "isaac" (`get_vel_command` substrings).
-    require_prefix=False: habitat type patterns accept "move forward …" without the leading "is " (operator input).
+    style: "habitat" (`navila_trainer.py`: amounts snap to its action space) or "isaac" (`get_vel_command`: three
+    durations per action). require_prefix: the answer must start "The next action is" (habitat style only; the isaac
+    reference never needed it). Both read the strict grammar of the module docstring.
     """
     if not isinstance(text, str):
         return _invalid(f"expected str, got {type(text).__name__}", text, "navila")
-    if style == "habitat":
-        result = _habitat(text, bool(require_prefix), max_forward_m, max_turn_rad)
-    elif style == "isaac":
-        result = _isaac(text)
-    else:
+    if style not in ("habitat", "isaac"):
         return _invalid(f"unknown NaVILA parser style {style!r} (habitat | isaac)", text, "navila")
-    for a in getattr(result, "actions", ()):  # the total after snapping / step rounding, both styles
+    result = _navila(text, style, bool(require_prefix) and style == "habitat", max_forward_m, max_turn_rad)
+    for a in getattr(result, "actions", ()):  # the total after snapping / step rounding
         if isinstance(a, Stop):
             continue
         total = a.distance_m if isinstance(a, Forward) else abs(a.angle_rad)
@@ -228,6 +229,9 @@ def parse_streamvln(text: str, max_actions: int = _DEFAULT.streamvln_max_actions
     tokens = _ARROWS.findall(text)
     if not tokens:
         return _invalid(f"no StreamVLN action (STOP ↑ ← →) in {_clip(text)}", text, "streamvln")
+    rest = _ARROWS.sub("", text)
+    if not _SEPARATORS.fullmatch(rest):
+        return _invalid(f"text besides the StreamVLN actions (STOP ↑ ← →) in {_clip(text)}", text, "streamvln")
     notes = []
     if "STOP" in tokens:
         cut = tokens.index("STOP") + 1
