@@ -35,6 +35,7 @@ from unitree_sdk2py.idl.unitree_go.msg.dds_ import LowCmd_, LowState_
 from unitree_sdk2py.rpc import internal as rpc_codes
 from unitree_sdk2py.utils.crc import CRC
 
+from drivers.c_stderr import stderr_to_log
 from drivers.geometry import quat_to_rpy
 from drivers.go2.constants import HEAD, LEVEL_FLAG_LOW, MOTOR_MODE_SERVO, NUM_JOINTS, POS_STOP_F, VEL_STOP_F
 from drivers.go2.remote import key_mask
@@ -128,7 +129,8 @@ def dds_init(domain: int, interface: str, interface_wait_s: float = 0.0) -> None
             raise RuntimeError("DDS channel factory was initialised outside dds_init; domain/interface unknown")
         wait_for_interface(interface, interface_wait_s)
         try:
-            ChannelFactoryInitialize(domain, interface)
+            with stderr_to_log(log, "cyclonedds"):  # its C warnings, in our log format
+                ChannelFactoryInitialize(domain, interface)
         except Exception as e:  # the SDK raises a bare Exception and prints the cause
             raise RuntimeError(f"ChannelFactoryInitialize({domain}, {interface!r}) failed: {e}") from e
         _dds_config = (domain, interface)

@@ -55,11 +55,14 @@ def run(proc: Process) -> int:
         loop=args.loop,
         record=args.record,
     )
+    source = cam.status().get("source", "camera")
+    proc.health.loading(f"opening RealSense {source}")
     try:
         cam.open()
     except (CameraError, ValueError) as e:
-        log.error("%s", e)
+        proc.health.failed(str(e))
         return 1
+    proc.health.ready(str(source))
     pub = proc.ports.pub["cameraFrame"]
     published = 0
     next_status = time.monotonic() + STATUS_EVERY_S
@@ -72,7 +75,13 @@ def run(proc: Process) -> int:
                 published += 1
             if time.monotonic() >= next_status:
                 next_status += STATUS_EVERY_S
-                log.info("published %d frames; %s", published, cam.status())
+                st = cam.status()
+                log.info("published %d frames; %s", published, st)
+                if st["streaming"]:
+                    proc.health.ready(f"{st['source']}, {st['fps']:g} fps")
+                else:
+                    proc.health.degraded(f"{st['source']} not streaming: {st['last_error'] or 'reconnecting'}")
+                proc.health.detail(frames=published, fps=st["fps"], reconnects=st["reconnects"])
     finally:
         cam.close()
     log.info("stopped: published %d frames; %s", published, cam.status())

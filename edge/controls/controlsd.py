@@ -32,6 +32,7 @@ from edge.controls.odometry import LegOdometry, leg_odometry
 from edge.controls.safety import damping, send_damping
 from edge.msg.bus import Ports
 from edge.msg.messages import ControlState, Odometry
+from edge.system.health import Health
 from edge.system.process_main import Process, process_main
 
 log = logging.getLogger("controlsd")
@@ -45,9 +46,11 @@ def control_loop(
     cfg: EdgeConfig,
     stop: threading.Event,
     notifier: Notifier | None = None,
+    health: Health | None = None,
 ) -> Ratekeeper:
     """Tick every DT_CONTROL until stop is set, then damp for safety.exit_damp_s. Returns the rate keeper (ticks,
-    missed deadlines). `robot` is any RobotIO: the Go2 over DDS here, a typed fake in tests."""
+    missed deadlines). `robot` is any RobotIO: the Go2 over DDS here, a typed fake in tests. health: ready with the
+    mode as reason, degraded while damping."""
     vel_sub, estop_sub, op_sub = ports.sub["velocityCommand"], ports.sub["estop"], ports.sub["operatorCommand"]
     state_pub, odom_pub = ports.pub["controlState"], ports.pub["odometry"]
     rk = Ratekeeper(DT_CONTROL)
@@ -90,6 +93,11 @@ def control_loop(
             if res.mode != last_mode:
                 log.info("mode %s: %s", res.mode, res.reason)
                 last_mode = res.mode
+                if health is not None:
+                    if res.mode == "damp":
+                        health.degraded(f"damping: {res.reason}")
+                    else:
+                        health.ready(f"{res.mode}: {res.reason}")
             state_pub.publish(
                 ControlState(
                     mode=res.mode,
@@ -151,6 +159,7 @@ def policy_backend(backend: str, placement: str) -> str:
 
 def run(proc: Process) -> int:
     cfg = proc.cfg
+    proc.health.loading(f"policy ({cfg.control.backend})")
     pcfg = load_policy_config(cfg.control.policy)  # bounds first: a refused config never opens DDS
     from calibration.store import CalibrationError, StateCorrection
     from edge.controls.calibrated import CalibratedRobot, load_for_control
@@ -163,16 +172,17 @@ def run(proc: Process) -> int:
     backend = policy_backend(cfg.control.backend, cfg.control.placement)
     ctrl = Controller(control=cfg.control, safety=cfg.safety, policy=Policy(pcfg, backend=backend))
     try:
+        proc.health.loading("stack lock, DDS participant, rt/lowcmd probe")
         lock = acquire_stack_lock(cfg, "controlsd")
         dds_init(cfg.robot.dds_domain, cfg.robot.interface, cfg.robot.interface_wait_s)
         if cfg.robot.release_sport_mode:
             release_sport_mode()  # first: with sport mode on, the robot's own controller writes rt/lowcmd
         check_sole_commander(cfg)
     except CommanderConflict as e:
-        log.error("refusing to start: %s", e)
+        proc.health.failed(f"refusing to start: {e}")
         return 3
     except RuntimeError as e:  # the robot's network interface never came up within robot.interface_wait_s
-        log.error("%s", e)
+        proc.health.failed(str(e))
         return 4
     robot: RobotIO = Go2Robot(
         cfg.robot.dds_domain, cfg.robot.interface, remote_estop=(ESTOP_COMBO, damping(cfg.safety))
@@ -182,8 +192,7 @@ def run(proc: Process) -> int:
     notifier = Notifier()
     log.info("policy %s (%s), %.0f Hz, auto_stand=%s", pcfg.name, backend, pcfg.rate_hz, cfg.control.auto_stand)
     freeze_gc()
-    notifier.ready()
-    rk = control_loop(robot, ctrl, leg_odometry(cfg), proc.ports, cfg, proc.stop, notifier)
+    rk = control_loop(robot, ctrl, leg_odometry(cfg), proc.ports, cfg, proc.stop, notifier, proc.health)
     log.info("stopped after %d ticks, %d missed, %d lag events", rk.index + 1, rk.missed, ctrl.sm.lag_events)
     robot.close()
     lock.close()

@@ -68,17 +68,18 @@ def run(proc: Process) -> int:
     cfg, stop, lim = proc.cfg, proc.stop, proc.cfg.safety
     status_pub = proc.ports.pub["watchdogState"]
     register_watchdog(cfg)  # before our writer exists: control's one-commander probe must not refuse us
+    proc.health.loading("DDS participant, rt/lowcmd monitor")
     try:
         monitor = LowCmdMonitor(cfg.robot.dds_domain, cfg.robot.interface, interface_wait_s=cfg.robot.interface_wait_s)
     except RuntimeError as e:  # the robot's network interface never came up within robot.interface_wait_s
-        log.error("%s", e)
+        proc.health.failed(str(e))
         return 4
     robot = Go2Robot(cfg.robot.dds_domain, cfg.robot.interface, lowstate=False)
     wd = LowCmdWatchdog(lim.watchdog_timeout_s)
     cmd = damping(lim)
     realtime = scheduling()
-    notifier = Notifier()
-    notifier.ready()
+    notifier = Notifier()  # WATCHDOG=1 pings; READY=1 comes from proc.health
+    proc.health.ready(f"{wd.state}: {wd.reason}")
     log.info(
         "watching rt/lowcmd on domain %d (%s): damping after %.0f ms of silence",
         cfg.robot.dds_domain,
@@ -105,6 +106,7 @@ def run(proc: Process) -> int:
             except Exception:  # keep polling: the next period tries again
                 log.exception("damping write failed")
         if state != before:
+            proc.health.ready(f"{state}: {wd.reason}")
             if state == "damping":
                 log.warning("%s (first damping %.0f ms after control's last LowCmd)", wd.reason, reaction_ms)
             else:

@@ -231,6 +231,7 @@ class VlmStep(Msg):
     now_ns: int = Field(ge=0)
     family: str = Field(max_length=MAX_NAME)  # the model family answering (navila, streamvln, fixed)
     remote: bool = False
+    sender: str = Field("", max_length=MAX_NAME)  # this vlmd session's ActionText.sender (edge.msg.bus.session_id)
     instructions: tuple[str, ...] = ()  # drained from instruction this tick, in order
     frame_id: int = Field(-1, ge=-1)  # the current camera frame (fresh rgb8); -1 = none
     control_mode: ControlMode | Literal[""] = ""

@@ -16,9 +16,10 @@ log = logging.getLogger("simcamd")
 def run(proc: Process) -> int:
     s, stop = proc.cfg.sim, proc.stop
     if s.camera_hz <= 0:
-        log.info("camera off (sim.camera_hz = 0)")
+        proc.health.ready("camera off (sim.camera_hz = 0)")
         stop.wait()
         return 0
+    proc.health.loading("MuJoCo renderer")
     os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; must precede the mujoco import
     import mujoco
 
@@ -32,7 +33,7 @@ def run(proc: Process) -> int:
     cam = SimHeadCamera(model, data, width=s.camera_width, height=s.camera_height)
     rk = Ratekeeper(1.0 / s.camera_hz)
     frames, last_seq = 0, -1
-    log.info("head camera %dx%d at %.0f Hz", s.camera_width, s.camera_height, s.camera_hz)
+    proc.health.ready(f"head camera {s.camera_width}x{s.camera_height} at {s.camera_hz:g} Hz")
     try:
         while not stop.is_set():
             rk.wait()

@@ -24,7 +24,9 @@ def run(proc: Process) -> int:
     from drivers.unitree.go2 import Go2SimEndpoint
 
     s = cfg.sim
+    proc.health.loading("MuJoCo model")
     sim = Go2Sim(physics_dt=s.physics_dt, landmarks=s.landmarks, start=s.start)
+    proc.health.loading("DDS participant")
     endpoint = Go2SimEndpoint(cfg.robot.dds_domain, cfg.robot.interface)
     truth_pub, remote_sub = proc.ports.pub["simTruth"], proc.ports.sub["simRemote"]
     realtime = scheduling()
@@ -68,6 +70,8 @@ def run(proc: Process) -> int:
             wireless_remote=remote,
         )
         n += 1
+        if n == 1:
+            proc.health.ready(f"LowState at {1 / rk.period:.0f} Hz on DDS domain {cfg.robot.dds_domain}")
         if n % truth_every == 0:
             x, y, z, roll, pitch, yaw = sim.truth()
             truth_pub.publish(

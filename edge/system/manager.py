@@ -1,7 +1,9 @@
 """Runs a set of PROCS as subprocesses (dev machines and the simulator; the robot uses systemd).
 
-Ctrl-C, SIGTERM, or the death of any child stops them all: SIGINT first (each process damps / flushes on its way
-out), SIGKILL after a grace period.
+Start-up is by readiness: wait_ready() returns when every child reports ready (or degraded) on processState, and
+raises NotReadyError naming each process that is not, and why, when one fails or exits, or stops making progress
+for its ProcessSpec.start_timeout_s. Ctrl-C, SIGTERM, or the death of any child stops them all: SIGINT first (each
+process damps / flushes on its way out), SIGKILL after a grace period.
 """
 
 from __future__ import annotations
@@ -14,6 +16,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from edge.common.config import load_config
+from edge.common.yaml_config import parse_overrides
+from edge.msg.bus import Bus
+from edge.msg.messages import ProcessState, ProcessStateName
+from edge.system.health import UP, HealthView
 from edge.system.process_config import ProcessSpec
 
 log = logging.getLogger("manager")
@@ -37,13 +44,52 @@ class Manager:
         return cmd + self.extra_args.get(p.name, [])
 
     def start(self) -> None:
+        """Start every process; one with launch_after only once those of them in this run report ready (waited
+        for here, bounded like wait_ready). NotReadyError if they do not come up; what was started keeps running
+        until stop()."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
-        for p in self.procs:
-            self.children[p.name] = subprocess.Popen(self.command(p), env=env, start_new_session=True)
-            log.info("started %s (pid %d)", p.name, self.children[p.name].pid)
+        names = {p.name for p in self.procs}
+        pending = list(self.procs)
+        while pending:
+            wave = [p for p in pending if all(d in self.children or d not in names for d in p.launch_after)]
+            if not wave:  # check_table refuses unknown names; a cycle is the only way here
+                raise ValueError(f"launch_after cycle among {[p.name for p in pending]}")
+            first = {d for p in wave for d in p.launch_after if d in names}
+            if first:
+                log.info("%s after %s report ready", ", ".join(p.name for p in wave), ", ".join(sorted(first)))
+                self.wait_ready(names=sorted(first))
+            for p in wave:
+                self.children[p.name] = subprocess.Popen(self.command(p), env=env, start_new_session=True)
+                log.info("started %s (pid %d)", p.name, self.children[p.name].pid)
+                pending.remove(p)
 
     def dead(self) -> list[tuple[str, int]]:
         return [(n, c.returncode) for n, c in self.children.items() if c.poll() is not None]
+
+    def bus(self) -> Bus:
+        cfg = load_config(self.config, parse_overrides(self.overrides))
+        return Bus(cfg.bus.run_dir, cfg.bus.tcp)
+
+    def wait_ready(
+        self,
+        timeout_s: float | None = None,
+        accept: tuple[ProcessStateName, ...] = UP,
+        names: list[str] | None = None,
+    ) -> dict[str, ProcessState]:
+        """Block until every child reports a state in `accept` (default ready or degraded; see
+        edge.system.health.HealthView.wait_ready); the bound, per process and restarted by each progress report, is
+        its start_timeout_s unless timeout_s is given."""
+        view = HealthView(self.bus(), names or [p.name for p in self.procs])
+        bounds = {p.name: timeout_s or p.start_timeout_s for p in self.procs}
+
+        def exited() -> str:
+            dead = self.dead()
+            return ", ".join(f"{n} exited with code {rc} during start-up" for n, rc in dead)
+
+        try:
+            return view.wait_ready(bounds, accept=accept, abort=exited)
+        finally:
+            view.close()
 
     def stop(self, grace_s: float = 3.0) -> dict[str, int]:
         for c in self.children.values():

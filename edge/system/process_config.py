@@ -23,6 +23,13 @@ class ProcessSpec(Frozen):
     nice: int = 0
     restart: Literal["always", "on-failure", "no"] = "on-failure"
     watchdog_s: float = 0.0  # systemd WatchdogSec, fed only while the loop keeps its deadlines
+    # Start-up bound without progress, s: systemd TimeoutStartSec (each loading-progress report extends it by this
+    # much, EXTEND_TIMEOUT_USEC) and the launcher's wait for the process's ready state (edge.system.health).
+    start_timeout_s: float = Field(60.0, gt=0, le=3600)
+    # `edge run` starts this process only once these (where they are part of the run) report ready: on a 2-core
+    # development machine a model load or renderer start-up starves a stand-up that runs at the same time. The robot's
+    # systemd units are not ordered by it (control has its own cores and SCHED_FIFO there).
+    launch_after: tuple[str, ...] = ()
     damp_on_stop: bool = False  # ExecStopPost= runs edge.controls.damp after any stop, crash or restart
     pubs: tuple[str, ...] = ()
     subs: tuple[str, ...] = ()
@@ -79,6 +86,7 @@ PROCS: tuple[ProcessSpec, ...] = (
         description="50 Hz joint control loop",
         cpus=(3,),
         rt_priority=80,
+        launch_after=("vlmd", "simcamd", "camerad"),
         restart="on-failure",
         watchdog_s=0.5,
         damp_on_stop=True,
@@ -114,6 +122,7 @@ PROCS: tuple[ProcessSpec, ...] = (
         module="edge.vlm.vlmd",
         description="navigation VLM: instruction + frames → next action",
         cpus=(4, 5),
+        start_timeout_s=300.0,  # per loading stage: an 8B checkpoint read or engine deserialise on the Orin
         restart="always",
         pubs=("actionText", "vlmOutput", "vlmStep"),
         subs=("instruction", "cameraFrame", "controlState", "navigatorStatus", "actionResult"),
@@ -160,6 +169,9 @@ def check_table(procs: tuple[ProcessSpec, ...] = PROCS) -> None:
         for t in p.pubs + p.subs:
             if t not in TOPICS:
                 raise ValueError(f"{p.name}: unknown topic {t!r}")
+        for d in p.launch_after:
+            if d not in names or d == p.name:
+                raise ValueError(f"{p.name}: launch_after names {d!r}, not another process of the table")
     for profile in ("sim", "robot"):
         publishers: dict[str, str] = {}
         for p in (p for p in procs if profile in p.profiles):
@@ -194,10 +206,13 @@ def render_service(p: ProcessSpec, python: str, workdir: str, config: str) -> st
         "StartLimitBurst=5",
         "",
         "[Service]",
-        "Type=notify" if p.watchdog_s else "Type=simple",
+        # READY=1 when the process reports ready (edge.system.health), STATUS= with its state and loading progress
+        "Type=notify",
+        "NotifyAccess=main",
+        f"TimeoutStartSec={p.start_timeout_s:g}s",
     ]
     if p.watchdog_s:
-        lines += ["NotifyAccess=main", f"WatchdogSec={int(p.watchdog_s * 1000)}ms"]
+        lines += [f"WatchdogSec={int(p.watchdog_s * 1000)}ms"]
     lines += [f"ExecStart={exec_args}"]
     if p.damp_on_stop:
         lines += [f"ExecStopPost={python} -m edge.controls.damp --config {config}"]

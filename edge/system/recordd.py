@@ -41,6 +41,7 @@ def run(proc: Process) -> int:
         rec = RecordWriter(f, [s.topic for s in subs], unix_minus_monotonic_ns(), cfg.model_dump_json())
         f.flush()
         log.info("recording %d topics to %s", len(subs), out)
+        proc.health.ready(f"recording to {out}")
         synced = time.monotonic()
         while not stop.is_set():
             poller.poll(100)
@@ -59,7 +60,7 @@ def run(proc: Process) -> int:
             f.flush()  # each batch reaches the kernel before the next is taken: a kill loses nothing received
             if not full and f.tell() > limit:
                 full = True
-                log.warning("%s reached %.0f MB: recording stopped", out, rcfg.max_mb)
+                proc.health.degraded(f"{out} reached {rcfg.max_mb:.0f} MB: recording stopped")
             if time.monotonic() - synced >= rcfg.fsync_s:
                 os.fsync(f.fileno())
                 synced = time.monotonic()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from edge.common.config import VlmConfig, resolve_path
@@ -19,7 +21,8 @@ def to_model_frame(frame_id: int, rgb: np.ndarray) -> VlmFrame:
     return VlmFrame(frame_id, rgb)
 
 
-def build_model(cfg: VlmConfig) -> VisionLanguageModel:
+def build_model(cfg: VlmConfig, progress: Callable[[str, float], None] | None = None) -> VisionLanguageModel:
+    """progress(stage, fraction) before each loading stage (engines.vlm.models.load_vlm)."""
     if cfg.model == "fixed":
         return FixedAnswerVlm(cfg.fixed_answers or ["The next action is stop."], latency_s=cfg.fixed_latency_s)
     if not cfg.checkpoint:
@@ -30,4 +33,5 @@ def build_model(cfg: VlmConfig) -> VisionLanguageModel:
         generator_backend=cfg.generator_backend,
         engine_dir=cfg.engine_dir,
         trtllm_runner=cfg.trtllm_runner,
+        progress=progress,
     )

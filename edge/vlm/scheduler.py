@@ -37,8 +37,9 @@ class Episode:
 
 
 class VlmScheduler:
-    def __init__(self, cfg: VlmConfig, grammar: str, parser: ActionParser):
+    def __init__(self, cfg: VlmConfig, grammar: str, parser: ActionParser, sender: str = ""):
         self.cfg = cfg
+        self.sender = sender  # our ActionText.sender: the navigator's current action is ours only if it matches
         self.grammar = grammar
         self.parser = parser  # the navigator's parser and configuration: answers counted as executed
         self.episode: Episode | None = None
@@ -71,7 +72,7 @@ class VlmScheduler:
     # ---- queries ------------------------------------------------------------------------------------------------
     def on_results(self, results: list[ActionResult], now_ns: int) -> None:
         ep = self.episode
-        if ep is not None and any(r.query_id == ep.answered_qid for r in results):
+        if ep is not None and any(r.sender == self.sender and r.query_id == ep.answered_qid for r in results):
             ep.seen_result_ns = now_ns
 
     def decide(self, control_mode: str | None, status: NavigatorStatus | None, status_ns: int) -> Launch | None:
@@ -98,6 +99,7 @@ class VlmScheduler:
             self.cfg.overlap
             and status.state == "executing"
             and status.queue_len == 0
+            and status.current_sender == self.sender
             and status.current_query_id == ep.answered_qid
             and status.remaining_s <= self.latency_s + self.cfg.overlap_margin_s
         ):

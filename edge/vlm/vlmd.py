@@ -22,6 +22,7 @@ import numpy as np
 
 from edge.common.config import EdgeConfig, resolve_path
 from edge.common.realtime import DT_VLM, Ratekeeper
+from edge.msg.bus import session_id
 from edge.msg.messages import MAX_TEXT, ActionText, VlmAnswerIn, VlmOutput, VlmStep
 from edge.navigation.parse import ActionParser
 from edge.system.process_main import Process, process_main
@@ -131,16 +132,20 @@ class VlmOutputs:
     launch: tuple[int, str, list[VlmFrame]] | None = None  # query id, trigger, frames to infer on
     output: VlmOutput | None = None  # on vlmOutput
     action: ActionText | None = None  # on actionText (to the navigator)
+    unsent: str = ""  # why an answer to send was not sent (no navigator to take it)
 
 
 class VlmCore:
     """The VLM process's pure step: one tick's inputs (a VlmStep, the model's answer included) → what to do. No I/O,
-    no clock of its own, no model: `frame_of(frame_id)` gives the model frame for a camera frame id."""
+    no clock of its own, no model: `frame_of(frame_id)` gives the model frame for a camera frame id. `sender` is this
+    session's ActionText.sender (edge.msg.bus.session_id): only results for our own sentences count."""
 
-    def __init__(self, cfg: EdgeConfig, family: str, remote: bool, frame_of: Callable[[int], VlmFrame]):
-        self.family, self.remote, self.frame_of = family, remote, frame_of
+    def __init__(
+        self, cfg: EdgeConfig, family: str, remote: bool, frame_of: Callable[[int], VlmFrame], sender: str = ""
+    ):
+        self.family, self.remote, self.frame_of, self.sender = family, remote, frame_of, sender
         self.grammar: Literal["navila", "streamvln"] = "streamvln" if family == "streamvln" else "navila"
-        self.sched = VlmScheduler(cfg.vlm, self.grammar, ActionParser(cfg.parser))
+        self.sched = VlmScheduler(cfg.vlm, self.grammar, ActionParser(cfg.parser), sender)
         self.history: list[VlmFrame] = []
         self.launched: dict[int, tuple[int, str, tuple[int, ...]]] = {}  # query id → (launch ns, trigger, frame ids)
 
@@ -152,7 +157,7 @@ class VlmCore:
             out.resets.append(text)
         current = inp.frame_id if inp.frame_id >= 0 else None
         mode = inp.control_mode or None
-        results = list(inp.results)
+        results = [r for r in inp.results if r.sender == self.sender]
         sched.on_results(results, inp.now_ns)
         if current is not None and sched.want_history_frame(inp.start_s, mode, results):
             if not self.history or self.history[-1].frame_id != current:
@@ -186,8 +191,12 @@ class VlmCore:
                 error=a.error,
                 episode_over="" if sched.active or sched.episode is None else sched.episode.end_reason,
             )
-            if send:  # a runaway answer is cut to the schema's limit; the parser then judges it
-                out.action = ActionText(text=a.text[:MAX_TEXT], source="vlm", grammar=self.grammar, query_id=a.query_id)
+            if send and not inp.status:  # no navigator to take it (a queued answer would run stale later)
+                out.unsent = f"no fresh navigatorStatus: answer {a.query_id} not sent"
+            elif send:  # a runaway answer is cut to the schema's limit; the parser then judges it
+                out.action = ActionText(
+                    text=a.text[:MAX_TEXT], source="vlm", grammar=self.grammar, query_id=a.query_id, sender=self.sender
+                )
         return out
 
 
@@ -235,35 +244,50 @@ class CameraFrames:
         return self.converted
 
 
+def camera_image(cam, now_ns: int) -> tuple[int, np.ndarray] | None:
+    """The newest rgb8 camera frame younger than 1 s as (frame id, H×W×3 pixels), else None. The bus has checked
+    the header (positive bounded size, payload length); anything else wrong with a frame skips it, never kills us."""
+    if cam is None or cam.payload is None or cam.msg.encoding != "rgb8" or cam.age_s(now_ns) >= 1.0:
+        return None
+    try:
+        return cam.msg.frame_id, np.frombuffer(cam.payload, np.uint8).reshape(cam.msg.height, cam.msg.width, 3)
+    except ValueError as e:
+        log.warning("camera frame %d skipped: %s", cam.msg.frame_id, e)
+        return None
+
+
 def run(proc: Process) -> int:
-    cfg, stop, sub, pub = proc.cfg, proc.stop, proc.ports.sub, proc.ports.pub
+    cfg, stop, sub, pub, health = proc.cfg, proc.stop, proc.ports.sub, proc.ports.pub, proc.health
     vcfg = cfg.vlm
-    model = None if vcfg.remote else build_model(vcfg)
+    backend = f"remote {vcfg.remote.endpoint}" if vcfg.remote else vcfg.generator_backend
+    health.detail(model=vcfg.model, backend=backend, checkpoint=vcfg.checkpoint or "")
+    model = None
+    if not vcfg.remote:
+        health.loading(f"loading {vcfg.model} model", 0.0)
+        model = build_model(vcfg, lambda stage, f: health.loading(f"loading {vcfg.model}: {stage}", f))
     family = model.family if model is not None else vcfg.model
     infer = RemoteInference(vcfg.remote, cfg.remote) if vcfg.remote else LocalInference(model)
     frames = CameraFrames()
-    core = VlmCore(cfg, family, vcfg.remote is not None, frames)
+    sender = session_id("vlmd")
+    core = VlmCore(cfg, family, vcfg.remote is not None, frames, sender)
     instr_sub, cam_sub = sub["instruction"], sub["cameraFrame"]
     ctrl_sub, status_sub, result_sub = sub["controlState"], sub["navigatorStatus"], sub["actionResult"]
     text_pub, out_pub, step_pub = pub["actionText"], pub["vlmOutput"], pub["vlmStep"]
     rk = Ratekeeper(DT_VLM)
     warn_camera_view(cfg, family)
-    log.info(
-        "model %s (%s), history per %s, overlap %s",
-        family,
-        "remote" if vcfg.remote else "local",
-        vcfg.history,
-        vcfg.overlap,
-    )
+    up = f"{family} ({backend}), history per {vcfg.history}, overlap {vcfg.overlap}"
+    n_instructions = 0
+    health.detail(model=family, episode="none", instructions=0)
+    health.ready(up)
     while not stop.is_set():
         tick = rk.wait()
         now_ns = time.monotonic_ns()
         instructions = [r.msg.text for r in instr_sub.drain()]
-        cam = cam_sub.latest()
+        current = camera_image(cam_sub.latest(), now_ns)
         frame_id = -1
-        if cam is not None and cam.payload is not None and cam.msg.encoding == "rgb8" and cam.age_s(now_ns) < 1.0:
-            frames.set(cam.msg.frame_id, np.frombuffer(cam.payload, np.uint8).reshape(cam.msg.height, cam.msg.width, 3))
-            frame_id = cam.msg.frame_id
+        if current is not None:
+            frames.set(*current)
+            frame_id = current[0]
         ctrl = ctrl_sub.fresh(now_ns)
         st = status_sub.fresh(now_ns)
         inp = VlmStep(
@@ -272,6 +296,7 @@ def run(proc: Process) -> int:
             now_ns=now_ns,
             family=family,
             remote=vcfg.remote is not None,
+            sender=sender,
             instructions=tuple(instructions),
             frame_id=frame_id,
             control_mode="" if ctrl is None else ctrl.msg.mode,
@@ -285,20 +310,24 @@ def run(proc: Process) -> int:
         for text in out.resets:
             log.info("instruction: %r", text)
             infer.reset(text)
+            n_instructions += 1
+            health.detail(episode="active", instruction=text[:200], instructions=n_instructions)
         if out.launch is not None:
             qid, trigger, launch_frames = out.launch
             infer.submit(qid, launch_frames)
             log.info("query %d (%s) on frames %s", qid, trigger, [f.frame_id for f in launch_frames])
         if out.output is not None:
-            out_pub.publish(out.output)
-            log.info("answer %d in %.0f ms: %r", out.output.query_id, out.output.total_ms, out.output.text)
-            if out.output.episode_over:
-                log.info("episode over: %s", out.output.episode_over)
+            o = out.output
+            (health.degraded if o.error else health.ready)(f"query {o.query_id} failed: {o.error}" if o.error else up)
+            out_pub.publish(o)
+            log.info("answer %d in %.0f ms: %r", o.query_id, o.total_ms, o.text)
+            if o.episode_over:
+                log.info("episode over: %s", o.episode_over)
+                health.detail(episode=f"over: {o.episode_over}")
+        if out.unsent:
+            log.warning("%s", out.unsent)
         if out.action is not None:
-            if not text_pub.wait_peer(0.5):
-                log.warning("navigator not listening: answer %d dropped", out.action.query_id)
-            else:
-                text_pub.publish(out.action)
+            text_pub.publish(out.action)
     infer.close()
     return 0
 

@@ -584,22 +584,30 @@ def load_vlm(
     generator_backend: Literal["transformers", "tensorrt_llm"] = "transformers",
     engine_dir: str | Path | None = None,
     trtllm_runner: str = "python",
+    progress: Callable[[str, float], None] | None = None,
 ) -> VisionLanguageModel:
     """NavilaVlm or StreamVlnVlm for a checkpoint folder (the family is read from its layout).
     vision_manifest: a build_engines vision manifest (else the PyTorch encoder). generator_backend "tensorrt_llm"
-    needs `engine_dir` (trtllm-build output); "transformers" runs the checkpoint's LLM on CPU in float32."""
+    needs `engine_dir` (trtllm-build output); "transformers" runs the checkpoint's LLM on CPU in float32.
+    progress(stage, fraction): called before each loading stage (the VLM process reports it as its health)."""
     from engines.vlm.checkpoints import load_vlm_checkpoint
 
+    report = progress or (lambda stage, fraction: None)
+    report("checkpoint", 0.1)
     ckpt = checkpoint if hasattr(checkpoint, "llm") else load_vlm_checkpoint(checkpoint)
+    if vision_manifest:
+        report("vision engine", 0.4)
     vision = _load_vision_manifest(vision_manifest, ckpt) if vision_manifest else None
     if generator_backend == "transformers":
         generator = None
     elif generator_backend == "tensorrt_llm":
         if engine_dir is None:
             raise ValueError("generator_backend='tensorrt_llm' needs engine_dir (the trtllm-build output folder)")
+        report("TensorRT-LLM engine", 0.6)
         generator = _trtllm_or_fallback(Path(engine_dir), runner=trtllm_runner)
     else:
         raise ValueError(f"unknown generator_backend {generator_backend!r} (transformers, tensorrt_llm)")
+    report("model", 0.8)
     cls = NavilaVlm if ckpt.family == "navila" else StreamVlnVlm
     return cls(ckpt, generator=generator, vision=vision)
 

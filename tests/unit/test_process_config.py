@@ -40,6 +40,12 @@ def test_duplicate_publisher_is_refused():
         check_table(PROCS + (twin,))
 
 
+def test_launch_after_names_other_processes():
+    bad = next(p for p in PROCS if p.name == "navigatord").model_copy(update={"launch_after": ("vlm",)})
+    with pytest.raises(ValueError, match="launch_after names 'vlm'"):
+        check_table(tuple(bad if p.name == "navigatord" else p for p in PROCS))
+
+
 def test_unknown_process_name_is_refused():
     with pytest.raises(ValueError, match="unknown process"):
         procs_for("sim", only=["contrlsd"])
@@ -64,6 +70,17 @@ def test_control_unit_has_realtime_watchdog_and_damping():
         "Restart=on-failure",
     ):
         assert line in unit
+
+
+def test_every_unit_is_notify_with_a_start_bound():
+    """READY=1 comes from the process's health (edge.system.health) when it reports ready; loading progress extends
+    TimeoutStartSec by the same amount (EXTEND_TIMEOUT_USEC), so the bound is per loading stage."""
+    for p in procs_for("robot"):
+        unit = render_units()[unit_name(p)]
+        assert "Type=notify" in unit and "NotifyAccess=main" in unit, p.name
+        assert f"TimeoutStartSec={p.start_timeout_s:g}s" in unit, p.name
+        assert ("WatchdogSec=" in unit) == bool(p.watchdog_s), p.name
+    assert next(p for p in PROCS if p.name == "vlmd").start_timeout_s >= 120  # an 8B model stage on the Orin
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
