@@ -1,7 +1,13 @@
 """Navigator core (no I/O): action sentences → a queue of typed actions → velocity setpoints, one action at a time.
 
-Invalid text stops the robot and holds (the queue is cleared). Actions start only while control is standing
-(hold or walk); if control damps, everything pending is dropped. Closed-loop execution needs fresh odometry and
+Every sentence and every action ends in exactly one ActionResult — nothing is dropped silently:
+  invalid    the text is not clearly a forward move, a turn or a stop: the robot stops and holds, and everything
+             queued is preempted;
+  rejected   never started: control is not accepting commands (damping, e-stopped, lying passive, gone; the reason
+             is control's), or the queue is full (NavigatorConfig.max_queue);
+  preempted  superseded (invalid text, STOP) or stopped (control stopped accepting, odometry went stale);
+  completed / timeout.
+Actions start only while control is standing (hold or walk). Closed-loop execution needs fresh odometry and
 aborts the current action when it goes stale.
 """
 
@@ -10,8 +16,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from edge.common.config import NavigatorConfig
-from edge.msg.messages import ActionResult, ActionText, ControlMode, NavigatorStatus
+from edge.common.config import EdgeConfig, NavigatorConfig
+from edge.msg.bus import Received
+from edge.msg.messages import ActionResult, ActionText, ControlMode, NavigatorStatus, Source
 from edge.navigation.executor import ActionExecutor, ExecutorParams, Pose2D
 from edge.navigation.parse import ActionParser, Forward, Invalid, Stop, Turn
 
@@ -24,7 +31,25 @@ class Pending:
     query_id: int
     text: str
     action: Forward | Turn | Stop
-    source: str = "operator"
+    source: Source = "operator"
+    sender: str = ""
+
+
+def control_refusal(cfg: EdgeConfig, ctrl: Received | None, now_ns: int | None = None) -> str:
+    """Why control does not accept commands now, from its newest controlState ("" when it does, or is about to:
+    standing up, or lying passive in a profile that stands up by itself). The navigator rejects sentences with this
+    reason; the operator tools refuse to send with it."""
+    if ctrl is None:
+        return "no controlState received (is controlsd running?)"
+    age = ctrl.age_s(now_ns)
+    if age > cfg.navigator.control_lost_s:
+        return f"no controlState for {age:.1f} s (controlsd stopped?)"
+    m = ctrl.msg
+    if m.mode == "damp":
+        return f"control is damping ({m.reason}); restart controlsd to clear"
+    if m.mode == "passive" and not cfg.control.auto_stand:
+        return f"control is passive ({m.reason}); stand the robot up first: `edge stand`"
+    return ""
 
 
 def kind_of(action) -> str:
@@ -49,6 +74,7 @@ class ActionQueue:
         self.next_id = 1
         self.done = 0
         self.invalid = 0
+        self.rejected = 0
         self.holding = False
         self.idle_since_ns: int | None = None  # robot idle after a VLM action, waiting for the next answer
         self.vlm_wait_s = 0.0
@@ -61,28 +87,56 @@ class ActionQueue:
         outcome: str,
         reason: str = "",
         estimated: float = 0.0,
-        text: str = "",
-        query_id: int = -1,
+        msg: ActionText | None = None,
+        started: bool = True,
+        kind: str = "invalid",
+        commanded: float = 0.0,
     ) -> ActionResult:
+        """A result for a pending action p, or (p None) for a whole sentence msg that never became actions."""
+        if p is None:
+            if msg is None:
+                raise ValueError("a result needs the action or the sentence")
+            return ActionResult(
+                action_id=-1,
+                query_id=msg.query_id,
+                sender=msg.sender,
+                source=msg.source,
+                text=msg.text,
+                kind=kind,
+                execution=self.cfg.execution,
+                commanded=commanded,
+                estimated=0.0,
+                start_mono_ns=now_ns,
+                end_mono_ns=now_ns,
+                outcome=outcome,
+                reason=reason,
+            )
         return ActionResult(
-            action_id=-1 if p is None else p.action_id,
-            query_id=query_id if p is None else p.query_id,
-            text=text if p is None else p.text,
-            kind="invalid" if p is None else kind_of(p.action),
+            action_id=p.action_id,
+            query_id=p.query_id,
+            sender=p.sender,
+            source=p.source,
+            text=p.text,
+            kind=kind_of(p.action),
             execution=self.cfg.execution,
-            commanded=0.0 if p is None else amount_of(p.action),
+            commanded=amount_of(p.action),
             estimated=estimated,
-            start_mono_ns=now_ns if p is None else self.started_ns,
+            start_mono_ns=self.started_ns if started else now_ns,
             end_mono_ns=now_ns,
             outcome=outcome,
             reason=reason,
         )
 
-    def _drop_all(self, now_ns: int, reason: str) -> list[ActionResult]:
+    def _drop_all(self, now_ns: int, reason: str, queued: str = "preempted") -> list[ActionResult]:
+        """End the current action (preempted) and every queued one (`queued`: preempted or rejected), each with a
+        result."""
         out = []
         if self.current is not None:
             out.append(self._result(self.current, now_ns, "preempted", reason, self.executor.estimate_so_far()))
             self.current = None
+        out += [self._result(p, now_ns, queued, reason, started=False) for p in self.queue]
+        if queued == "rejected":
+            self.rejected += len(self.queue)
         self.queue.clear()
         return out
 
@@ -91,28 +145,42 @@ class ActionQueue:
         self.holding = True
         return self._drop_all(now_ns, reason)
 
-    def submit(self, msg: ActionText, now_ns: int) -> list[ActionResult]:
+    def submit(self, msg: ActionText, now_ns: int, refuse: str = "") -> list[ActionResult]:
+        """One sentence in; the results it causes now (none when it is queued). refuse: why control is not accepting
+        commands ("" when it is): the sentence is rejected with that reason, and so is anything still queued."""
         parsed = self.parser.parse(msg.text, msg.grammar, msg.source)
         if isinstance(parsed, Invalid):
             self.invalid += 1
             self.holding = True
             out = self._drop_all(now_ns, "invalid text")
-            out.append(self._result(None, now_ns, "invalid", parsed.reason, text=msg.text, query_id=msg.query_id))
+            out.append(self._result(None, now_ns, "invalid", parsed.reason, msg=msg))
             return out
+        one = parsed.actions[0] if len(parsed.actions) == 1 else None  # a whole StreamVLN sequence: kind invalid
+        kind, amount = ("invalid", 0.0) if one is None else (kind_of(one), amount_of(one))
+        if refuse:
+            self.rejected += 1
+            dropped = self._drop_all(now_ns, refuse, "rejected")
+            return [*dropped, self._result(None, now_ns, "rejected", refuse, msg=msg, kind=kind, commanded=amount)]
+        if len(self.queue) + len(parsed.actions) > self.cfg.max_queue:
+            self.rejected += 1
+            reason = f"queue full ({len(self.queue)} actions queued, navigator.max_queue {self.cfg.max_queue})"
+            return [self._result(None, now_ns, "rejected", reason, msg=msg, kind=kind, commanded=amount)]
         self.holding = False
         if msg.source != "vlm":
             self.idle_since_ns = None
         for a in parsed.actions:
-            self.queue.append(Pending(self.next_id, msg.query_id, msg.text, a, msg.source))
+            self.queue.append(Pending(self.next_id, msg.query_id, msg.text, a, msg.source, msg.sender))
             self.next_id += 1
         return []
 
     def step(
-        self, now_s: float, now_ns: int, pose: Pose2D | None, control: ControlMode | None
+        self, now_s: float, now_ns: int, pose: Pose2D | None, control: ControlMode | None, refuse: str = ""
     ) -> tuple[tuple[float, float, float], list[ActionResult]]:
-        """pose: the newest fresh odometry (None if stale); control: the control loop's current mode."""
-        if control == "damp" and (self.current or self.queue):
-            return ZERO, self._drop_all(now_ns, "control is damping")
+        """pose: the newest fresh odometry (None if stale); control: the control loop's current mode (None if
+        stale); refuse: why control is not accepting commands ("" when it is): the current action is preempted and
+        everything queued rejected, with that reason."""
+        if (refuse or control == "damp") and (self.current or self.queue):
+            return ZERO, self._drop_all(now_ns, refuse or "control is damping", "rejected")
         if control not in ("hold", "walk"):
             return ZERO, []
         closed = self.cfg.execution == "closed_loop"
@@ -137,11 +205,11 @@ class ActionQueue:
             outcome = "timeout" if r.timed_out else "completed"
             results.append(self._result(self.current, now_ns, outcome, estimated=r.achieved))
             self.done += 1
-            if isinstance(self.current.action, Stop):
-                self.queue.clear()
-            elif self.current.source == "vlm" and not self.queue:
+            finished, self.current = self.current, None
+            if isinstance(finished.action, Stop):
+                results += self._drop_all(now_ns, "STOP")  # what was queued behind a STOP is preempted by it
+            elif finished.source == "vlm" and not self.queue:
                 self.idle_since_ns = now_ns
-            self.current = None
             return ZERO, results
         return (sp.vx, sp.vy, sp.wz), results
 
@@ -167,9 +235,11 @@ class ActionQueue:
             queue_len=len(self.queue),
             current_action_id=self.current.action_id if self.current else -1,
             current_query_id=self.current.query_id if self.current else -1,
+            current_sender=self.current.sender if self.current else "",
             current_text=self.current.text if self.current else "",
             actions_done=self.done,
             invalid_texts=self.invalid,
+            rejected_texts=self.rejected,
             remaining_s=self.remaining_s(),
             vlm_wait_s=self.vlm_wait_s,
             vlm_waits=self.vlm_waits,

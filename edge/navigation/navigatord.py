@@ -1,5 +1,8 @@
 """Navigator process: actionText in; velocityCommand (every tick, zero when idle), actionResult, navigatorStatus out.
 
+Each tick takes at most navigator.max_texts_per_tick sentences (a flood waits in the socket and cannot stall the
+tick); every sentence ends in a result (edge.navigation.action_queue). Ready once control's state is seen; degraded
+while control is not accepting commands, and then every queued and new sentence is rejected with control's reason.
 A restarted control (a new boot_id in controlState) drops the current action and the queue and holds: the robot must
 never resume an action it was given before control crashed.
 
@@ -18,12 +21,13 @@ from dataclasses import dataclass
 from edge.common.config import EdgeConfig
 from edge.common.realtime import Ratekeeper
 from edge.msg.messages import ActionResult, NavigatorStatus, NavigatorStep, VelocityCommand
-from edge.navigation.action_queue import ActionQueue
+from edge.navigation.action_queue import ActionQueue, control_refusal
 from edge.navigation.executor import Pose2D
 from edge.navigation.parse import ActionParser
 from edge.system.process_main import Process, process_main
 
 log = logging.getLogger("navigatord")
+LOG_RESULTS_PER_TICK = 5  # a flood of rejections is summarised, not logged line by line
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class NavigatorCore:
         nav = self.queue
         results: list[ActionResult] = []
         for text in inp.texts:
-            results += nav.submit(text, inp.now_ns)
+            results += nav.submit(text, inp.now_ns, inp.control_refusal)
         restarted = ""
         if inp.control_mode and inp.control_boot != self.control_boot:  # a fresh controlState from another boot
             if self.control_boot:
@@ -56,7 +60,7 @@ class NavigatorCore:
                 results += nav.hold_all(inp.now_ns, "control restarted")
             self.control_boot = inp.control_boot
         pose = Pose2D(inp.x_m, inp.y_m, inp.yaw_rad) if inp.pose_fresh else None
-        (vx, vy, wz), done = nav.step(inp.start_s, inp.now_ns, pose, inp.control_mode or None)
+        (vx, vy, wz), done = nav.step(inp.start_s, inp.now_ns, pose, inp.control_mode or None, inp.control_refusal)
         results += done
         velocity = VelocityCommand(
             vx_m_s=vx, vy_m_s=vy, wz_rad_s=wz, action_id=nav.current.action_id if nav.current else -1
@@ -66,19 +70,24 @@ class NavigatorCore:
 
 
 def run(proc: Process) -> int:
-    cfg, stop, sub, pub = proc.cfg, proc.stop, proc.ports.sub, proc.ports.pub
+    cfg, stop, sub, pub, health = proc.cfg, proc.stop, proc.ports.sub, proc.ports.pub, proc.health
     text_sub, odom_sub, ctrl_sub = sub["actionText"], sub["odometry"], sub["controlState"]
     vel_pub, result_pub, status_pub = pub["velocityCommand"], pub["actionResult"], pub["navigatorStatus"]
     step_pub = pub["navigatorStep"]
     core = NavigatorCore(cfg)
     rk = Ratekeeper(1.0 / cfg.navigator.publish_hz)
     log.info("execution %s, NaVILA parser style %s", cfg.navigator.execution, cfg.parser.navila_style)
+    health.starting("waiting for controlState")
     while not stop.is_set():
         tick = rk.wait()
         now_ns = time.monotonic_ns()
-        texts = [r.msg for r in text_sub.drain()]
-        for t in texts:
-            log.info("text from %s: %r", t.source, t.text)
+        last_ctrl = ctrl_sub.latest()
+        refuse = control_refusal(cfg, last_ctrl, now_ns)
+        if last_ctrl is not None:
+            (health.degraded if refuse else health.ready)(refuse)
+        texts = [r.msg for r in text_sub.drain(max_n=cfg.navigator.max_texts_per_tick)]
+        for t in texts[:LOG_RESULTS_PER_TICK]:
+            log.info("text from %s %s/%d: %r", t.source, t.sender, t.query_id, t.text[:200])
         o = odom_sub.fresh(now_ns)
         c = ctrl_sub.fresh(now_ns)
         inp = NavigatorStep(
@@ -92,23 +101,27 @@ def run(proc: Process) -> int:
             yaw_rad=0.0 if o is None else o.msg.yaw_rad,
             control_mode="" if c is None else c.msg.mode,
             control_boot="" if c is None else c.msg.boot_id,
+            control_refusal=refuse,
         )
         step_pub.publish(inp)
         out = core.step(inp)
         if out.control_restarted:
             log.warning("%s: dropping all actions, holding", out.control_restarted)
         vel_pub.publish(out.velocity)
-        for res in out.results:
-            log.info(
-                "%s %s: %s commanded %+.3f estimated %+.3f %s",
-                res.outcome,
-                res.kind,
-                res.text,
-                res.commanded,
-                res.estimated,
-                res.reason,
-            )
+        for i, res in enumerate(out.results):
+            if i < LOG_RESULTS_PER_TICK:
+                log.info(
+                    "%s %s: %s commanded %+.3f estimated %+.3f %s",
+                    res.outcome,
+                    res.kind,
+                    res.text[:200],
+                    res.commanded,
+                    res.estimated,
+                    res.reason,
+                )
             result_pub.publish(res)
+        if len(out.results) > LOG_RESULTS_PER_TICK:
+            log.info("… and %d more results this tick", len(out.results) - LOG_RESULTS_PER_TICK)
         if out.status is not None:
             status_pub.publish(out.status)
     return 0

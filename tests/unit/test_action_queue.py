@@ -13,8 +13,8 @@ from edge.navigation.parse import ActionParser
 NS = 1_000_000_000
 
 
-def text(t, source="operator", grammar="navila", qid=1):
-    return ActionText(text=t, source=source, grammar=grammar, query_id=qid)
+def text(t, source="operator", grammar="navila", qid=1, sender="op-1-0000"):
+    return ActionText(text=t, source=source, grammar=grammar, query_id=qid, sender=sender)
 
 
 def run(nav, t0, seconds, pose_fn, control="walk", dt=0.02):
@@ -72,7 +72,89 @@ def test_stop_clears_the_queue():
     assert len(nav.queue) == 2
     nav.submit(text("move forward 25 cm"), 0)
     results, _, _ = run(nav, 0.0, 3.0, (0.0, 0.0, 0.0))
-    assert [r.kind for r in results] == ["forward", "stop"] and not nav.queue
+    assert [(r.kind, r.outcome) for r in results] == [
+        ("forward", "completed"),
+        ("stop", "completed"),
+        ("forward", "preempted"),
+    ]
+    assert results[-1].reason == "STOP" and not nav.queue  # what was queued behind the STOP gets a result too
+
+
+def test_every_sentence_and_action_gets_exactly_one_result():
+    """Invalid text preempts what is queued, each with a result; nothing vanishes from the queue unreported."""
+    nav = ActionQueue(NavigatorConfig(), ActionParser(ParserConfig()))
+    nav.submit(text("↑←→↑", grammar="streamvln", qid=1), 0)
+    nav.step(0.0, 0, Pose2D(0, 0, 0), "walk")  # the first starts
+    out = nav.submit(text("the kitchen is nice", qid=2), 1)
+    assert [(r.kind, r.outcome) for r in out] == [
+        ("forward", "preempted"),
+        ("turn", "preempted"),
+        ("turn", "preempted"),
+        ("forward", "preempted"),
+        ("invalid", "invalid"),
+    ]
+    assert [r.query_id for r in out] == [1, 1, 1, 1, 2] and not nav.queue and nav.current is None
+
+
+def test_flood_is_bounded_and_every_sentence_gets_a_result():
+    """10,000 sentences at once (the issue's flood): the queue stays bounded, the overflow is rejected with the
+    bound named, and every sentence has exactly one result (queued ones when they finish)."""
+    cfg = NavigatorConfig(max_queue=8)
+    nav = ActionQueue(cfg, ActionParser(ParserConfig()))
+    results = []
+    for i in range(10_000):
+        results += nav.submit(text("move forward 25 cm", qid=i + 1), i)
+    assert len(nav.queue) == 8
+    rejected = [r for r in results if r.outcome == "rejected"]
+    assert len(rejected) == 10_000 - 8 and all("navigator.max_queue 8" in r.reason for r in rejected)
+    assert {r.query_id for r in rejected} == set(range(9, 10_001))
+    more, _, _ = run(nav, 0.0, 20.0, (0.0, 0.0, 0.0))
+    assert [r.outcome for r in more] == ["completed"] * 8
+    assert sorted(r.query_id for r in results + more) == list(range(1, 10_001))
+
+
+@pytest.mark.parametrize("mode", ["damp", None])
+def test_control_not_accepting_rejects_queued_and_new_sentences(mode):
+    nav = ActionQueue(NavigatorConfig(), ActionParser(ParserConfig()))
+    nav.submit(text("move forward 50 cm", qid=1), 0)
+    nav.submit(text("turn left 30 degrees", qid=2), 0)
+    nav.step(0.0, 0, Pose2D(0, 0, 0), "walk")  # forward starts, turn queued
+    why = "control is damping (operator e-stop); restart controlsd to clear"
+    sp, out = nav.step(0.02, int(0.02 * NS), Pose2D(0, 0, 0), mode, refuse=why)
+    assert sp == (0.0, 0.0, 0.0)
+    assert [(r.query_id, r.outcome, r.reason) for r in out] == [(1, "preempted", why), (2, "rejected", why)]
+    [r] = nav.submit(text("move forward 25 cm", qid=3), 1, refuse=why)
+    assert (r.outcome, r.kind, r.commanded, r.reason) == ("rejected", "forward", 0.25, why) and not nav.queue
+    assert nav.status().rejected_texts == 2
+
+
+def test_control_refusal_reasons():
+    from edge.common.config import EdgeConfig
+    from edge.msg.bus import Received
+    from edge.msg.messages import ControlState
+    from edge.navigation.action_queue import control_refusal
+
+    def state(mode, reason, age_s=0.0, **cfg):
+        msg = ControlState(
+            mode=mode,
+            reason=reason,
+            tick=1,
+            missed_ticks=0,
+            period_ms=20,
+            lateness_ms=0,
+            work_ms=1,
+            vx_m_s=0,
+            vy_m_s=0,
+            wz_rad_s=0,
+        )
+        c = EdgeConfig.model_validate(cfg)
+        return control_refusal(c, Received(msg, 1, 10 * NS - int(age_s * NS)), 10 * NS)
+
+    assert state("hold", "standing") == "" and state("stand_up", "x") == "" and state("walk", "x") == ""
+    assert "damping (operator e-stop)" in state("damp", "operator e-stop")
+    assert state("passive", "lying") == ""  # the simulator profile stands up by itself
+    assert "edge stand" in state("passive", "lying", control={"auto_stand": False})
+    assert "no controlState for 2.0 s" in state("hold", "standing", age_s=2.0)
 
 
 def test_remaining_time_and_vlm_wait_accounting():
