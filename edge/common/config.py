@@ -148,6 +148,12 @@ class NavigatorConfig(Frozen):
     publish_hz: float = Field(20.0, ge=1, le=50, allow_inf_nan=False)  # at most the control rate
     forward_speed_m_s: float = Field(0.5, gt=0, le=1.0, allow_inf_nan=False)  # ≤ safety.max_vx_m_s too
     turn_rate_rad_s: float = Field(math.pi / 6, gt=0, le=1.0, allow_inf_nan=False)  # ≤ safety.max_wz_rad_s too
+    # Bounded work per tick: at most this many sentences are taken from actionText per tick (the rest wait in the
+    # socket), and at most max_queue actions wait; beyond, a sentence gets a `rejected` result naming the bound.
+    max_texts_per_tick: int = Field(50, ge=1, le=1000)
+    max_queue: int = Field(32, ge=1, le=10000)
+    # No controlState for this long: control is gone; queued and new sentences are rejected (s, monotonic clock).
+    control_lost_s: float = Field(0.5, gt=0, le=10.0, allow_inf_nan=False)
 
 
 class SimConfig(Frozen):
@@ -288,7 +294,7 @@ def load_yaml_model(model: type[BaseModel], path: str | Path, overrides: dict | 
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(f"{path}: " + "; ".join(describe_error(err) for err in e.errors())) from None
+        raise ConfigError(explain(model, Path(path), e, overrides or {})) from None
 
 
 _BOUNDS = {"less_than_equal": "≤", "less_than": "<", "greater_than_equal": "≥", "greater_than": ">"}
@@ -310,6 +316,41 @@ def describe_error(err) -> str:
         return f"{field + ': ' if field else ''}{msg}"
     value = f" = {_num(err['input'])}" if err["type"] not in ("missing", "extra_forbidden") else ""
     return f"{field}{value}: {msg}".replace("\n", " ")
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the section a location points into (for the hint on an unknown key)."""
+    for key in loc[:-1]:
+        field = model.model_fields.get(str(key))
+        ann = getattr(field, "annotation", None) if field is not None else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return sorted(model.model_fields)
+
+
+def explain(model: type[BaseModel], path: Path, e: ValidationError, overrides: dict) -> str:
+    """One line: each error blamed on the --set override that caused it, else on the file; an unknown key gets its
+    section's known fields as a hint."""
+    parts = []
+    for err in e.errors():
+        loc = tuple(err["loc"])
+        dotted = ".".join(map(str, loc))
+        related = lambda k: dotted == k or dotted.startswith(k + ".") or k.startswith(dotted + ".")  # noqa: E731
+        culprit = next((k for k in overrides if dotted and related(k)), None)
+        if err["type"] == "extra_forbidden":
+            known = _fields_at(model, loc)
+            section = ".".join(map(str, loc[:-1])) or "the top level"
+            what = f"{dotted}: unknown field" + (f" (known in {section}: {', '.join(known)})" if known else "")
+        else:
+            what = describe_error(err)
+        if culprit:
+            parts.append(f"--set {culprit}={overrides[culprit]!r}: {what}")
+        elif dotted:
+            parts.append(f"{path}: {what}")
+        else:  # a check across fields: the file and every override share the blame
+            parts.append(f"{path}" + "".join(f" with --set {k}={v!r}" for k, v in overrides.items()) + f": {what}")
+    return "; ".join(parts)
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> EdgeConfig:

@@ -29,8 +29,11 @@ def parse_overrides(items: list[str]) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--set expects key=value, got {item!r}")
-        out[key] = yaml.safe_load(value)
+            raise ConfigError(f"--set expects KEY=VALUE (e.g. navigator.execution=open_loop), got {item!r}")
+        try:
+            out[key] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--set {item}: the value is not valid YAML ({' '.join(str(e).split())})") from None
     return out
 
 
@@ -40,7 +43,9 @@ def read_yaml(path: str | Path, overrides: dict | None = None) -> dict:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise ConfigError(f"config file not found: {path} (see configs/ for sim.yaml and go2.yaml)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config path is a directory, not a YAML file: {path}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
     if not isinstance(data, dict):
@@ -50,5 +55,7 @@ def read_yaml(path: str | Path, overrides: dict | None = None) -> dict:
         *parents, leaf = dotted.split(".")
         for key in parents:
             node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {dotted}: {key!r} is a value, not a section")
         node[leaf] = value
     return data

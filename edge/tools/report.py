@@ -188,7 +188,11 @@ def accuracy_table(runs: dict[str, dict]) -> list[dict]:
     rows = []
     for execution, run in runs.items():
         for kind, unit in (("forward", "cm"), ("turn", "deg")):
-            errs = [abs(a["error_display"]) for a in run["actions"] if a["kind"] == kind and a["error"] is not None]
+            errs = [
+                abs(a["error_display"])
+                for a in run["actions"]
+                if a["kind"] == kind and a["error"] is not None and a["outcome"] in ("completed", "timeout")
+            ]  # rejected / preempted actions never ran as commanded
             if errs:
                 rows.append(
                     {

@@ -34,11 +34,11 @@ import numpy as np
 from drivers.go2.remote import ESTOP_COMBO, decode_remote
 from drivers.unitree.go2 import TOPIC_LOWCMD, TOPIC_LOWSTATE, dds_config, dds_init, probe_lowcmd
 from edge.common.config import EdgeConfig, load_config
+from edge.common.yaml_config import parse_overrides
 from edge.msg.bus import Bus
 from edge.msg.messages import SimRemote
 from edge.system.manager import Manager
 from edge.system.process_config import procs_for
-from edge.system.process_main import parse_overrides
 from edge.tools.operator_client import Operator, send_once
 
 log = logging.getLogger("safety_bench")
@@ -186,7 +186,10 @@ def kill_control_while_walking(stack: SimStack) -> dict:
         c = stack.op.control.latest()
         walked = walked or (c is not None and c.msg.mode == "walk")
         time.sleep(0.02)
-    dropped = [r.msg for r in stack.nav_results.drain() if r.msg.reason == "control restarted"]
+    # the navigator drops the walk when control's state stops (navigator.control_lost_s) or, at the latest, when a
+    # restarted control shows a new boot_id
+    gone = ("control restarted", "no controlState")
+    dropped = [r.msg for r in stack.nav_results.drain() if r.msg.reason.startswith(gone)]
     return {
         "damping_ms": None if t_damp is None else (t_damp - t_kill) * 1e3,
         "watchdog_reaction_ms": None if wd is None else wd.msg.reaction_ms,

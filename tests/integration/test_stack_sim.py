@@ -5,6 +5,7 @@ One stack per module (stand-up takes seconds); the tests run in file order and t
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -17,11 +18,11 @@ import pytest
 import zmq
 
 from edge.common.config import load_config
+from edge.common.yaml_config import parse_overrides
 from edge.msg.bus import Bus
 from edge.msg.messages import TOPICS
 from edge.system.manager import Manager
 from edge.system.process_config import procs_for
-from edge.system.process_main import parse_overrides
 from edge.tools.operator_client import Operator
 
 pytestmark = pytest.mark.integration
@@ -39,8 +40,7 @@ class Stack:
         self.cfg = load_config(None, parse_overrides(self.overrides))
         self.bus = Bus(self.run_dir)
         self.mgr = Manager(procs_for("sim", block=["recordd", "vlmd", "simcamd"]), None, self.overrides)
-        self.mgr.start()
-        self.op = Operator(self.bus)
+        self.op = Operator(self.bus, self.cfg)
         self.truth = self.bus.sub("simTruth")
         self.states = self.bus.sub("controlState", conflate=False)
 
@@ -50,6 +50,8 @@ class Stack:
         return r.msg
 
     def close(self):
+        self.truth.close()
+        self.states.close()
         self.op.close()
         self.mgr.stop()
         shutil.rmtree(self.run_dir, ignore_errors=True)
@@ -59,8 +61,9 @@ class Stack:
 def stack():
     s = Stack()
     try:
+        s.mgr.start()
+        s.mgr.wait_ready()  # every process reports ready (bounded; the error names who is not and why)
         s.op.wait_mode(("hold",), timeout_s=40)
-        time.sleep(0.5)
         yield s
     finally:
         s.close()
@@ -140,6 +143,68 @@ def test_garbage_on_operator_topics_crashes_nothing(stack):
     assert r.outcome == "completed"
 
 
+def edge(stack, capsys, *argv) -> tuple[int, str, str]:
+    """The `edge` command line, in this process, against this stack's bus."""
+    from edge.tools.cli import main
+
+    capsys.readouterr()
+    rc = main([arg for o in stack.overrides for arg in ("--set", o)] + list(argv))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_cli_say_confirms_in_units(stack, capsys):
+    rc, out, err = edge(stack, capsys, "say", "turn left 30 degrees", "--wait")
+    assert rc == 0, err
+    assert "sent: turn left 30°" in out and "turn completed, commanded left 30.0°, estimated +" in out
+    assert " ms" in out and "rad" not in out
+    rc, out, err = edge(stack, capsys, "say", "move forward 25 cm", "--wait")
+    assert rc == 0 and "forward completed, commanded 25.0 cm, estimated " in out
+
+
+@pytest.mark.parametrize(
+    "argv, code, says",
+    [
+        (["say", "move backward 50 cm"], 1, "invalid, not sent: not a forward move, a turn or a stop"),
+        (
+            ["--set", "navigator.executon=open_loop", "status", "--once"],
+            2,
+            "--set navigator.executon='open_loop': navigator.executon: unknown field",
+        ),
+        (["--config", "/nonexistent.yaml", "status", "--once"], 2, "config file not found: /nonexistent.yaml"),
+        (["echo", "actionText"], 2, "delivered to navigatord only"),
+        (["echo", "controlstate"], 2, "did you mean controlState"),
+        (["hz", "processState"], 2, "--process"),
+    ],
+)
+def test_cli_mistakes_end_in_one_line(stack, capsys, argv, code, says):
+    rc, out, err = edge(stack, capsys, *argv)
+    assert rc == code and says in err and "Traceback" not in err + out, err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_cli_status_echo_hz(stack, capsys):
+    rc, out, _ = edge(stack, capsys, "status", "--once", "--json", "--window", "1.5")
+    v = json.loads(out)
+    procs = {p["name"]: p for p in v["processes"]}
+    assert rc == 3 and not v["all_up"]  # simcamd, vlmd, recordd are left out of this stack
+    assert {n for n, p in procs.items() if p["state"] == "not running"} == {"simcamd", "vlmd", "recordd"}
+    for name in ("simd", "controlsd", "navigatord"):
+        assert procs[name]["state"] == "ready" and procs[name]["pid"] == stack.mgr.children[name].pid
+        assert procs[name]["rss_mb"] > 10 and procs[name]["cpu_percent"] >= 0
+    topics = {t["topic"]: t for t in v["topics"]}
+    assert 25 < topics["controlState"]["rate_hz"] < 60 and topics["controlState"]["age_ms"] < 500
+    assert 10 < topics["velocityCommand"]["rate_hz"] < 25
+    c = v["control"]
+    assert c["mode"] == "hold" and c["ticks_in_window"] > 30 and c["period_error_p99_ms"] is not None
+    assert v["navigator"]["state"] in ("idle", "holding")
+    rc, out, _ = edge(stack, capsys, "echo", "controlState", "-n", "3", "--timeout", "5")
+    lines = [json.loads(x) for x in out.splitlines()]
+    assert rc == 0 and len(lines) == 3 and all(x["msg"]["mode"] == "hold" for x in lines)
+    rc, out, _ = edge(stack, capsys, "hz", "odometry", "-n", "1", "--window", "1.5")
+    assert rc == 0 and out.startswith("odometry: ") and "(nominal 50 Hz)" in out
+
+
 def test_killing_navigator_mid_walk_zeroes_velocity_and_robot_stays_up(stack):
     stack.op.say("move forward 200 cm")
     deadline = time.monotonic() + 10
@@ -188,3 +253,16 @@ def test_stopping_the_sim_state_stream_damps_within_100ms(stack):
     assert (damp_ns - t_stop) * 1e-9 <= 0.1
     time.sleep(0.3)
     assert stack.op.control.latest().msg.mode == "damp"  # latched, even with state flowing again
+
+
+def test_when_control_damps_operator_commands_fail_at_once_naming_the_reason(stack, capsys):
+    """Control damped (latched by the stale state above): e-stop is confirmed, and say / stand refuse at once with
+    control's reason instead of waiting for a result that cannot come."""
+    rc, out, err = edge(stack, capsys, "estop", "--reason", "test")
+    assert rc == 0 and "damping, confirmed by control within" in out, err
+    t0 = time.monotonic()
+    rc, out, err = edge(stack, capsys, "say", "move forward 50 cm", "--wait")
+    assert rc == 1 and "refused: control is damping (LowState stale" in err, err
+    assert time.monotonic() - t0 < 10 and "Traceback" not in err
+    rc, out, err = edge(stack, capsys, "stand")
+    assert rc == 1 and "control is damping" in err

@@ -29,7 +29,7 @@ def _first(sub, timeout_s=3.0):
 def _episode(bus, op, mgr, timeout_s=40.0):
     """Wait for the VLM to end the episode and the navigator to finish; returns the vlmOutput messages."""
     outputs, got = bus.sub("vlmOutput"), []
-    instruct(bus, "walk to the door")
+    instruct(bus, "walk to the door", op.cfg)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and not (got and got[-1].episode_over):
         assert not mgr.dead(), mgr.dead()
@@ -113,7 +113,7 @@ def test_remote_offload_then_link_drop_holds(tmp_path):
     try:
         with sim_stack(tmp_path / "run", overrides, with_vlm=True) as (mgr, op, bus):
             outputs = bus.sub("vlmOutput")
-            instruct(bus, "turn around slowly")
+            instruct(bus, "turn around slowly", op.cfg)
             got = []
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and sum(o.text != "" for o in got) < 2:
