@@ -5,6 +5,11 @@ A background thread waits for frames and keeps only the newest (latest-only). An
 pipeline after a USB drop, no frame within `frame_timeout_s`, or the end of a recording played with loop=False)
 closes the pipeline and reopens it with exponential backoff (0.1 s doubling to 2 s); nothing is raised into the
 caller after open(). librealsense 2.59 records and plays back rosbag2 SQLite `.db3` files only.
+
+Recording (`record=path.db3`) never overwrites: each start of the pipeline (open, and every reopen after a loss)
+records to a file that does not exist yet — `path.db3`, then `path-1.db3`, `path-2.db3` … (`recordings` lists them).
+A recording that lacks a requested stream is refused naming what was asked for and what the file holds (librealsense
+itself says only "Couldn't resolve requests").
 """
 
 from __future__ import annotations
@@ -62,6 +67,36 @@ def _check_db3(path: str) -> None:
         raise CameraError(f"{path}: librealsense 2.59 reads and writes rosbag2 .db3 files only")
 
 
+def next_free_path(path: str, start: int = 0) -> tuple[str, int]:
+    """The first of path, path-1.db3, path-2.db3 … (from index `start`) that does not exist, and its index."""
+    stem = path[: -len(".db3")]
+    n = start
+    while True:
+        candidate = path if n == 0 else f"{stem}-{n}.db3"
+        if not os.path.exists(candidate):
+            return candidate, n
+        n += 1
+
+
+def recorded_streams(path: str) -> list[str]:
+    """What a recording holds, one entry per stream profile: "Color 64x48 rgb8 @30fps"."""
+    rs = _rs()
+    ctx = rs.context()
+    dev = ctx.load_device(path)
+    try:
+        out = []
+        for sensor in dev.query_sensors():
+            for p in sensor.get_stream_profiles():
+                size = ""
+                if p.is_video_stream_profile():
+                    v = p.as_video_stream_profile()
+                    size = f" {v.width()}x{v.height()}"
+                out.append(f"{p.stream_name()}{size} {str(p.format()).split('.')[-1]} @{p.fps()}fps")
+        return out
+    finally:
+        ctx.unload_device(path)
+
+
 class RealSenseCamera:
     """Live device (by serial, or the first one found) or a `.db3` recording (`playback`).
 
@@ -106,6 +141,8 @@ class RealSenseCamera:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.frames = self.dropped = self.superseded = self.reconnects = 0
+        self.recordings: list[str] = []  # files written by record=, one per pipeline start (never overwritten)
+        self._record_index = 0
         self.last_error = ""
         self._dt_ema = 0.0
 
@@ -128,15 +165,25 @@ class RealSenseCamera:
             cfg.enable_stream(rs.stream.color, self.width, self.height, rs.format.rgb8, self.fps)
             if self.depth:
                 cfg.enable_stream(rs.stream.depth, self.width, self.height, rs.format.z16, self.fps)
-            if self.record:
-                cfg.enable_record_to_file(self.record)
+            if self.record:  # a new file per start: a reconnect never overwrites the previous session
+                path, self._record_index = next_free_path(self.record, self._record_index)
+                cfg.enable_record_to_file(path)
+                self.recordings.append(path)
         pb = None
         if self.playback:
             # Resolving first creates the playback device that start() then uses, so real time can be switched off
             # before streaming (set after start, the first frames of a file are often lost). Pausing around start
             # and seeking to 0 was tried: it also orders the very first frames under heavy load, but resume() then
             # often stalls ≈10 s inside librealsense 2.59.
-            pb = cfg.resolve(pipe).get_device().as_playback()
+            try:
+                pb = cfg.resolve(pipe).get_device().as_playback()
+            except RuntimeError as e:
+                wanted = "colour rgb8" + (" and depth z16" if self.depth else "")
+                try:
+                    held = ", ".join(recorded_streams(self.playback)) or "no streams"
+                except RuntimeError as why:
+                    held = f"unreadable ({why})"
+                raise RuntimeError(f"requested {wanted}, the recording holds {held} (librealsense: {e})") from None
             pb.set_real_time(self.real_time)
         profile = pipe.start(cfg)
         self._intr = _intrinsics(profile.get_stream(rs.stream.color))
@@ -294,6 +341,7 @@ class RealSenseCamera:
             "superseded": self.superseded,
             "reconnects": self.reconnects,
             "last_error": self.last_error,
+            "recordings": list(self.recordings),
         }
 
     def close(self) -> None:

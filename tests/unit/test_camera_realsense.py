@@ -176,3 +176,66 @@ def test_reopen_backs_off_while_the_device_is_gone_then_recovers(tmp_path):
         (tmp_path / "gone.db3").rename(path)  # "plugged back in"
         n = cam.frames
         assert wait_until(lambda: cam.reconnects >= 1 and cam.frames >= n + 10)
+
+
+def test_recording_without_a_requested_stream_names_both(tmp_path):
+    """librealsense says only "Couldn't resolve requests"; the error names what was asked for and what the file
+    holds."""
+    path = str(tmp_path / "colour_only.db3")
+    write_synthetic_db3(path, n=3, depth=False)
+    cam = RealSenseCamera(playback=path, depth=True)
+    with pytest.raises(CameraError) as e:
+        cam.open()
+    cam.close()
+    msg = str(e.value)
+    assert "colour_only.db3" in msg and "requested colour rgb8 and depth z16" in msg
+    assert f"the recording holds Color {W}x{H} rgb8 @30fps" in msg
+
+
+def test_next_free_path_never_names_an_existing_file(tmp_path):
+    from drivers.realsense import next_free_path
+
+    base = str(tmp_path / "run.db3")
+    assert next_free_path(base) == (base, 0)
+    Path(base).write_bytes(b"session 1")
+    assert next_free_path(base) == (str(tmp_path / "run-1.db3"), 1)
+    (tmp_path / "run-1.db3").write_bytes(b"session 2")
+    (tmp_path / "run-3.db3").write_bytes(b"someone else's")
+    assert next_free_path(base, 1) == (str(tmp_path / "run-2.db3"), 2)
+    assert next_free_path(base, 3) == (str(tmp_path / "run-4.db3"), 4)
+
+
+class _Config:
+    """The two rs.config methods a live, recording start uses (no device can run here)."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def enable_stream(self, *args):
+        pass
+
+    def enable_record_to_file(self, path):
+        self.log.append(path)
+
+
+def test_each_reconnect_records_to_a_new_file(tmp_path, monkeypatch):
+    """A live camera that reconnects used to record to the same path again, overwriting the session before."""
+    import drivers.realsense as realsense
+
+    rs = realsense._rs()
+    paths: list[str] = []
+
+    class Pipeline:
+        def start(self, cfg):  # the recorder creates its file when streaming starts
+            Path(paths[-1]).write_bytes(b"recorded")
+            raise RuntimeError("No device connected")  # then the device is gone again
+
+    members = {"config": lambda: _Config(paths), "pipeline": Pipeline, "stream": rs.stream, "format": rs.format}
+    fake = type("rs", (), members)
+    monkeypatch.setattr(realsense, "_rs", lambda: fake)
+    cam = RealSenseCamera(record=str(tmp_path / "cam.db3"))
+    for _ in range(3):  # open, then two reconnect attempts
+        with pytest.raises(RuntimeError):
+            cam._start()
+    assert paths == [str(tmp_path / n) for n in ("cam.db3", "cam-1.db3", "cam-2.db3")]
+    assert cam.status()["recordings"] == paths and all(Path(p).read_bytes() == b"recorded" for p in paths)
