@@ -80,7 +80,7 @@ def run_script(sentences: list[str], run_out: Path, execution: str, config: str 
     with sim_stack(run_out, [f"navigator.execution={execution}", "sim.camera_hz=0"], False, config) as (mgr, op, _):
         for sentence in sentences:
             if mgr.dead():
-                raise RuntimeError(f"a process died: {mgr.dead()}")
+                raise OperatorError(f"{run_out.name}: a process died: {mgr.dead()}")
             for r in op.wait_for(op.say(sentence, source="script")):
                 log.info(
                     "%-45s %-8s commanded %+.3f estimated %+.3f (%s)",
@@ -140,12 +140,15 @@ def run_vlm_episode(
         deadline, over = time.monotonic() + timeout_s, ""
         while not over and time.monotonic() < deadline:
             if mgr.dead():
-                raise RuntimeError(f"a process died: {mgr.dead()}")
+                raise OperatorError(f"{run_out.name}: a process died: {mgr.dead()}")
             for r in outputs.wait(0.1):
                 log.info("VLM %d (%s, %.0f ms): %r", r.msg.query_id, r.msg.trigger, r.msg.total_ms, r.msg.text)
                 over = r.msg.episode_over
+            c = op.control.latest()
+            if c is not None and c.msg.mode == "damp":  # the episode cannot go on: say why at once
+                raise OperatorError(f"{run_out.name}: control damped during the VLM episode ({c.msg.reason})")
         if not over:
-            raise TimeoutError(f"VLM episode did not end within {timeout_s} s")
+            raise OperatorError(f"{run_out.name}: VLM episode did not end within {timeout_s:g} s")
         log.info("episode over: %s", over)
         while time.monotonic() < deadline:  # let the navigator finish what it was given
             st = op.status.latest()
