@@ -204,7 +204,7 @@ class NavigatorStep(Msg):
     y_m: float = 0.0
     yaw_rad: float = 0.0
     control_mode: ControlMode | Literal[""] = ""  # "" = no fresh controlState
-    control_boot: str = Field("", max_length=MAX_NAME)  # the fresh controlState's boot_id (a new one: control restarted)
+    control_boot: str = Field("", max_length=MAX_NAME)  # the fresh controlState's boot_id (new: control restarted)
     # why control does not accept commands now ("" = it does): edge.navigation.action_queue.control_refusal of the
     # newest controlState at this tick; queued and new sentences are then rejected with it
     control_refusal: str = Field("", max_length=MAX_TEXT)

@@ -65,9 +65,7 @@ def _vlm(cfg: EdgeConfig, first: VlmStep):
     from edge.vlm.vlmd import VlmCore
     from engines.vlm.models import VlmFrame
 
-    core = VlmCore(
-        cfg, first.family, first.remote, lambda i: VlmFrame(i, np.zeros((1, 1, 3), np.uint8)), first.sender
-    )
+    core = VlmCore(cfg, first.family, first.remote, lambda i: VlmFrame(i, np.zeros((1, 1, 3), np.uint8)), first.sender)
 
     def step(inp: VlmStep) -> dict[str, list[BaseModel]]:
         out = core.step(inp)

@@ -48,17 +48,28 @@ def test_flood_of_10000_sentences_every_one_answered_and_the_tick_keeps_running(
             time.sleep(0.02)
 
     threading.Thread(target=control, daemon=True).start()
-    results = bus.sub("actionResult")
-    velocity = bus.sub("velocityCommand", conflate=False)
     mgr = Manager(
         procs_for("sim", only=["navigatord"]), None, [f"bus.run_dir={run_dir}", "navigator.execution=open_loop"]
     )
     push = zmq.Context.instance().socket(zmq.PUSH)
+    results = velocity = None
     try:
         mgr.start()
         mgr.wait_ready()
+        # Subscribe once the navigator's sockets exist (as the operator tools do): a SUB that connects before its
+        # publisher binds joins up to a reconnect interval later, and PUB/SUB drops what was sent before it joined
+        # (the first two ticks' rejections, seen on a loaded machine). A probe sentence answered proves the link.
+        results = bus.sub("actionResult")
+        velocity = bus.sub("velocityCommand", conflate=False)
         push.connect(bus.endpoint("actionText"))
         topic = TOPICS["actionText"]
+        probe_deadline = time.monotonic() + 30
+        probed = False
+        while not probed and time.monotonic() < probe_deadline:
+            push.send(encode(topic, 0, time.monotonic_ns(), ActionText(text="probe", query_id=0, sender="probe")))
+            probed = any(r.msg.sender == "probe" for r in results.wait(0.5))
+        assert probed, "no actionResult for the probe sentence within 30 s"
+        velocity.drain()  # probe results that come later are skipped below (sender "probe")
         t0 = time.monotonic()
         for i in range(1, N + 1):  # blocking sends: nothing is dropped on our side
             push.send(
@@ -71,6 +82,8 @@ def test_flood_of_10000_sentences_every_one_answered_and_the_tick_keeps_running(
         queued_max = 32  # navigator.max_queue (+1 running)
         while time.monotonic() < deadline and len(got) < N - queued_max - 1:
             for r in results.wait(0.05):
+                if r.msg.sender == "probe":
+                    continue
                 assert r.msg.query_id not in got or got[r.msg.query_id] == "completed", "two results for one sentence"
                 got[r.msg.query_id] = r.msg.outcome
             stamps += [r.mono_ns for r in velocity.drain()]
@@ -89,6 +102,7 @@ def test_flood_of_10000_sentences_every_one_answered_and_the_tick_keeps_running(
         stop.set()
         push.close(0)
         mgr.stop()
-        results.close()
-        velocity.close()
+        for s in (results, velocity):
+            if s is not None:
+                s.close()
         ctrl.close()

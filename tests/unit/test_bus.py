@@ -216,6 +216,8 @@ def test_sockets_and_run_dir_are_for_the_user_and_group_only(tmp_path):
     finally:
         pub.close()
         sub.close()
+
+
 # ---- every numeric field bounded by its schema (a 0×0 camera frame once killed the VLM process) ----------------
 
 

@@ -330,9 +330,15 @@ def test_a_restarted_control_drops_every_action_in_the_step(cfg):
             )
         )
 
-    step(0, "boot-a", (ActionText(text="move forward 50 cm. turn left 30 degrees"),))
+    step(
+        0,
+        "boot-a",
+        (ActionText(text="move forward 50 cm", query_id=1), ActionText(text="turn left 30 degrees", query_id=2)),
+    )
     assert step(1, "boot-a").velocity.vx_m_s > 0
     out = step(2, "boot-b")
     assert out.control_restarted == "control restarted (boot boot-a → boot-b)"
-    assert [r.outcome for r in out.results] == ["preempted"] and out.velocity.vx_m_s == 0
+    assert [(r.query_id, r.outcome) for r in out.results] == [(1, "preempted"), (2, "preempted")]  # queued one too
+    assert out.velocity.vx_m_s == 0
     assert core.queue.status().state == "holding" and core.queue.status().queue_len == 0
+
