@@ -68,6 +68,10 @@ class NavigatorCore:
         status = nav.status() if results or inp.tick % self.status_every == 0 else None
         return NavigatorOutputs(velocity, results, status, restarted)
 
+    def stop(self, now_ns: int) -> list[ActionResult]:
+        """The process is stopping: what is running or queued ends with a `preempted` result, not silently."""
+        return self.queue.hold_all(now_ns, "navigator stopping")
+
 
 def run(proc: Process) -> int:
     cfg, stop, sub, pub, health = proc.cfg, proc.stop, proc.ports.sub, proc.ports.pub, proc.health
@@ -124,6 +128,8 @@ def run(proc: Process) -> int:
             log.info("… and %d more results this tick", len(out.results) - LOG_RESULTS_PER_TICK)
         if out.status is not None:
             status_pub.publish(out.status)
+    for res in core.stop(time.monotonic_ns()):  # after the last step record: replay compares up to the tick before
+        result_pub.publish(res)
     return 0
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge.common.config import NavigatorConfig, ParserConfig
 from edge.msg.messages import ActionText
@@ -126,6 +128,83 @@ def test_control_not_accepting_rejects_queued_and_new_sentences(mode):
     [r] = nav.submit(text("move forward 25 cm", qid=3), 1, refuse=why)
     assert (r.outcome, r.kind, r.commanded, r.reason) == ("rejected", "forward", 0.25, why) and not nav.queue
     assert nav.status().rejected_texts == 2
+
+
+def test_damp_with_sentences_queued_but_none_started_gives_each_a_result():
+    """The failing input (found on main by the records work): sentences queued while control stands up, then control
+    damps before any started. `_drop_all` cleared the queue and returned no result at all: `edge say --wait` waited
+    out its timeout and the VLM never learned its answer was dropped. Each queued action is rejected, with control's
+    reason when the navigator has it (the live process always does: control_refusal of the same controlState)."""
+    why = "control is damping (LowState stale 61 ms); restart controlsd to clear"
+    for refuse, reason in ((why, why), ("", "control is damping")):
+        nav = ActionQueue(NavigatorConfig(), ActionParser(ParserConfig()))
+        nav.submit(text("move forward 50 cm", qid=1), 0)
+        nav.submit(text("↑←", grammar="streamvln", qid=2), 0)
+        assert nav.step(0.0, 0, Pose2D(0, 0, 0), "stand_up") == ((0.0, 0.0, 0.0), [])  # queued, none started
+        sp, out = nav.step(0.02, int(0.02 * NS), Pose2D(0, 0, 0), "damp", refuse)
+        assert sp == (0.0, 0.0, 0.0) and not nav.queue and nav.current is None
+        assert [(r.query_id, r.kind, r.outcome, r.reason) for r in out] == [
+            (1, "forward", "rejected", reason),
+            (2, "forward", "rejected", reason),
+            (2, "turn", "rejected", reason),
+        ]
+        assert nav.step(0.04, int(0.04 * NS), Pose2D(0, 0, 0), "damp", refuse) == ((0.0, 0.0, 0.0), [])  # once only
+
+
+_SENTENCES = [
+    ("move forward 50 cm", "navila"),
+    ("turn left 30 degrees", "navila"),
+    ("stop", "navila"),
+    ("the kitchen looks nice", "navila"),  # invalid: preempts what is queued
+    ("↑←→↑", "streamvln"),  # four actions, one sentence
+    ("↑STOP", "streamvln"),  # what is queued behind the STOP is preempted by it
+]
+_MODES = ["walk", "hold", "stand_up", "passive", "damp", None]
+_op = st.one_of(
+    st.tuples(st.just("say"), st.sampled_from(range(len(_SENTENCES))), st.booleans()),
+    st.tuples(st.just("step"), st.sampled_from(_MODES), st.booleans(), st.booleans(), st.integers(1, 60)),
+    st.tuples(st.just("restart")),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_op, max_size=60), st.integers(1, 3))
+def test_every_action_ends_in_exactly_one_result_whatever_happens(ops, max_queue):
+    """The whole kind: sentences, control modes (damping, standing up, gone), refusals, stale odometry, a full queue,
+    control restarts and STOPs in any order. Every sentence gets either one sentence result (invalid / rejected,
+    action_id -1) or exactly one result per action it became; no result is invented or repeated. What is still
+    running or queued at the end is accounted for by hold_all (what the navigator does when it stops)."""
+    nav = ActionQueue(NavigatorConfig(max_queue=max_queue), ActionParser(ParserConfig()))
+    parser = ActionParser(ParserConfig())
+    why = "control is damping (operator e-stop); restart controlsd to clear"
+    results, n_actions, t = [], {}, 0.0
+    for qid, op in enumerate(ops, start=1):
+        now_ns = int(t * NS)
+        if op[0] == "say":
+            sentence, grammar = _SENTENCES[op[1]]
+            parsed = parser.parse(sentence, grammar, "operator")
+            n_actions[qid] = len(getattr(parsed, "actions", ()))
+            results += nav.submit(text(sentence, grammar=grammar, qid=qid), now_ns, why if op[2] else "")
+        elif op[0] == "step":
+            _, mode, refused, pose_fresh, ticks = op
+            for _ in range(ticks):
+                t += 0.05
+                pose = Pose2D(0.0, 0.0, 0.0) if pose_fresh else None
+                results += nav.step(t, int(t * NS), pose, mode, why if refused else "")[1]
+        else:
+            results += nav.hold_all(now_ns, "control restarted")
+    results += nav.hold_all(int(t * NS), "navigator stopping")
+    assert nav.current is None and not nav.queue
+    by_sentence: dict[int, list] = {}
+    for r in results:
+        by_sentence.setdefault(r.query_id, []).append(r)
+    assert set(by_sentence) == set(n_actions), "a sentence without a result, or a result without a sentence"
+    for qid, rs in by_sentence.items():
+        if any(r.action_id == -1 for r in rs):  # ended as a whole: invalid, or rejected before it was queued
+            assert len(rs) == 1 and rs[0].outcome in ("invalid", "rejected"), rs
+        else:
+            assert len(rs) == n_actions[qid] and len({r.action_id for r in rs}) == len(rs), rs
+    assert len({r.action_id for r in results if r.action_id != -1}) == sum(1 for r in results if r.action_id != -1)
 
 
 def test_control_refusal_reasons():

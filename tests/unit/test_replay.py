@@ -342,3 +342,36 @@ def test_a_restarted_control_drops_every_action_in_the_step(cfg):
     assert out.velocity.vx_m_s == 0
     assert core.queue.status().state == "holding" and core.queue.status().queue_len == 0
 
+
+def test_control_refusal_is_a_step_input_and_stopping_ends_every_action(cfg):
+    """Why control refuses commands is part of the step record (so a replay rejects what the live process
+    rejected); while it is set, the running action is preempted and queued and new sentences are rejected with it.
+    A stopping navigator ends what it still holds with a result."""
+    core = NavigatorCore(cfg)
+    why = "control is damping (operator e-stop); restart controlsd to clear"
+
+    def step(k, texts=(), mode="hold", refusal=""):
+        inp = NavigatorStep(
+            tick=k,
+            start_s=k * 0.05,
+            now_ns=k * TICK_NS,
+            texts=texts,
+            pose_fresh=True,
+            control_mode=mode,
+            control_boot="boot-a",
+            control_refusal=refusal,
+        )
+        return core.step(inp)
+
+    say = [ActionText(text=t, query_id=i + 1) for i, t in enumerate(["move forward 50 cm", "turn left 30 degrees"])]
+    assert step(0, tuple(say)).results == [] and step(1).velocity.vx_m_s > 0
+    out = step(2, (ActionText(text="move forward 25 cm", query_id=3),), mode="damp", refusal=why)
+    assert [(r.query_id, r.outcome, r.reason) for r in out.results] == [
+        (1, "preempted", why),  # the new sentence ends what runs and what is queued, then itself
+        (2, "rejected", why),
+        (3, "rejected", why),
+    ]
+    assert out.velocity.vx_m_s == 0 and core.queue.status().rejected_texts == 2
+    step(3, (ActionText(text="turn right 15 degrees", query_id=4),))
+    assert [(r.query_id, r.outcome) for r in core.stop(4 * TICK_NS)] == [(4, "preempted")]
+    assert core.stop(5 * TICK_NS) == []
