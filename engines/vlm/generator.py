@@ -2,7 +2,7 @@
 
 Request: prompt token ids with IMAGE_TOKEN_INDEX (-200) at each image position + image embeddings
 [n_images, tokens_per_image, hidden]. Each placeholder expands, in order, to that image's tokens_per_image rows.
-Result: greedy tokens until a stop id (not included) or max_new_tokens.
+Result: greedy tokens until a stop id (not included; which one ended generation is `stop_id`) or max_new_tokens.
 
 Backends:
 - TransformersGenerator: splices the rows into `inputs_embeds`; greedy decode with KV cache (fallback and reference);
@@ -53,6 +53,8 @@ class GenerationResult:
     n_cached_tokens: int = 0  # prompt positions reused from a KV cache (TransformersSession), not prefilled
     first_token_timed: bool = True  # False: the backend gave no first-token time; prefill_s is the whole call and
     # decode_s 0 (TensorRT-LLM without streaming; `make jetson-check` measures the prefill / decode split)
+    stop_id: int | None = None  # the stop id that ended generation (one of request.stop_ids); None on "length".
+    # HF `generate` returns it as the last id of `sequences`; StreamVLN appends exactly that to the next turn.
 
     @property
     def n_prefilled(self) -> int:
@@ -216,6 +218,7 @@ class TransformersGenerator:
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         tokens: list[list[int]] = [[] for _ in reqs]
         reasons: list[Literal["stop", "length"] | None] = [None] * len(reqs)
+        stops: list[int | None] = [None] * len(reqs)
         with torch.inference_mode():
             t0 = time.perf_counter()
             out = self.model(inputs_embeds=x, attention_mask=mask, position_ids=pos, use_cache=True)
@@ -227,7 +230,7 @@ class TransformersGenerator:
                         continue
                     tok = int(nxt[i])
                     if tok in r.stop_ids:
-                        reasons[i] = "stop"
+                        reasons[i], stops[i] = "stop", tok
                     else:
                         tokens[i].append(tok)
                         if len(tokens[i]) >= r.max_new_tokens:
@@ -246,7 +249,7 @@ class TransformersGenerator:
                 nxt = out.logits[:, -1].argmax(-1)
             t2 = time.perf_counter()
         return [
-            GenerationResult(tokens[i], reasons[i] or "length", t1 - t0, t2 - t1, r.n_prompt_tokens)
+            GenerationResult(tokens[i], reasons[i] or "length", t1 - t0, t2 - t1, r.n_prompt_tokens, stop_id=stops[i])
             for i, r in enumerate(reqs)
         ]
 
@@ -261,13 +264,14 @@ class TransformersGenerator:
         validate_request(req, self.hidden_size)
         tokens: list[int] = []
         stop_reason: Literal["stop", "length"] = "length"
+        stop_id: int | None = None
         with torch.inference_mode():
             t0 = time.perf_counter()
             tok, past = self._step(past, inputs_embeds=self.inputs_embeds(req)[:, n_cached:])
             t1 = time.perf_counter()
             while True:
                 if tok in req.stop_ids:
-                    stop_reason = "stop"
+                    stop_reason, stop_id = "stop", tok
                     break
                 tokens.append(tok)
                 if len(tokens) >= req.max_new_tokens:
@@ -275,7 +279,7 @@ class TransformersGenerator:
                 tok, past = self._step(past, input_ids=torch.tensor([[tok]], device=self.device))
             t2 = time.perf_counter()
         fed = tokens if stop_reason == "stop" else tokens[:-1]
-        result = GenerationResult(tokens, stop_reason, t1 - t0, t2 - t1, req.n_prompt_tokens, n_cached)
+        result = GenerationResult(tokens, stop_reason, t1 - t0, t2 - t1, req.n_prompt_tokens, n_cached, stop_id=stop_id)
         return result, past, fed
 
 
@@ -454,8 +458,12 @@ class TrtLlmGenerator:
         cut = _first_stop(tokens, req.stop_ids)
         # The engine may or may not count end_id in sequence_lengths; either way stopping early means a stop id.
         stopped = cut is not None or len(tokens) < req.max_new_tokens
+        # the stop id found in the output, else end_id (an engine that stopped early without returning it)
+        stop_id = tokens[cut] if cut is not None else (end_id if stopped else None)
         tokens = tokens[:cut] if cut is not None else tokens
         reason: Literal["stop", "length"] = "stop" if stopped else "length"
         if t1 is None:
-            return GenerationResult(tokens, reason, t2 - t0, 0.0, req.n_prompt_tokens, first_token_timed=False)
-        return GenerationResult(tokens, reason, t1 - t0, t2 - t1, req.n_prompt_tokens)
+            return GenerationResult(
+                tokens, reason, t2 - t0, 0.0, req.n_prompt_tokens, first_token_timed=False, stop_id=stop_id
+            )
+        return GenerationResult(tokens, reason, t1 - t0, t2 - t1, req.n_prompt_tokens, stop_id=stop_id)

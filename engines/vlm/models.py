@@ -344,8 +344,9 @@ class StreamVlnVlm(_CheckpointVlm):
     dropped and the prompt is rebuilt: system + instruction [+ memory clause] + current frame; the memory (windows
     after the first) is the frames at steps `slice(0, t0, t0 // memory_frames)` — step s shows call s // 4's frame,
     as in the reference real-robot server that feeds each image to 4 steps — re-encoded, not cached. Later calls
-    append the previous generated ids + <|im_end|> and the short later-turn prompt; the transformers backend prefills
-    only those new tokens (TransformersSession), other backends re-prefill the whole window (same tokens).
+    append the previous generated ids + the stop id that ended them and the short later-turn prompt; the transformers
+    backend prefills only those new tokens (TransformersSession), other backends re-prefill the whole window (same
+    tokens).
     Memory clause and conjunction: the real-robot agent's (" You have visited these areas <memory>.", "you can see ").
     frame_ids = the frames of this call's prompt (memory + current); earlier turns are in the cache.
     """
@@ -414,7 +415,9 @@ class StreamVlnVlm(_CheckpointVlm):
         t_vision = time.perf_counter() - t_start
         self._ids += tokenize_with_images(self.tokenizer, text)
         res = self.generate(list(self._ids), np.concatenate(self._feats), self.session)
-        self._ids += res.tokens + [self.llm.end_id]  # the next turn follows the generated ids incl. <|im_end|>
+        # the next turn follows the generated ids + the stop id that ended them (HF `sequences`: <|im_end|> or an
+        # end-of-sequence id; nothing when max_new_tokens cut the answer), docs/vln-models.md §2.3
+        self._ids += res.tokens + ([] if res.stop_id is None else [res.stop_id])
         timings = VlmTimings(t_vision, res.prefill_s, res.decode_s, time.perf_counter() - t_start)
         return VlmAnswer(
             self.decode(res.tokens), tuple(f.frame_id for f in seen), timings, len(seen), 0, len(res.tokens)

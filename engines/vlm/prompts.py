@@ -71,7 +71,8 @@ def streamvln_prompt(
     Without: a later turn of the window, `<|im_start|>user\\n{conj}<image>.<|im_end|>\\n` + empty assistant turn; the
     caller prepends the previous call's generated ids (incl. their final <|im_end|>) as ids, not text.
     `memory` adds the memory clause (window starts after the first); `<memory>` stands for 8 frames of visual tokens.
-    The instruction replaces `<instruction>.` including its period, so it must end with "." (one is added if missing).
+    The instruction replaces `<instruction>.` including its period, verbatim (not stripped, no period added), as the
+    reference `.replace('<instruction>.', instruction_text)` does (docs/vln-models.md §2.3).
     Every turn ends with the empty assistant message `<|im_start|>assistant\\n<|im_end|>\\n` (no generation prompt).
     """
     empty_assistant = _qwen_turn("assistant", "")
@@ -79,9 +80,6 @@ def streamvln_prompt(
         if memory:
             raise ValueError("the memory clause belongs to the first turn of a window (pass the instruction)")
         return _qwen_turn("user", conj + IMAGE + ".") + empty_assistant
-    instruction = instruction.strip()
-    if not instruction.endswith("."):
-        instruction += "."
     content = STREAMVLN_TASK.format(instruction=instruction)
     if memory:
         content += STREAMVLN_MEMORY_CLAUSES[memory_clause]

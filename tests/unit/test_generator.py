@@ -102,6 +102,8 @@ def test_stop_id_honoured(name, request):
     res = gen.generate(make_request(gen, stop_ids=(12345678, stop), max_new_tokens=6))
     assert res.tokens == free[: free.index(stop)]
     assert stop not in res.tokens and res.stop_reason == "stop"
+    assert res.stop_id == stop  # the id that ended generation, not the first of stop_ids
+    assert gen.generate(make_request(gen, max_new_tokens=6)).stop_id is None  # "length": no stop id
 
 
 def test_max_new_tokens_honoured(llama):
@@ -203,6 +205,7 @@ def test_batch_gives_the_tokens_of_each_request_alone(name, request):
     batch = gen.generate_batch(reqs)
     assert [b.tokens for b in batch] == [a.tokens for a in alone]
     assert [b.stop_reason for b in batch] == [a.stop_reason for a in alone] == ["length", "stop", "length"]
+    assert [b.stop_id for b in batch] == [a.stop_id for a in alone] == [None, free[2], None]
     assert [b.n_prompt_tokens for b in batch] == [a.n_prompt_tokens for a in alone]
     assert len(batch[1].tokens) == free.index(free[2]) and len(batch[2].tokens) == 3
     assert gen.generate_batch(reqs[:1])[0].tokens == alone[0].tokens and gen.generate_batch([]) == []

@@ -124,7 +124,7 @@ def test_every_stop_id_reaches_the_engine(monkeypatch, tmp_path):
     """Only stop_ids[0] is the end_id; the others go in as stop words, so the engine stops there (defect 9)."""
     eng = fake.install(monkeypatch, script=[5, 6, 91, 7, 8, 9, 10, 11])
     res = _generator(tmp_path).generate(_request(stops=(90, 91), n=8))
-    assert res.tokens == [5, 6] and res.stop_reason == "stop"
+    assert res.tokens == [5, 6] and res.stop_reason == "stop" and res.stop_id == 91  # the stop word that ended it
     call = eng.calls[-1]
     assert call["end_id"] == 90 and call["stop_words_list"] == [[[91]]]
     assert stop_words((90,)) is None and stop_words((1, 2, 2, 3)) == [[[2], [3]]]
@@ -135,7 +135,7 @@ def test_no_streaming_by_default_and_timings_say_so(monkeypatch, tmp_path):
     eng = fake.install(monkeypatch, script=[5, 6, 7])
     res = _generator(tmp_path).generate(_request(n=3))
     assert eng.calls[-1]["streaming"] is False and res.first_token_timed is False and res.decode_s == 0.0
-    assert res.tokens == [5, 6, 7] and res.stop_reason == "length"
+    assert res.tokens == [5, 6, 7] and res.stop_reason == "length" and res.stop_id is None
     res = _generator(tmp_path / "s", streaming=True).generate(_request(n=3))
     assert eng.calls[-1]["streaming"] is True and res.first_token_timed and res.tokens == [5, 6, 7]
 

@@ -48,7 +48,13 @@ def test_streamvln_first_turn_byte_exact():
         "<|im_start|>assistant\n<|im_end|>\n"
     )
     assert streamvln_prompt(INSTR) == expected
-    assert streamvln_prompt(INSTR[:-1]) == expected  # the period is part of the replaced placeholder
+
+
+@pytest.mark.parametrize("instruction", ["walk to the red box", "  walk to the red box.  ", "Go.\nThen stop."])
+def test_streamvln_instruction_verbatim(instruction):
+    """The reference replaces `<instruction>.` (period included) with the raw text: nothing stripped or added."""
+    content = streamvln_prompt(instruction).split("<|im_start|>user\n")[1]
+    assert content.startswith("You are an autonomous navigation assistant. Your task is to " + instruction + " Devise")
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from engines.vlm.generator import IMAGE_TOKEN_INDEX
+from engines.vlm.generator import IMAGE_TOKEN_INDEX, GenerationResult
 from engines.vlm.models import (
     FixedAnswerVlm,
     NavilaVlm,
@@ -229,6 +229,38 @@ def test_streamvln_windows_memory_and_reset(streamvln):
     assert a.frame_ids == (1000,) and count.frames - before == 1 and vlm.last_generation.n_cached_tokens == 0
     with pytest.raises(ValueError, match="current frame only"):
         vlm.infer(f[:2])
+
+
+class ScriptedGenerator:
+    """The Generator interface with scripted results: records each request, answers with the next (tokens, stop id)."""
+
+    backend = "scripted"
+
+    def __init__(self, hidden_size, script):
+        self.hidden_size, self.script, self.requests = hidden_size, list(script), []
+
+    def generate(self, req):
+        tokens, stop_id = self.script.pop(0)
+        self.requests.append(req)
+        return GenerationResult(tokens, "length" if stop_id is None else "stop", 0.0, 0.0, 0, stop_id=stop_id)
+
+
+def test_streamvln_next_turn_appends_the_stop_id_that_ended_the_answer(streamvln):
+    """Reference (docs/vln-models.md §2.3): the next turn follows HF `sequences`, i.e. the generated ids plus the stop
+    id that ended them — <|endoftext|> when that stopped it, nothing when max_new_tokens did — not always <|im_end|>."""
+    eos = streamvln.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    assert eos != streamvln.llm.end_id
+    a, b = [11, 12], [13, 14, 15]
+    gen = ScriptedGenerator(streamvln.generator.hidden_size, [(a, eos), (b, None), ([16], streamvln.llm.end_id)])
+    vlm = StreamVlnVlm(streamvln.ckpt, generator=gen, vision=streamvln.counter, max_new_tokens=3)
+    vlm.reset("walk to the door.")
+    for x in frames(range(3), seed=5):
+        vlm.infer([x])
+    first, second, third = (r.prompt_ids for r in gen.requests)
+    later_turn = tokenize_with_images(vlm.tokenizer, streamvln_prompt())
+    assert second == first + a + [eos] + later_turn
+    assert third == second + b + later_turn  # cut by max_new_tokens: no stop id
+    assert eos in streamvln.request(first, np.zeros((1, 1, 1), np.float32)).stop_ids
 
 
 def test_streamvln_kv_reuse_matches_full_prefill(streamvln, capsys):
