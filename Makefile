@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test lint bench units clean smoke-real wheelhouse jetson-check doctor
+.PHONY: setup demo test lint bench units clean smoke-real wheelhouse jetson-check doctor train eval-offline
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	scripts/setup.sh $(VENV)
@@ -51,3 +51,11 @@ doctor: $(STAMP)
 
 jetson-check: $(STAMP)
 	$(PY) -m edge.tools.jetson_check --out runs/jetson-check
+
+# Issue 10: train the navigation VLM (docs/navigation.md; ≤ 1 h on 2 cores, niced), then evaluate it offline on
+# val-unseen (kinematic execution, no physics) with and without the contract drifts.
+train: $(STAMP)
+	nice -n 19 $(PY) -m training.train --out models/nav10 --work build/nav10
+
+eval-offline: $(STAMP)
+	nice -n 19 $(PY) -m training.evaluate models/nav10 --drifts none,bgr,no_norm,reversed,fold --json build/nav10/eval.json

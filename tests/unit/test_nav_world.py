@@ -1,0 +1,85 @@
+"""Navigation worlds, geometry, expert and episodes (training/, drivers/sim/nav_world.py): invariants that would break
+the dataset or the scoring silently."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from drivers.sim.nav_world import LANDMARK_COLOURS, generate_layout
+from training.episodes import World, make_episodes
+from training.expert import SUCCESS_RADIUS_M, Action
+from training.geometry import NO_NOISE, ROBOT_RADIUS_M, State, clearance, execute
+from training.rollout import expert_policy, rollout, score
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 1000, 1001])
+def test_layout_is_deterministic_and_well_formed(seed):
+    a, b = generate_layout(seed), generate_layout(seed)
+    assert a == b
+    colours = [lm.colour for lm in a.landmarks]
+    assert len(set(colours)) == len(colours) == 5 and set(colours) <= set(LANDMARK_COLOURS)
+    for i, p in enumerate(a.landmarks):
+        for q in a.landmarks[i + 1 :]:
+            assert math.hypot(p.x - q.x, p.y - q.y) >= 2.5
+        assert clearance(a, p.x, p.y) == 0.0  # the centre is inside its own footprint
+    rooms = {a.room_of(lm.x, lm.y) for lm in a.landmarks}
+    assert rooms == {0, 1}
+
+
+def test_bgr_maps_every_landmark_colour_to_another_palette_colour():
+    rgb = {name: np.array(c) for name, c in LANDMARK_COLOURS.items()}
+    for name, c in rgb.items():
+        swapped = c[::-1]
+        others = [n for n, d in rgb.items() if np.allclose(d, swapped)]
+        assert others and others[0] != name
+
+
+def test_execute_never_enters_obstacles():
+    world = World(3)
+    rng = np.random.default_rng(0)
+    s = State(1.0, 1.0, 0.0)
+    for _ in range(200):
+        kind = ["forward", "left", "right"][rng.integers(3)]
+        states, _ = execute(world.layout, s, kind, 3, rng)
+        s = states[-1]
+        assert clearance(world.layout, s.x, s.y) >= ROBOT_RADIUS_M - 1e-9
+
+
+VOCABULARY = {Action("stop")} | {Action("forward", d) for d in (25, 50, 75)}
+VOCABULARY |= {Action(k, d) for k in ("left", "right") for d in (15, 30, 45)}
+
+
+@pytest.mark.parametrize("split,noisy", [("train", False), ("val_unseen", True)])
+def test_expert_reaches_every_goal_along_a_short_path_in_navila_actions(split, noisy):
+    """Every episode kind; the path stays close to the geodesic (shortest path on the 5 cm grid); every answer is
+    one of NaVILA's mid-level actions (forward 25/50/75 cm, turn 15/30/45°, stop); the last one is stop."""
+    eps = make_episodes(split, 2, 8, seed=5)
+    assert {e.kind for e in eps} == {"go", "turn", "door", "turn_door"}
+    rng = np.random.default_rng(0)
+    for ep in eps:
+        world = World(ep.layout_seed)
+        traj = rollout(world, ep, expert_policy, rng) if noisy else rollout(world, ep, expert_policy, rng, NO_NOISE)
+        r = score(world, traj)
+        assert r.success and r.ne <= SUCCESS_RADIUS_M, (ep, r)
+        assert r.collisions == 0
+        assert r.path_m <= 1.6 * ep.geodesic_m + 0.5
+        assert {q.expert for q in traj.queries} <= VOCABULARY and traj.queries[-1].expert == Action("stop")
+
+
+def test_turn_instructions_match_the_experts_first_turn():
+    for ep in make_episodes("train", 2, 8, seed=2):
+        world = World(ep.layout_seed)
+        first = world.expert(ep.goal).action(ep.start_state)
+        if ep.instruction.startswith("Turn left"):
+            assert first.kind == "left"
+        elif ep.instruction.startswith("Turn right"):
+            assert first.kind == "right"
+
+
+def test_splits_share_no_layout():
+    train = {e.layout_seed for e in make_episodes("train", 3, 1)}
+    val = {e.layout_seed for e in make_episodes("val_unseen", 3, 1)}
+    assert not train & val
