@@ -53,11 +53,15 @@ class VlmPolicy:
     """A NaVILA checkpoint as a rollout policy. Frames: rendered on demand by a training.rollout.Renderers, RGB →
     edge.vlm.model.to_model_frame (the VLM process's 384 squash) → navila_sample → NavilaVlm.infer."""
 
-    def __init__(self, checkpoint: str | Path, renderers, drift: str = "none", noise: Noise = Noise()):
+    def __init__(
+        self, checkpoint: str | Path, renderers, drift: str = "none", noise: Noise = Noise(), vision: str = "torch"
+    ):
         from engines.vlm.checkpoints import load_navila_checkpoint
 
         if drift not in DRIFTS:
             raise ValueError(f"unknown drift {drift!r} (one of {DRIFTS})")
+        if vision not in ("torch", "onnx") or (vision == "onnx" and drift != "none"):
+            raise ValueError(f"vision {vision!r}: torch, or onnx with the real contract (drift none)")
         ckpt = load_navila_checkpoint(checkpoint)
         if drift == "no_norm":
             ckpt = dataclasses.replace(
@@ -66,6 +70,14 @@ class VlmPolicy:
         encoder = load_vision_encoder(ckpt)
         if drift == "fold":
             encoder.projector[0] = RowMajorDownSample()
+        if vision == "onnx":  # the robot's path: exporters.vision export (parity-gated) run by ONNX Runtime
+            import tempfile
+
+            from engines.ort_runner import OrtModel
+            from exporters.vision import export_vision
+
+            self._tmp = tempfile.TemporaryDirectory(prefix="nav10-vision-")
+            encoder = OrtModel(export_vision(checkpoint, self._tmp.name).onnx, threads=2)
         self.vlm = NavilaVlm(ckpt, vision=encoder)
         self.renderers, self.drift, self.noise = renderers, drift, noise
         self.rgb: dict[int, np.ndarray] = {}  # observation index → camera RGB (this episode)
@@ -108,12 +120,19 @@ class VlmPolicy:
 
 
 def evaluate(
-    checkpoint: str | Path, episodes: list[Episode], drift: str = "none", seed: int = 0, log=print
+    checkpoint: str | Path,
+    episodes: list[Episode],
+    drift: str = "none",
+    seed: int = 0,
+    log=print,
+    vision: str = "torch",
 ) -> tuple[dict, list]:
+    """(VLN-CE summary, per-episode EpisodeResult incl. answer texts). `vision`: "torch" (the checkpoint's PyTorch
+    encoder) or "onnx" (exported and parity-gated by exporters.vision, run by ONNX Runtime)."""
     from training.rollout import Renderers
 
     rend = Renderers()
-    policy = VlmPolicy(checkpoint, rend, drift)
+    policy = VlmPolicy(checkpoint, rend, drift, vision=vision)
     rng = np.random.default_rng(seed)
     results, worlds = [], {}
     t0 = time.perf_counter()
@@ -129,7 +148,10 @@ def evaluate(
         query_ms_p99=float(np.percentile(q, 99) * 1e3),
         wall_s=time.perf_counter() - t0,
     )
-    log(f"{drift:9s} " + " ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items()))
+    log(
+        f"{drift if vision == 'torch' else 'onnx':9s} "
+        + " ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in summary.items())
+    )
     return summary, results
 
 
@@ -140,14 +162,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layouts", type=int, default=25)
     ap.add_argument("--per-layout", type=int, default=4)
     ap.add_argument("--episode-seed", type=int, default=1)
-    ap.add_argument("--drifts", default="none")
+    ap.add_argument(
+        "--drifts", default="none", help=f"comma-separated, of {DRIFTS}; 'onnx' = real contract, ONNX vision"
+    )
     ap.add_argument("--json", default=None, help="write the summaries (and per-episode results) here")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
     eps = make_episodes(args.split, args.layouts, args.per_layout, seed=args.episode_seed)
     out = {}
     for drift in args.drifts.split(","):
-        summary, results = evaluate(args.checkpoint, eps, drift)
+        if drift == "onnx":
+            summary, results = evaluate(args.checkpoint, eps, "none", vision="onnx")
+        else:
+            summary, results = evaluate(args.checkpoint, eps, drift)
         out[drift] = {"summary": summary, "episodes": [dataclasses.asdict(r) for r in results]}
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")

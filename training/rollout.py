@@ -125,6 +125,7 @@ class EpisodeResult:
     steps: int  # answers (queries) in the episode
     collisions: int
     end_reason: str
+    answers: tuple[str, ...] = ()  # the policy's answer texts, in order
 
 
 def score(world: World, traj: Trajectory) -> EpisodeResult:
@@ -145,6 +146,7 @@ def score(world: World, traj: Trajectory) -> EpisodeResult:
         len(traj.queries),
         traj.collisions,
         traj.end_reason,
+        tuple(q.text for q in traj.queries),
     )
 
 

@@ -1,7 +1,9 @@
 """Offline VLN evaluation of the committed navigation model (models/nav10) on val-unseen episodes through the
-robot's inference path (engines.vlm.models.NavilaVlm), and the contract drifts that must break it.
+robot's inference path (engines.vlm.models.NavilaVlm), the contract drifts that must break it, and the ONNX vision
+path that must not change a single answer.
 
-A small, fixed episode set so it fits `make test`; the full table comes from `python -m training.evaluate`.
+A small, fixed episode set so it fits `make test`; the full table comes from `make eval-offline`
+(docs/results.md). Skipped while no model is committed.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import pytest
 from edge.common.yaml_config import REPO_ROOT
 
 CKPT = REPO_ROOT / "models" / "nav10"
-N_LAYOUTS, PER_LAYOUT = 6, 2  # 12 episodes on 6 unseen layouts
+N_LAYOUTS, PER_LAYOUT = 4, 2  # 8 episodes on 4 unseen layouts
+MIN_SR = 50.0  # the baseline must navigate, or the drift comparison means nothing
 
 pytestmark = pytest.mark.skipif(not (CKPT / "config.json").is_file(), reason="models/nav10 not trained yet")
 
@@ -27,13 +30,13 @@ def episodes():
 def baseline(episodes):
     from training.evaluate import evaluate
 
-    summary, _ = evaluate(CKPT, episodes, "none")
-    return summary
+    return evaluate(CKPT, episodes, "none")
 
 
 def test_trained_model_navigates_unseen_layouts(baseline):
-    assert baseline["SR"] >= 60.0, baseline  # the full val-unseen table is in docs (SR ≥ 85 % there)
-    assert baseline["SPL"] > 0.0 and baseline["OS"] >= baseline["SR"]
+    summary, _ = baseline
+    assert summary["SR"] >= MIN_SR, summary
+    assert summary["SPL"] > 0.0 and summary["OS"] >= summary["SR"]
 
 
 @pytest.mark.parametrize("drift", ["bgr", "no_norm", "reversed", "fold"])
@@ -41,4 +44,14 @@ def test_contract_drift_costs_success(episodes, baseline, drift):
     from training.evaluate import evaluate
 
     summary, _ = evaluate(CKPT, episodes, drift)
-    assert summary["SR"] <= baseline["SR"] - 30.0, (drift, summary, baseline)
+    assert summary["SR"] <= baseline[0]["SR"] - 30.0, (drift, summary, baseline[0])
+
+
+def test_onnx_vision_path_chooses_the_same_actions(episodes, baseline):
+    """The vision tower + projector exported by exporters.vision (parity-gated) and run by ONNX Runtime: every answer
+    of every episode is the PyTorch path's."""
+    from training.evaluate import evaluate
+
+    _, results = evaluate(CKPT, episodes, "none", vision="onnx")
+    assert [r.answers for r in results] == [r.answers for r in baseline[1]]
+    assert sum(len(r.answers) for r in results) >= len(episodes)
