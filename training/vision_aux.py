@@ -73,8 +73,8 @@ def train_tower(
         if (step + 1) % 25 == 0 or step + 1 == steps:
             curve.append((step + 1, float(np.mean(acc))))
             log(
-                f"  tower step {step + 1}/{steps} loss {np.mean(acc):.4f} (ce {float(ce):.3f} depth {float(dl):.3f}) "
-                f"{time.perf_counter() - t0:.0f} s"
+                f"  tower step {step + 1}/{steps} loss {np.mean(acc):.4f} (ce {float(ce.detach()):.3f} "
+                f"depth {float(dl.detach()):.3f}) {time.perf_counter() - t0:.0f} s"
             )
             acc = []
     tower.eval()
