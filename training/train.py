@@ -215,7 +215,7 @@ def train_steps(
     for k in range(steps):
         step = start + k
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, total, cfg.lr)
+            g["lr"] = lr_at(step, total, cfg.lr, warmup=min(60, max(1, total // 10)))
         idx = rng.choice(len(samples), batch or cfg.batch, replace=False).tolist()
         ids, rows, label_pos, label_ids = build_batch(codec, samples, idx, n_history)
         slots = torch.tensor([samples.slots[i][7 - n_history :] for i in idx])
@@ -238,6 +238,16 @@ def train_steps(
             acc, part_acc = [], []
     model.eval()
     return start + steps
+
+
+def init_from_checkpoint(model: NavModel, ckpt: Path) -> None:
+    """Projector + LLM weights of a checkpoint written by `write` (float32 for training)."""
+    from safetensors.torch import load_file
+
+    llm = {k: v.float() for k, v in load_file(str(ckpt / "llm" / "model.safetensors")).items()}
+    proj = load_file(str(ckpt / "mm_projector" / "model.safetensors"))
+    model.llm.load_state_dict(llm, strict=True)
+    model.projector.load_state_dict({k.removeprefix("layers."): v.float() for k, v in proj.items()}, strict=True)
 
 
 def full_tower(trained) -> torch.nn.Module:
@@ -285,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="development: reuse the work folder's BC data (tower, frame features, samples) if present",
     )
+    ap.add_argument("--init", default=None, help="a stage-1 checkpoint (WORK/ckpt_stage1): start from it, skip stage 1")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override TrainConfig fields")
     args = ap.parse_args(argv)
     cfg = replace(QUICK if args.quick else TrainConfig(), seed=args.seed)
@@ -388,24 +399,29 @@ def main(argv: list[str] | None = None) -> int:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
     total = cfg.short_steps + cfg.bc_steps + cfg.dagger_rounds * cfg.dagger_steps
     curve: list = []
-    step = train_steps(
-        model,
-        opt,
-        store,
-        samples,
-        codec,
-        0,
-        cfg.short_steps,
-        total,
-        cfg,
-        rng,
-        log,
-        curve,
-        n_history=0,
-        batch=cfg.short_batch,
-    )
-    write(work / "ckpt_stage1", work / "tokenizer", tower, model, {"loss": curve})
-    log("stage-1 checkpoint written")
+    if args.init:  # stage 2 from a stage-1 checkpoint: fresh optimiser, auxiliary heads and LR schedule (cfg.lr)
+        init_from_checkpoint(model, Path(args.init))
+        step, total = 0, cfg.bc_steps + cfg.dagger_rounds * cfg.dagger_steps
+        log(f"projector + LLM from {args.init}; stage 1 skipped, new schedule over {total} steps")
+    else:
+        step = train_steps(
+            model,
+            opt,
+            store,
+            samples,
+            codec,
+            0,
+            cfg.short_steps,
+            total,
+            cfg,
+            rng,
+            log,
+            curve,
+            n_history=0,
+            batch=cfg.short_batch,
+        )
+        write(work / "ckpt_stage1", work / "tokenizer", tower, model, {"loss": curve})
+        log(f"stage-1 checkpoint {work / 'ckpt_stage1'}")
     step = train_steps(model, opt, store, samples, codec, step, cfg.bc_steps, total, cfg, rng, log, curve)
     times["bc_train"] = time.perf_counter() - t
 
@@ -413,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": cfg.seed,
         "config": asdict(cfg),
         "episodes_sha256": {"bc": ep_hash},
+        "init": args.init,
         "tower_loss": tower_curve,
         "loss": curve,
         "phases": [],
