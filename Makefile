@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test lint bench units clean smoke-real wheelhouse jetson-check doctor train eval-offline
+.PHONY: setup demo test lint bench units clean smoke-real wheelhouse jetson-check doctor train eval-offline test-nav
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	scripts/setup.sh $(VENV)
@@ -59,3 +59,7 @@ train: $(STAMP)
 
 eval-offline: $(STAMP)
 	nice -n 19 $(PY) -m training.evaluate models/nav10 --drifts none,bgr,no_norm,reversed,fold --json build/nav10/eval.json
+
+# The offline-evaluation tests on the committed model (real contract, drifts, ONNX vision): ≈ 12 min, not in make test.
+test-nav: $(STAMP)
+	EDGE_NAV_EVAL=1 nice -n 19 $(PY) -m pytest -q tests/integration/test_nav_offline_eval.py

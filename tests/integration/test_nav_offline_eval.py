@@ -2,11 +2,14 @@
 robot's inference path (engines.vlm.models.NavilaVlm), the contract drifts that must break it, and the ONNX vision
 path that must not change a single answer.
 
-A small, fixed episode set so it fits `make test`; the full table comes from `make eval-offline`
-(docs/results.md). Skipped while no model is committed.
+A small, fixed episode set; the full table comes from `make eval-offline` (docs/results.md). Still too slow for
+`make test` (6 evaluations of 8 episodes: 11 min 47 s on the loaded 2-core machine, a failing drift wanders 40 answers),
+so it runs with EDGE_NAV_EVAL=1 (`make test-nav`). Skipped while no model is committed.
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -18,7 +21,10 @@ N_LAYOUTS, PER_LAYOUT = 4, 2  # 8 episodes on 4 unseen layouts
 # episodes (3 of 8; docs/results.md has the larger table): far from the issue's 80 %, well above the drifts' 0 %.
 MIN_SR = 30.0
 
-pytestmark = pytest.mark.skipif(not (CKPT / "config.json").is_file(), reason="models/nav10 not trained yet")
+pytestmark = [
+    pytest.mark.skipif(not (CKPT / "config.json").is_file(), reason="models/nav10 not trained yet"),
+    pytest.mark.skipif(os.environ.get("EDGE_NAV_EVAL") != "1", reason="slow (≈ 12 min): make test-nav"),
+]
 
 
 @pytest.fixture(scope="module")
