@@ -4,8 +4,9 @@ A Go2 in low-level mode keeps applying the last LowCmd when the stream stops (do
 stalled controlsd would leave the motors holding a walking posture until the robot falls. This process reads rt/lowcmd
 (samples from other processes only, CRC-valid: drivers.unitree.go2.LowCmdMonitor), and once it has seen control's
 stream, sends damping (kp 0, kd safety.damp_kd, every control period) as soon as no LowCmd has arrived for
-safety.watchdog_timeout_s, polling every DT_WATCHDOG; it yields at the first LowCmd from control again. Liveness is a
-sample arriving, never DDS discovery. Its own damping is never mistaken for control's (IgnoreLocal.Process).
+safety.watchdog_timeout_s of its own watching (LowCmdWatchdog), polling every DT_WATCHDOG; it yields at the first
+LowCmd from control again. Liveness is a sample arriving, never DDS discovery. Its own damping is never mistaken
+for control's (IgnoreLocal.Process).
 
 Runs beside control under `edge run` and systemd alike (process table row `watchdogd`), SCHED_FIFO just below control,
 on another core.
@@ -35,29 +36,49 @@ WatchState = Literal["waiting", "watching", "damping"]
 class LowCmdWatchdog:
     """The decision, free of I/O: fed the time of control's newest LowCmd at each poll, says whether to damp.
 
-    waiting ──first LowCmd──▶ watching ──none for timeout_s──▶ damping ──a LowCmd newer than the stop──▶ watching
+    waiting ──first LowCmd──▶ watching ──silent for timeout_s──▶ damping ──a LowCmd newer than the stop──▶ watching
+
+    Silence is what the watchdog saw while it ran: each poll adds the time since the previous one, but at most
+    max_poll_gap_s. A watchdog that was itself stopped or starved (SIGSTOP, a stall) cannot tell a silent control from
+    its own absence — its DDS thread has not delivered what arrived meanwhile — so a long gap counts as one poll's
+    worth, never as control's silence (it once damped a healthy walking robot right after its own SIGCONT). A
+    watchdog starved all the time still damps: the silence grows by max_poll_gap_s per poll.
     """
 
     timeout_s: float
+    max_poll_gap_s: float = 0.01
     state: WatchState = "waiting"
     reason: str = "no LowCmd from control yet"
     stopped_at_s: float | None = None  # control's last LowCmd before the current / latest stop
     damping_since_s: float | None = None
     stops: int = 0
+    silence_s: float = 0.0  # control's silence as observed by the watchdog
+    own_stalls: int = 0  # polls that came more than max_poll_gap_s after the previous one
+    last_poll_s: float | None = None
+    last_cmd_s: float | None = None
 
     def step(self, now_s: float, last_cmd_s: float | None) -> WatchState:
+        gap = 0.0 if self.last_poll_s is None else now_s - self.last_poll_s
+        self.last_poll_s = now_s
+        if gap > self.max_poll_gap_s:
+            self.own_stalls += 1
         if last_cmd_s is None:
             return self.state
+        if last_cmd_s != self.last_cmd_s:  # a new LowCmd: silence since it, as far as this poll can vouch for
+            self.last_cmd_s = last_cmd_s
+            self.silence_s = min(max(now_s - last_cmd_s, 0.0), self.max_poll_gap_s)
+        else:
+            self.silence_s += min(gap, self.max_poll_gap_s)
         if self.state == "damping":
             if last_cmd_s != self.stopped_at_s:
                 self.state = "watching"
                 self.reason = f"control's LowCmd back after {last_cmd_s - (self.stopped_at_s or 0.0):.2f} s: yielding"
-        elif now_s - last_cmd_s > self.timeout_s:
+        elif self.silence_s > self.timeout_s:
             self.state, self.stopped_at_s, self.damping_since_s = "damping", last_cmd_s, now_s
             self.stops += 1
             self.reason = (
-                f"control's LowCmd stream stopped: last one {(now_s - last_cmd_s) * 1e3:.0f} ms ago "
-                f"(timeout {self.timeout_s * 1e3:.0f} ms): damping"
+                f"control's LowCmd stream stopped: last one {(now_s - last_cmd_s) * 1e3:.0f} ms ago, silent for "
+                f"{self.silence_s * 1e3:.0f} ms while watched (timeout {self.timeout_s * 1e3:.0f} ms): damping"
             )
         elif self.state == "waiting":
             self.state, self.reason = "watching", "control's LowCmd stream is live"
@@ -75,7 +96,7 @@ def run(proc: Process) -> int:
         proc.health.failed(str(e))
         return 4
     robot = Go2Robot(cfg.robot.dds_domain, cfg.robot.interface, lowstate=False)
-    wd = LowCmdWatchdog(lim.watchdog_timeout_s)
+    wd = LowCmdWatchdog(lim.watchdog_timeout_s, max_poll_gap_s=2 * DT_WATCHDOG)
     cmd = damping(lim)
     realtime = scheduling()
     notifier = Notifier()  # WATCHDOG=1 pings; READY=1 comes from proc.health
@@ -93,9 +114,11 @@ def run(proc: Process) -> int:
     while not stop.is_set():
         tick = rk.wait()
         now = tick.start_s
-        before = wd.state
+        before, stalls = wd.state, wd.own_stalls
         last_cmd = monitor.last_received_s()
         state = wd.step(now, last_cmd)
+        if wd.own_stalls != stalls and tick.period_s > lim.watchdog_timeout_s:
+            log.warning("watchdog itself stalled %.0f ms: control's silence meanwhile not counted", tick.period_s * 1e3)
         if state == "damping" and (before != "damping" or now - last_sent_s >= DT_CONTROL - DT_WATCHDOG / 2):
             try:
                 robot.write(cmd)
