@@ -197,6 +197,7 @@ class NavigatorStep(Msg):
 
     tick: int = Field(ge=0)  # deadline index of the process's Ratekeeper
     start_s: float = Field(ge=0)  # the tick's start, monotonic s (the executor's clock)
+    late_s: float = Field(0.0, ge=0)  # how late it started after the first deadline it serves (realtime.Tick.late_s)
     now_ns: int = Field(ge=0)  # monotonic ns (ages, action start / end stamps)
     texts: tuple[ActionText, ...] = ()  # drained from actionText this tick, in order
     pose_fresh: bool = False  # a fresh odometry sample was there; then x, y, yaw are its pose

@@ -4,7 +4,8 @@ Each tick takes at most navigator.max_texts_per_tick sentences (a flood waits in
 tick); every sentence ends in a result (edge.navigation.action_queue). Ready once control's state is seen; degraded
 while control is not accepting commands, and then every queued and new sentence is rejected with control's reason.
 A restarted control (a new boot_id in controlState) drops the current action and the queue and holds: the robot must
-never resume an action it was given before control crashed.
+never resume an action it was given before control crashed. So does a tick that starts later than
+safety.command_max_age_s (the navigator itself stalled, and control has zeroed its command meanwhile).
 
 The process is a thin shell around a pure step (NavigatorCore.step): each tick the shell gathers the step's inputs
 into a NavigatorStep record (texts drained, the fresh pose and control mode, the clock), publishes that record on
@@ -47,6 +48,7 @@ class NavigatorCore:
         self.queue = ActionQueue(cfg.navigator, ActionParser(cfg.parser))
         self.status_every = max(1, round(cfg.navigator.publish_hz / 10))  # status at ~10 Hz, and on every result
         self.control_boot = ""  # controlState.boot_id last seen
+        self.stall_s = cfg.safety.command_max_age_s  # a tick this late: control has zeroed our command
 
     def step(self, inp: NavigatorStep) -> NavigatorOutputs:
         nav = self.queue
@@ -54,6 +56,9 @@ class NavigatorCore:
         for text in inp.texts:
             results += nav.submit(text, inp.now_ns, inp.control_refusal)
         restarted = ""
+        if inp.late_s > self.stall_s and (nav.current is not None or nav.queue):  # never resume on our own
+            restarted = f"navigator stalled {inp.late_s * 1e3:.0f} ms"
+            results += nav.hold_all(inp.now_ns, restarted)
         if inp.control_mode and inp.control_boot != self.control_boot:  # a fresh controlState from another boot
             if self.control_boot:
                 restarted = f"control restarted (boot {self.control_boot} → {inp.control_boot})"
@@ -97,6 +102,7 @@ def run(proc: Process) -> int:
         inp = NavigatorStep(
             tick=tick.index,
             start_s=tick.start_s,
+            late_s=max(tick.late_s, 0.0),
             now_ns=now_ns,
             texts=tuple(texts),
             pose_fresh=o is not None,

@@ -343,6 +343,25 @@ def test_a_restarted_control_drops_every_action_in_the_step(cfg):
     assert core.queue.status().state == "holding" and core.queue.status().queue_len == 0
 
 
+def test_a_stalled_navigator_drops_every_action_instead_of_resuming(cfg):
+    """A tick later than safety.command_max_age_s (SIGSTOP / SIGCONT, starvation): control has zeroed the stale
+    command meanwhile; the navigator must not resume the walk on its own (found by the fault suite). The lateness is a
+    step input, so replays reproduce it."""
+    core = NavigatorCore(cfg)
+
+    def step(k, late_s=0.0, texts=()):
+        inp = NavigatorStep(tick=k, start_s=k * 0.05, now_ns=k * TICK_NS, late_s=late_s, texts=texts, pose_fresh=True,
+                            control_mode="walk", control_boot="boot-a")  # fmt: skip
+        return core.step(inp)
+
+    step(0, texts=(ActionText(text="move forward 150 cm", query_id=1), ActionText(text="stop", query_id=2)))
+    assert step(1, late_s=0.14).velocity.vx_m_s > 0  # late, but within the command's max age: goes on
+    out = step(21, late_s=1.0)
+    assert out.control_restarted == "navigator stalled 1000 ms"
+    assert [(r.query_id, r.outcome) for r in out.results] == [(1, "preempted"), (2, "preempted")]
+    assert out.velocity.vx_m_s == 0 and step(22).velocity.vx_m_s == 0  # holds until new text
+
+
 def test_control_refusal_is_a_step_input_and_stopping_ends_every_action(cfg):
     """Why control refuses commands is part of the step record (so a replay rejects what the live process
     rejected); while it is set, the running action is preempted and queued and new sentences are rejected with it.
