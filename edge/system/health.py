@@ -139,8 +139,8 @@ class Health:
 
     # ---- publishing thread ---------------------------------------------------------------------------------------
     def message(self) -> ProcessState:
-        now, cpu_now = time.monotonic(), time.process_time()
-        with self._lock:
+        with self._lock:  # the clock read inside: a set() meanwhile would stamp _since after `now` (state_s < 0)
+            now, cpu_now = time.monotonic(), time.process_time()
             t_prev, cpu_prev, pct = self._cpu
             if now - t_prev >= 0.2:
                 pct = max(0.0, (cpu_now - cpu_prev) / (now - t_prev) * 100.0)

@@ -146,3 +146,26 @@ def test_systemd_mirror(notify, bus):
     assert any(m == "STATUS=degraded: link down" for m in msgs)
     assert msgs[-1].startswith("STOPPING=1") and "SIGTERM" in msgs[-1]
     assert not any("EXTEND" in m for m in msgs[msgs.index(ready[0]) :])  # never after READY=1
+
+
+def test_a_state_change_racing_the_publisher_never_makes_a_negative_state_age():
+    """A set() from another thread between the publisher's clock read and its lock once stamped the state's start after
+    `now`: state_s < 0, the ProcessState refused, a traceback in vlmd's log (found by the fault suite)."""
+    h = Health("x", None)
+
+    class RacingLock:
+        def __init__(self, inner):
+            self.inner, self.raced = inner, False
+
+        def __enter__(self):
+            if not self.raced:  # the other thread wins the lock first, once
+                self.raced = True
+                with self.inner:
+                    h._state, h._since = "loading", time.monotonic()
+            return self.inner.__enter__()
+
+        def __exit__(self, *exc):
+            return self.inner.__exit__(*exc)
+
+    h._lock = RacingLock(h._lock)
+    assert h.message().state_s >= 0
