@@ -62,6 +62,7 @@ class Health:
         self._cpu = (time.monotonic(), time.process_time(), 0.0)
         self._host = socket.gethostname()[:MAX_NAME]
         self._thread: threading.Thread | None = None
+        self._inputs: list = []  # the process's subscriptions (edge.msg.bus.Sub): malformed messages dropped, counted
 
     # ---- state ---------------------------------------------------------------------------------------------------
     @property
@@ -121,6 +122,11 @@ class Health:
             self._detail.update({k[:64]: str(v)[:256] for k, v in items.items()})
         self._wake.set()
 
+    def count_malformed(self, subs) -> None:
+        """Publish, in detail["malformed"], how many malformed messages these subscriptions have dropped (a flood
+        is counted where it lands)."""
+        self._inputs = list(subs)
+
     def _status_text(self) -> str:
         pct = f" {self._progress * 100:.0f} %" if self._progress >= 0 else ""
         return f"{self._state}{pct}{': ' + self._reason if self._reason else ''}"
@@ -156,7 +162,10 @@ class Health:
                 state_s=now - self._since,
                 cpu_percent=pct,
                 rss_mb=_rss_mb(),
-                detail=dict(self._detail),
+                detail={
+                    **self._detail,
+                    **({"malformed": str(sum(s.invalid for s in self._inputs))} if self._inputs else {}),
+                },
             )
 
     def start(self) -> Health:

@@ -83,6 +83,7 @@ def process_main(
             notes = ["off (realtime.enabled: false)"]
         logger.info("real-time: %s%s", scheduling(), "; " + "; ".join(notes) if notes else "")
     ports = open_ports(name, bus, conflate)
+    health.count_malformed(ports.sub.values())
     health.start()  # from the first state on, the process's sockets exist
     rc, reason = 1, ""
     final: ProcessStateName = "failed"

@@ -1,5 +1,6 @@
-"""Every process of the table, alone, fed malformed bytes and out-of-bounds messages on every topic it subscribes: it
-keeps running, keeps reporting its health, keeps publishing, and stops cleanly when asked.
+"""Every process of the table, alone, flooded with 10,000 malformed bytes and out-of-bounds messages on every topic it
+subscribes (edge.tools.garbage), between valid ones: it keeps running, keeps reporting its health, keeps publishing,
+counts what it dropped (processState detail "malformed"), and stops cleanly when asked.
 
 Out-of-bounds messages are well-formed JSON that the schemas refuse: a 0×0 / negative camera frame (one such
 frame once killed the VLM process), NaN odometry, negative counts. The camera process (robot profile) plays a
@@ -8,8 +9,6 @@ synthetic RealSense recording; it subscribes nothing, and is checked for publish
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import shutil
 import tempfile
@@ -19,77 +18,14 @@ import pytest
 import zmq
 
 from edge.msg.bus import Bus, encode
-from edge.msg.messages import TOPICS, CameraFrame, CameraIntrinsics, Odometry
+from edge.msg.messages import TOPICS, CameraFrame, CameraIntrinsics
 from edge.system.health import HealthView
 from edge.system.manager import Manager
 from edge.system.process_config import PROCS
+from edge.tools.garbage import GARBAGE, INTR, OUT_OF_BOUNDS
 
 pytestmark = pytest.mark.integration
-
-
-def _raw(topic: str, msg: dict, payload: bytes = b"") -> bytes:
-    head = json.dumps({"topic": topic, "seq": 1, "mono_ns": time.monotonic_ns(), "msg": msg}).encode()
-    return len(head).to_bytes(4, "little") + head + payload
-
-
-_INTR = {"width": 4, "height": 2, "fx": 1.0, "fy": 1.0, "cx": 2.0, "cy": 1.0}
-_FRAME = {"frame_id": 1, "sensor_time_ns": 1, "encoding": "rgb8", "intrinsics": _INTR}
-_CONTROL = {
-    "mode": "hold",
-    "reason": "",
-    "tick": 1,
-    "missed_ticks": 0,
-    "period_ms": 20.0,
-    "lateness_ms": 0.0,
-    "work_ms": 1.0,
-    "vx_m_s": 0.0,
-    "vy_m_s": 0.0,
-    "wz_rad_s": 0.0,
-}
-GARBAGE = [
-    b"",
-    b"\x00",
-    b"\xff\xff\xff\xff",
-    b"\x03\x00\x00\x00{}}",
-    b"\x02\x00\x00\x00{}" + b"\x00" * 5,
-    b"\x40\x00\x00\x00" + b'{"topic":"x","seq":1}' * 3,
-    os.urandom(64),
-    os.urandom(5000),
-    # a well-formed message of another topic, and one with NaN where a number belongs
-    encode(TOPICS["odometry"], 1, 1, Odometry(x_m=0, y_m=0, yaw_rad=0)),
-    b'\x60\x00\x00\x00{"topic":"velocityCommand","seq":1,"mono_ns":1,"msg":{"vx_m_s":NaN,"wz_rad_s":0}}' + b" " * 11,
-]
-# well-formed, schema-refused: per topic
-OUT_OF_BOUNDS = {
-    "cameraFrame": [
-        _raw("cameraFrame", {**_FRAME, "width": 0, "height": 0, "intrinsics": {**_INTR, "width": 0, "height": 0}}),
-        _raw("cameraFrame", {**_FRAME, "width": -4, "height": -2}),
-        _raw("cameraFrame", {**_FRAME, "width": 4, "height": 2, "intrinsics": {**_INTR, "fx": 0.0}}, b"\x00" * 24),
-        _raw("cameraFrame", {**_FRAME, "width": 1 << 20, "height": 1}),
-    ],
-    "odometry": [_raw("odometry", {"x_m": float("nan"), "y_m": 0, "yaw_rad": 0})],
-    "controlState": [
-        _raw("controlState", {**_CONTROL, "period_ms": float("inf")}),
-        _raw("controlState", {**_CONTROL, "tick": -1}),
-    ],
-    "navigatorStatus": [_raw("navigatorStatus", {"state": "idle", "execution": "open_loop", "queue_len": -5})],
-    "actionText": [_raw("actionText", {"text": "The next action is move forward 75 cm.", "query_id": -9})],
-    "simTruth": [
-        _raw(
-            "simTruth",
-            {
-                "sim_time_s": 0,
-                "x_m": float("nan"),
-                "y_m": 0,
-                "z_m": 0,
-                "roll_rad": 0,
-                "pitch_rad": 0,
-                "yaw_rad": 0,
-                "fallen": False,
-            },
-        )
-    ],
-}
+FLOOD = 10_000  # malformed messages sent on each topic a process subscribes
 
 
 def good_messages(topic: str):
@@ -98,7 +34,7 @@ def good_messages(topic: str):
     seq = iter(range(1, 1 << 30))
     if topic == "cameraFrame":
         frame = CameraFrame(
-            frame_id=1, sensor_time_ns=1, width=4, height=2, encoding="rgb8", intrinsics=CameraIntrinsics(**_INTR)
+            frame_id=1, sensor_time_ns=1, width=4, height=2, encoding="rgb8", intrinsics=CameraIntrinsics(**INTR)
         )
         return lambda: [encode(TOPICS["cameraFrame"], next(seq), time.monotonic_ns(), frame, b"\x80" * 24)]
     if topic == "simTruth":
@@ -159,15 +95,18 @@ def test_process_survives_garbage_on_all_its_inputs(name, request):
             if how == "connect":
                 s.connect(ep)
         good = {topic: good_messages(topic) for topic in spec.subs}
+        sent = dict.fromkeys(spec.subs, 0)  # malformed messages handed to ZeroMQ, per topic
         end = time.monotonic() + 2.0
-        while time.monotonic() < end:
+        while time.monotonic() < end or any(n < FLOOD for n in sent.values()):
             for s, topic, _, _ in socks:
-                for g in [*GARBAGE, *OUT_OF_BOUNDS.get(topic, []), *good[topic]()]:
+                bad = [*GARBAGE, *OUT_OF_BOUNDS.get(topic, [])]
+                for i, g in enumerate([*bad, *good[topic]()]):
                     try:
                         s.send(g, zmq.NOBLOCK)
+                        sent[topic] += i < len(bad)
                     except zmq.Again:  # the consumer's queue is full: it is busy dropping garbage
                         pass
-            time.sleep(0.005)
+            time.sleep(0.001)
         assert not mgr.dead(), f"{name} died on garbage"
         # still alive, still reporting its health, still publishing
         deadline = time.monotonic() + 3.0
@@ -175,6 +114,11 @@ def test_process_survives_garbage_on_all_its_inputs(name, request):
             view.poll(0.1)
         st = view.state(name)
         assert st is not None and st.state not in ("failed", "stopping"), view.describe(name)
+        if spec.subs:  # the flood is counted where it lands (ZeroMQ drops beyond a queue's bound, so ≤ sent)
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline and int(view.state(name).detail.get("malformed", "0")) == 0:
+                view.poll(0.1)
+            assert 0 < int(view.state(name).detail["malformed"]) <= sum(sent.values()), (view.state(name), sent)
         if out_sub is not None:
             r = None
             deadline = time.monotonic() + 3.0
