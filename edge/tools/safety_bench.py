@@ -113,14 +113,19 @@ class SimStack:
     """simd + controlsd + watchdogd + navigatord (sim profile, auto stand-up) on a fresh bus directory, with an
     operator, ground truth and the DDS observer. Control can be killed and restarted as a supervisor would."""
 
-    def __init__(self, overrides: tuple[str, ...] = (), block: tuple[str, ...] = ("recordd", "vlmd", "simcamd")):
+    def __init__(
+        self,
+        overrides: tuple[str, ...] = (),
+        block: tuple[str, ...] = ("recordd", "vlmd", "simcamd"),
+        extra_args: dict[str, list[str]] | None = None,
+    ):
         self.domain = dds_domain()
         self.run_dir = tempfile.mkdtemp(prefix="edge-safety-", dir="/tmp")
         self.overrides = [f"bus.run_dir={self.run_dir}", f"robot.dds_domain={self.domain}", "sim.camera_hz=0"]
         self.overrides += list(overrides)
         self.cfg: EdgeConfig = load_config(None, parse_overrides(self.overrides))
         self.observer = DdsObserver(self.domain)
-        self.mgr = Manager(procs_for("sim", block=list(block)), None, self.overrides)
+        self.mgr = Manager(procs_for("sim", block=list(block)), None, self.overrides, extra_args=extra_args or {})
         self.mgr.start()
         self.bus = Bus(self.run_dir)
         self.op = Operator(self.bus)
@@ -133,14 +138,18 @@ class SimStack:
 
     def restart_control(self) -> subprocess.Popen:
         """Start controlsd again (as systemd's Restart= would) after it died."""
-        old = self.mgr.children["controlsd"]
+        return self.restart("controlsd")
+
+    def restart(self, name: str) -> subprocess.Popen:
+        """Start process `name` again (as systemd's Restart= would), killing it first if it still runs."""
+        old = self.mgr.children[name]
         if old.poll() is None:
             old.kill()
         old.wait(10)
-        spec = next(p for p in self.mgr.procs if p.name == "controlsd")
+        spec = next(p for p in self.mgr.procs if p.name == name)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.mgr.children["controlsd"] = subprocess.Popen(self.mgr.command(spec), env=env, start_new_session=True)
-        return self.mgr.children["controlsd"]
+        self.mgr.children[name] = subprocess.Popen(self.mgr.command(spec), env=env, start_new_session=True)
+        return self.mgr.children[name]
 
     def walk(self, text: str = "move forward 300 cm", timeout_s: float = 10.0) -> None:
         self.op.say(text)
