@@ -52,10 +52,11 @@ def control_loop(
     missed deadlines). `robot` is any RobotIO: the Go2 over DDS here, a typed fake in tests. health: ready with the
     mode as reason, degraded while damping."""
     vel_sub, estop_sub, op_sub = ports.sub["velocityCommand"], ports.sub["estop"], ports.sub["operatorCommand"]
-    state_pub, odom_pub = ports.pub["controlState"], ports.pub["odometry"]
+    state_pub, odom_pub, wd_sub = ports.pub["controlState"], ports.pub["odometry"], ports.sub["watchdogState"]
     rk = Ratekeeper(DT_CONTROL)
     boot_id, realtime = uuid.uuid4().hex[:12], scheduling()
     estop, estop_source, last_tick, work_ms, last_mode = False, "", -1, 0.0, ""
+    watchdog_seen, watchdog_gone, was_gone = False, False, False
     while not stop.is_set():
         tick = rk.wait()
         try:
@@ -90,12 +91,23 @@ def control_loop(
                         x_m=o.x, y_m=o.y, yaw_rad=o.yaw, vx_m_s=o.vx, vy_m_s=o.vy, wz_rad_s=o.wz, stance=tuple(o.stance)
                     )
                 )
-            if res.mode != last_mode:
-                log.info("mode %s: %s", res.mode, res.reason)
-                last_mode = res.mode
+            # the LowCmd watchdog heard once and silent since (killed, hung): control goes on, reported degraded
+            heard = wd_sub.fresh() is not None
+            watchdog_seen = watchdog_seen or heard
+            watchdog_gone = watchdog_seen and not heard
+            if res.mode != last_mode or watchdog_gone != was_gone:
+                if res.mode != last_mode:
+                    log.info("mode %s: %s", res.mode, res.reason)
+                if watchdog_gone != was_gone:
+                    (log.warning if watchdog_gone else log.info)(
+                        "LowCmd watchdog %s", "silent: no damping if control stops" if watchdog_gone else "back"
+                    )
+                last_mode, was_gone = res.mode, watchdog_gone
                 if health is not None:
                     if res.mode == "damp":
                         health.degraded(f"damping: {res.reason}")
+                    elif watchdog_gone:
+                        health.degraded(f"{res.mode}: no LowCmd watchdog (watchdogState silent)")
                     else:
                         health.ready(f"{res.mode}: {res.reason}")
             state_pub.publish(

@@ -173,3 +173,37 @@ def test_control_waits_for_the_network_interface_then_says_what_is_missing_in_on
     assert re.search(r"ERROR network interface 'nosuchif0' does not exist \(waited 0\.\d s; robot.interface\)", out), (
         out
     )
+
+
+def test_a_silent_watchdog_is_reported_degraded_and_control_goes_on(bus):
+    """watchdogState heard, then silent (the watchdog killed or hung): control keeps its mode and reports degraded,
+    naming it; ready again when the watchdog is back. Never heard (control alone): not degraded."""
+    from edge.msg.messages import WatchdogState
+    from edge.system.health import Health
+
+    robot = FakeRobot(live=lambda now: robot_state(q=(0.0, 1.36, -2.65) * 4, t=now))
+    ctrl = Controller(control=CFG.control, safety=CFG.safety, policy=Policy(load_policy_config(CFG.control.policy)))
+    ports, health, stop = open_ports("controlsd", bus), Health("controlsd", None), threading.Event()
+    wd = bus.pub("watchdogState")
+    t = threading.Thread(target=control_loop, args=(robot, ctrl, leg_odometry(CFG), ports, CFG, stop, None, health))
+    t.start()
+    try:
+        time.sleep(0.3)
+        assert health.state == "ready"  # no watchdog heard yet
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:  # a watchdog publishing at 10 Hz
+            wd.publish(WatchdogState(state="watching", reason="live"))
+            time.sleep(0.1)
+        assert health.state == "ready", health.reason
+        time.sleep(0.8)  # silent beyond watchdogState's max age (0.5 s)
+        assert health.state == "degraded" and "no LowCmd watchdog" in health.reason
+        assert ctrl.sm.mode != "damp"  # control goes on
+        for _ in range(3):
+            wd.publish(WatchdogState(state="watching", reason="live"))
+            time.sleep(0.1)
+        assert health.state == "ready", health.reason
+    finally:
+        stop.set()
+        t.join(5)
+        ports.close()
+        wd.close()
