@@ -45,7 +45,7 @@ UPRIGHT_TILT_RAD = 0.5  # |roll| or |pitch| of the base beyond this: not upright
 SAFE_STATE = {
     "simd": "control damps (LowState stale)",
     "controlsd": "watchdog damps (LowCmd stream stopped)",
-    "watchdogd": "control goes on; watchdog reported gone",
+    "watchdogd": "control goes on, reports degraded (no LowCmd watchdog)",
     "navigatord": "velocity command stale: zero velocity; the action dropped, then hold",
     "vlmd": "no new action: hold once the queue ends",
     "simcamd": "no new action: hold once the queue ends",
@@ -246,6 +246,8 @@ def inject(stack: FaultStack, name: str, how: str, stop_s: float = 1.0, window_s
         stack.health.poll(0.2)
         wd = stack.health.state("watchdogd")
         row["watchdog_reported"] = "gone" if wd is None else f"{wd.state}: {wd.reason}"
+        ctl = stack.health.state("controlsd")
+        row["control_reported"] = "" if ctl is None else f"{ctl.state}: {ctl.reason}"
     # after the safe state: nothing walks without a new command (a resumed control or navigator included)
     t_safe = t0 + (row["time_ms"] or 0.0) * 1e-3 + (row.get("hold_ms") or 0.0) * 1e-3
     if name in ("controlsd", "simd", "navigatord") or (name in VLM_DRIVEN and how == "kill"):
@@ -504,7 +506,7 @@ def table(rows: list[dict]) -> str:
         times = r.get("times_ms") or [r.get("time_ms")]
         t = [x for x in times if x is not None]
         when = "—" if not t else (f"{min(t):.0f}–{max(t):.0f} ms" if len(t) > 1 else f"{t[0]:.0f} ms")
-        if len(times) > 1 and len(t) < len(times):
+        if t and len(t) < len(times):
             when += f" ({len(times) - len(t)} of {len(times)} never)"
         tilt = r.get("max_tilt_rad")
         up = "n/a (sim dead)" if r.get("upright") is None else ("yes" if r["upright"] else "**no**")
@@ -514,7 +516,7 @@ def table(rows: list[dict]) -> str:
         lost_s = "—" if lost is None else f"{lost} of {r.get('checked', 0)}"
         state = r["safe_state"] + ("" if r.get("safe", True) else " — **not reached**")
         if "after_resume" in r:
-            state += f"; after SIGCONT: {r['after_resume']}"
+            state += f"; after SIGCONT control is in {r['after_resume']}"
         if r.get("walked_after"):
             state += "; **walked again without a command**"
         out.append(f"| {r['process']}: {r['fault']} | {state} | {when} | {up} | {lost_s} |")
