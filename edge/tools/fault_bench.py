@@ -243,7 +243,9 @@ def inject(stack: FaultStack, name: str, how: str, stop_s: float = 1.0, window_s
         row["time_ms"] = None
         row["safe"] = not any(m.mode == "damp" for _, m in obs.states) and dmp is None
     if name == "watchdogd":
-        stack.health.poll(0.2)
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end and stack.health.state("controlsd") is None:
+            stack.health.poll(0.1)
         wd = stack.health.state("watchdogd")
         row["watchdog_reported"] = "gone" if wd is None else f"{wd.state}: {wd.reason}"
         ctl = stack.health.state("controlsd")
