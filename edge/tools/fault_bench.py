@@ -517,7 +517,7 @@ def table(rows: list[dict]) -> str:
         lost = r.get("lost")
         lost_s = "—" if lost is None else f"{lost} of {r.get('checked', 0)}"
         state = r["safe_state"] + ("" if r.get("safe", True) else " — **not reached**")
-        if "after_resume" in r:
+        if r.get("after_resume") and r["process"] in ("controlsd", "simd"):
             state += f"; after SIGCONT control is in {r['after_resume']}"
         if r.get("walked_after"):
             state += "; **walked again without a command**"
@@ -539,6 +539,7 @@ def merge_runs(runs: list[list[dict]]) -> list[dict]:
         r["checked"] = sum(g.get("checked") or 0 for g in group)
         r["safe"] = all(g.get("safe", True) for g in group)
         r["walked_after"] = any(g.get("walked_after") for g in group)
+        r["after_resume"] = "/".join(sorted({g["after_resume"] for g in group if g.get("after_resume")}))
         merged.append(r)
     return merged
 
