@@ -30,7 +30,7 @@ from edge.controls.controller import Controller
 from edge.controls.locomotion import Policy, load_policy_config
 from edge.controls.odometry import LegOdometry, leg_odometry
 from edge.controls.safety import damping, send_damping
-from edge.msg.bus import Ports
+from edge.msg.bus import RT_READ_BUDGET, Ports
 from edge.msg.messages import ControlState, Odometry
 from edge.system.health import Health
 from edge.system.process_main import Process, process_main
@@ -60,12 +60,14 @@ def control_loop(
     while not stop.is_set():
         tick = rk.wait()
         try:
-            for r in estop_sub.drain(max_n=8):
+            for r in estop_sub.drain(max_n=8, max_reads=RT_READ_BUDGET):
                 estop, estop_source = True, estop_source or f"operator: {r.msg.reason}"
             if robot.remote_estop_latched and not estop:  # the driver saw the remote's e-stop (and damps already)
                 estop, estop_source = True, "remote " + "+".join(ESTOP_COMBO)
             # a stand confirmation counts for the tick it arrives in: one refused (robot tilted, no state) is gone
-            stand = cfg.control.auto_stand or any(r.msg.command == "stand" for r in op_sub.drain(max_n=8))
+            stand = cfg.control.auto_stand or any(
+                r.msg.command == "stand" for r in op_sub.drain(max_n=8, max_reads=RT_READ_BUDGET)
+            )
             v = vel_sub.fresh(max_age_s=cfg.safety.command_max_age_s)
             velocity = None if v is None else np.array([v.msg.vx_m_s, v.msg.vy_m_s, v.msg.wz_rad_s])
             state = robot.latest_state()

@@ -11,8 +11,9 @@ Passive sends damping (kp 0, kd safety.damp_kd), as Unitree's Go2 deploy does in
 §11), so a restarted control takes over from the LowCmd watchdog's damping without a gap. Stand-up is accepted only
 with the robot lying level and still, on a LowState stream that has been fresh for a while (LowState gaps before the
 robot is commanded are waited out in passive, never latched). A tick that starts late beyond the bound (a stall,
-missed deadlines) turns walk into hold for safety.lag_hold_s. Damp is left only by restarting the process (which
-re-enters passive and ramps from the measured pose).
+missed deadlines) turns walk into hold for safety.lag_hold_s; one so late that the LowCmd stream paused longer than
+safety.watchdog_timeout_s (the watchdog has damped the motors) latches damp. Damp is left only by restarting the
+process (which re-enters passive and ramps from the measured pose).
 The state machine is pure (time comes in, mode and reason go out); the guards are pure but for the last target.
 """
 
@@ -133,6 +134,15 @@ class SafetyStateMachine:
             )
         elif i.policy_fault:
             self._go("damp", f"policy fault: {i.policy_fault}", i.now_s)
+        elif i.lateness_s + DT_CONTROL > lim.watchdog_timeout_s:
+            # our LowCmd stream paused longer than the watchdog waits: it has damped the motors (the robot may lie on
+            # its belly now), so resuming hold targets would be an unramped stand-up; latch damp like the watchdog
+            self._go(
+                "damp",
+                f"stalled: no LowCmd for ≈ {(i.lateness_s + DT_CONTROL) * 1e3:.0f} ms, over the watchdog's "
+                f"{lim.watchdog_timeout_s * 1e3:.0f} ms (it damped the motors)",
+                i.now_s,
+            )
         elif self.mode == "stand_up":
             if i.now_s - self.entered_s >= self.stand_duration_s:
                 self._go("hold", "stand-up done", i.now_s)

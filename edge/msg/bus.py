@@ -41,6 +41,10 @@ SOCKET_MODE = 0o660
 RUN_DIR_MODE = 0o750
 QUEUED_HWM = 10000  # messages a queued (not conflated) subscriber holds before the publisher drops for it
 QUEUED_PAYLOAD_HWM = 16
+# Frames a real-time loop (control, simulator, navigator) takes off one queued socket per call, valid or not: a
+# malformed one costs ≈ 5–6 µs to refuse here (10,000 held a control tick 50–65 ms: docs/results.md, fault suite), so
+# 256 bound a tick's cost to ≈ 1.5 ms per socket, and a 10,000-message flood is worked off in ≈ 40 calls.
+RT_READ_BUDGET = 256
 
 
 class BusError(ValueError):
@@ -271,14 +275,18 @@ class Sub:
         self.last = r
         return r
 
-    def drain(self, max_n: int | None = None) -> list[Received]:
-        """Messages waiting now, oldest first, without blocking; at most max_n (the rest stay queued)."""
+    def drain(self, max_n: int | None = None, max_reads: int | None = None) -> list[Received]:
+        """Messages waiting now, oldest first, without blocking; at most max_n valid ones, taking at most max_reads
+        frames off the socket, malformed ones included (the rest stay queued). A loop that must not block passes
+        max_reads=RT_READ_BUDGET: a flood of malformed messages then costs it a bounded time per call."""
         out: list[Received] = []
-        while max_n is None or len(out) < max_n:
+        reads = 0
+        while (max_n is None or len(out) < max_n) and (max_reads is None or reads < max_reads):
             try:
                 raw = self.sock.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return out
+            reads += 1
             r = self._take(raw.buffer)
             if r is not None:
                 out.append(r)

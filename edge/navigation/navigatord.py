@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from edge.common.config import EdgeConfig
 from edge.common.realtime import Ratekeeper
+from edge.msg.bus import RT_READ_BUDGET
 from edge.msg.messages import ActionResult, NavigatorStatus, NavigatorStep, VelocityCommand
 from edge.navigation.action_queue import ActionQueue, control_refusal
 from edge.navigation.executor import Pose2D
@@ -94,7 +95,7 @@ def run(proc: Process) -> int:
         refuse = control_refusal(cfg, last_ctrl, now_ns)
         if last_ctrl is not None:
             (health.degraded if refuse else health.ready)(refuse)
-        texts = [r.msg for r in text_sub.drain(max_n=cfg.navigator.max_texts_per_tick)]
+        texts = [r.msg for r in text_sub.drain(max_n=cfg.navigator.max_texts_per_tick, max_reads=RT_READ_BUDGET)]
         for t in texts[:LOG_RESULTS_PER_TICK]:
             log.info("text from %s %s/%d: %r", t.source, t.sender, t.query_id, t.text[:200])
         o = odom_sub.fresh(now_ns)

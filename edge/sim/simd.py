@@ -12,6 +12,7 @@ import time
 
 from drivers.go2.remote import REMOTE_BYTES, RemoteError, encode_remote
 from edge.common.realtime import Ratekeeper, scheduling
+from edge.msg.bus import RT_READ_BUDGET
 from edge.msg.messages import SimTruth
 from edge.system.process_main import Process, process_main
 
@@ -43,7 +44,7 @@ def run(proc: Process) -> int:
     n = 0
     while not stop.is_set():
         rk.wait()
-        for r in remote_sub.drain(max_n=8):
+        for r in remote_sub.drain(max_n=8, max_reads=RT_READ_BUDGET):
             try:
                 remote = encode_remote(r.msg.keys)
             except RemoteError as e:

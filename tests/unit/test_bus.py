@@ -309,3 +309,28 @@ def test_per_process_topic_endpoints(bus):
         bus.endpoint("odometry", "vlmd")
     with pytest.raises(ValueError, match="name the processes"):
         bus.sub("processState")
+
+
+def test_a_flood_of_malformed_messages_costs_a_real_time_loop_a_bounded_read_per_call(bus):
+    """Fault suite: 10,000 malformed estop messages held one control tick 50–65 ms, because drain(max_n) counted only
+    valid ones. With max_reads a call takes at most that many frames; the e-stop behind the flood still arrives."""
+    from edge.msg.bus import RT_READ_BUDGET, encode
+    from edge.msg.messages import Estop
+
+    sub = bus.sub("estop")
+    raw = bus.ctx.socket(zmq.PUSH)
+    raw.connect(bus.endpoint("estop"))
+    n = 3 * RT_READ_BUDGET + 10
+    for _ in range(n):
+        raw.send(b"\x00garbage\xff")
+    raw.send(encode(TOPICS["estop"], 1, time.monotonic_ns(), Estop(reason="behind the flood")))
+    assert sub.sock.poll(3000)  # the connection is asynchronous
+    time.sleep(0.3)  # and the rest of the flood lands
+    assert sub.drain(max_n=8, max_reads=RT_READ_BUDGET) == []
+    assert sub.invalid == RT_READ_BUDGET  # the call read its budget and stopped
+    got, calls = [], 1
+    while not got and calls < 10:
+        got, calls = sub.drain(max_n=8, max_reads=RT_READ_BUDGET), calls + 1
+        assert sub.invalid <= calls * RT_READ_BUDGET
+    assert [r.msg.reason for r in got] == ["behind the flood"] and sub.invalid == n and calls == 4
+    raw.close()
