@@ -100,18 +100,26 @@ def _bf16(sd: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------- tokenizers
-def _write_tokenizer(folder: Path, specials: list[str], extra_cfg: dict, special_map: dict, template: str) -> int:
-    """A real byte-level BPE `tokenizers` tokenizer with the family's special tokens. Returns its size.
-    Like Llama-3's tokenizer.json, a BOS token (if any) is prepended by the post-processor."""
+def _write_tokenizer(
+    folder: Path,
+    specials: list[str],
+    extra_cfg: dict,
+    special_map: dict,
+    template: str,
+    corpus: list[str] = CORPUS,
+    bpe_size: int = 400,
+) -> int:
+    """A real byte-level BPE `tokenizers` tokenizer trained on `corpus` (bpe_size tokens) plus the family's special
+    tokens. Returns its size. Like Llama-3's tokenizer.json, a BOS token (if any) is prepended by the post-processor."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=400, show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=bpe_size, show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
-    tok.train_from_iterator(CORPUS, trainer=trainer)
+    tok.train_from_iterator(corpus, trainer=trainer)
     tok.add_special_tokens(specials)
     bos = special_map.get("bos_token")
     if bos:
@@ -152,6 +160,20 @@ def _write_tokenizer(folder: Path, specials: list[str], extra_cfg: dict, special
         },
     )
     return tok.get_vocab_size()
+
+
+def write_llama3_tokenizer(folder: Path, corpus: list[str] = CORPUS, bpe_size: int = 400) -> int:
+    """The Llama-3 family's tokenizer files (special tokens, BOS by the post-processor, chat template) with a BPE
+    vocabulary trained on `corpus`; NaVILA's LLM folder layout. Returns the vocabulary size."""
+    return _write_tokenizer(
+        folder,
+        LLAMA3_SPECIALS,
+        {"model_input_names": ["input_ids", "attention_mask"]},
+        {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>", "pad_token": None},
+        LLAMA3_TEMPLATE,
+        corpus,
+        bpe_size,
+    )
 
 
 def _ids(folder: Path) -> dict[str, int]:
@@ -222,13 +244,7 @@ def write_tiny_navila(out: Path, siglip: dict | None = None, llm: dict | None = 
     """A NaVILA multi-folder checkpoint with the tiny shapes, or the given SigLIP / LLM shapes (real-scale smoke)."""
     SIGLIP_, LLM_ = siglip or TINY_SIGLIP, llm or TINY_LLM
     llm_dir, vt_dir, mp_dir = out / "llm", out / "vision_tower", out / "mm_projector"
-    n_tok = _write_tokenizer(
-        llm_dir,
-        LLAMA3_SPECIALS,
-        {"model_input_names": ["input_ids", "attention_mask"]},
-        {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>", "pad_token": None},
-        LLAMA3_TEMPLATE,
-    )
+    n_tok = write_llama3_tokenizer(llm_dir)
     ids = _ids(llm_dir)
     llm_cfg = {
         "architectures": ["LlamaForCausalLM"],

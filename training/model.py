@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from engines.vlm.vision import DownSampleBlock
-from exporters.tiny import LLAMA3_SPECIALS, LLAMA3_TEMPLATE, SIGLIP_PREPROCESSOR
+from exporters.tiny import LLAMA3_SPECIALS, SIGLIP_PREPROCESSOR, write_llama3_tokenizer
 
 VISION = dict(
     hidden_size=32,
@@ -59,57 +59,9 @@ TRANSFORMERS_VERSION = "4.36.2"  # what the released NaVILA configs carry
 def train_tokenizer(corpus: list[str], folder: Path, vocab_size: int = VOCAB_SIZE):
     """Byte-level BPE on `corpus` + the Llama-3 special tokens (BOS added by the post-processor, as Llama-3's
     tokenizer.json does) and chat template; saved to `folder`; returns the PreTrainedTokenizerFast."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size - len(LLAMA3_SPECIALS),
-        show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(corpus, trainer=trainer)
-    tok.add_special_tokens(LLAMA3_SPECIALS)
-    bos = "<|begin_of_text|>"
-    tok.post_processor = processors.TemplateProcessing(
-        single=f"{bos}:0 $A:0", pair=f"{bos}:0 $A:0 {bos}:1 $B:1", special_tokens=[(bos, tok.token_to_id(bos))]
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    tok.save(str(folder / "tokenizer.json"))
-    decoder = {
-        str(tok.token_to_id(s)): {
-            "content": s,
-            "lstrip": False,
-            "normalized": False,
-            "rstrip": False,
-            "single_word": False,
-            "special": True,
-        }
-        for s in LLAMA3_SPECIALS
-    }
-    special_map = {"bos_token": bos, "eos_token": "<|eot_id|>"}
-    _write_json(
-        folder / "tokenizer_config.json",
-        {
-            "added_tokens_decoder": decoder,
-            "chat_template": LLAMA3_TEMPLATE,
-            "clean_up_tokenization_spaces": False,
-            "model_input_names": ["input_ids", "attention_mask"],
-            "model_max_length": 4096,
-            "tokenizer_class": "PreTrainedTokenizerFast",
-            "pad_token": None,
-            **special_map,
-        },
-    )
-    _write_json(
-        folder / "special_tokens_map.json",
-        {
-            k: {"content": v, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False}
-            for k, v in special_map.items()
-        },
-    )
+    write_llama3_tokenizer(folder, corpus, vocab_size - len(LLAMA3_SPECIALS))
     return PreTrainedTokenizerFast.from_pretrained(str(folder))
 
 
