@@ -78,9 +78,11 @@ class Controller:
         *,
         estop_source: str = "",
         lateness_s: float = 0.0,
+        send_gap_s: float = 0.0,
     ) -> TickResult:
         """velocity: the newest fresh [vx, vy, wz] or None when stale/absent. lateness_s: how late this tick started
-        (missed deadlines included), for the lag rule."""
+        (missed deadlines included), for the lag rule; send_gap_s: since the previous tick started (0 on the first),
+        for the stall rule."""
         roll = pitch = gyro = 0.0
         sane = True
         age = None if state is None else now_s - state.recv_mono_s
@@ -106,6 +108,7 @@ class Controller:
                 stand_requested=stand_requested or remote_stand,
                 gyro_rad_s=gyro,
                 lateness_s=lateness_s,
+                send_gap_s=send_gap_s,
                 velocity_fresh=fresh,
                 velocity_nonzero=fresh and velocity is not None and is_moving(velocity, self.safety),
                 policy_fault=self.policy_fault,

@@ -73,7 +73,14 @@ def control_loop(
             state = robot.latest_state()
             lag_before = ctrl.sm.lag_events
             res = ctrl.tick(
-                tick.start_s, state, velocity, estop, stand, estop_source=estop_source, lateness_s=tick.late_s
+                tick.start_s,
+                state,
+                velocity,
+                estop,
+                stand,
+                estop_source=estop_source,
+                lateness_s=tick.late_s,
+                send_gap_s=tick.period_s,
             )
             robot.write(res.command)
             if ctrl.sm.lag_events != lag_before:

@@ -70,6 +70,7 @@ class SafetyInputs:
     stand_requested: bool = False
     gyro_rad_s: float = 0.0  # |body angular rate|
     lateness_s: float = 0.0  # how late this tick started after the first deadline it served (missed ones count)
+    send_gap_s: float = 0.0  # since the previous tick started (≈ since our previous LowCmd); 0 on the first tick
     velocity_fresh: bool = False  # a velocity command younger than safety.command_max_age_s
     velocity_nonzero: bool = False
     policy_fault: str = ""  # non-empty: last policy step failed (non-finite output, exception)
@@ -134,12 +135,12 @@ class SafetyStateMachine:
             )
         elif i.policy_fault:
             self._go("damp", f"policy fault: {i.policy_fault}", i.now_s)
-        elif i.lateness_s + DT_CONTROL > lim.watchdog_timeout_s:
+        elif i.send_gap_s > lim.watchdog_timeout_s:
             # our LowCmd stream paused longer than the watchdog waits: it has damped the motors (the robot may lie on
             # its belly now), so resuming hold targets would be an unramped stand-up; latch damp like the watchdog
             self._go(
                 "damp",
-                f"stalled: no LowCmd for ≈ {(i.lateness_s + DT_CONTROL) * 1e3:.0f} ms, over the watchdog's "
+                f"stalled: no LowCmd for ≈ {i.send_gap_s * 1e3:.0f} ms, over the watchdog's "
                 f"{lim.watchdog_timeout_s * 1e3:.0f} ms (it damped the motors)",
                 i.now_s,
             )

@@ -40,9 +40,10 @@ class LowCmdWatchdog:
 
     Silence is what the watchdog saw while it ran: each poll adds the time since the previous one, but at most
     max_poll_gap_s. A watchdog that was itself stopped or starved (SIGSTOP, a stall) cannot tell a silent control from
-    its own absence — its DDS thread has not delivered what arrived meanwhile — so a long gap counts as one poll's
-    worth, never as control's silence (it once damped a healthy walking robot right after its own SIGCONT). A
-    watchdog starved all the time still damps: the silence grows by max_poll_gap_s per poll.
+    its own absence — its DDS thread has not delivered what arrived meanwhile — so the first long gap counts as one
+    poll's worth, never as control's silence (it once damped a healthy walking robot right after its own SIGCONT). A
+    watchdog starved all the time (long gaps one after another) counts every gap after the first in full, so it damps
+    about one gap later than an on-time one would, not timeout / max_poll_gap_s gaps later.
     """
 
     timeout_s: float
@@ -56,19 +57,23 @@ class LowCmdWatchdog:
     own_stalls: int = 0  # polls that came more than max_poll_gap_s after the previous one
     last_poll_s: float | None = None
     last_cmd_s: float | None = None
+    prev_gap_long: bool = False
 
     def step(self, now_s: float, last_cmd_s: float | None) -> WatchState:
         gap = 0.0 if self.last_poll_s is None else now_s - self.last_poll_s
         self.last_poll_s = now_s
+        counted = gap
         if gap > self.max_poll_gap_s:
             self.own_stalls += 1
+            counted = gap if self.prev_gap_long else self.max_poll_gap_s  # the first long gap: one poll's worth
+        self.prev_gap_long = gap > self.max_poll_gap_s
         if last_cmd_s is None:
             return self.state
         if last_cmd_s != self.last_cmd_s:  # a new LowCmd: silence since it, as far as this poll can vouch for
             self.last_cmd_s = last_cmd_s
             self.silence_s = min(max(now_s - last_cmd_s, 0.0), self.max_poll_gap_s)
         else:
-            self.silence_s += min(gap, self.max_poll_gap_s)
+            self.silence_s += counted
         if self.state == "damping":
             if last_cmd_s != self.stopped_at_s:
                 self.state = "watching"

@@ -108,12 +108,16 @@ def test_estop_reason_names_its_source():
 
 def test_a_stall_longer_than_the_watchdog_waits_latches_damp_not_hold():
     """SIGSTOP of control for 1 s (fault suite): the watchdog damped the robot onto its belly; the resumed control must
-    not lift it back with hold targets (an unramped stand-up), in any commanding mode."""
+    not lift it back with hold targets (an unramped stand-up), in any commanding mode. The gap between our LowCmds
+    decides, not the lateness: two late ticks in a row (15 ms, then 45 ms late) are a 50 ms gap, under the watchdog's
+    60 ms."""
     for mode_velocity in (True, False):  # walking, or holding
         sm = standing()
         if mode_velocity:
             assert run(sm, 2.1, velocity_fresh=True, velocity_nonzero=True) == "walk"
-        assert run(sm, 2.2, velocity_fresh=True, velocity_nonzero=mode_velocity, lateness_s=0.039) != "damp"
-        assert run(sm, 3.3, velocity_fresh=True, velocity_nonzero=mode_velocity, lateness_s=1.0) == "damp"
+        late = dict(velocity_fresh=True, velocity_nonzero=mode_velocity)
+        assert run(sm, 2.2, lateness_s=0.045, send_gap_s=0.05, **late) != "damp"
+        assert run(sm, 2.26, lateness_s=0.039, send_gap_s=0.059, **late) != "damp"
+        assert run(sm, 3.3, lateness_s=1.0, send_gap_s=1.02, **late) == "damp"
         assert sm.reason.startswith("stalled: no LowCmd for ≈ 1020 ms, over the watchdog's 60 ms")
         assert run(sm, 4.0, velocity_fresh=True, velocity_nonzero=True) == "damp"  # latched

@@ -51,8 +51,13 @@ def test_a_dead_control_is_damped_soon_after_the_watchdog_resumes_or_while_it_is
     assert states.index("damping") * 0.005 <= 0.06
     starved = LowCmdWatchdog(timeout_s=0.06, max_poll_gap_s=0.01)
     polls(starved, 0.0, 1.0, 1.0)
-    states = polls(starved, 1.04, 2.0, 1.0, every=0.04)  # polled every 40 ms only: silence grows 10 ms per poll
-    assert "damping" in states and states.index("damping") * 0.04 <= 0.3
+    states = polls(starved, 1.04, 2.0, 1.0, every=0.04)  # polled every 40 ms only: the first gap counts 10 ms, the
+    assert "damping" in states and 1.04 + states.index("damping") * 0.04 - 1.0 <= 0.12  # next ones in full
+    for every in (0.02, 0.05, 0.1, 0.5):  # a watchdog starved to one poll per `every`: damped one gap after timeout
+        slow = LowCmdWatchdog(timeout_s=0.06, max_poll_gap_s=0.01)
+        polls(slow, 0.0, 1.0, 1.0)
+        states = polls(slow, 1.0 + every, 5.0, 1.0, every=every)
+        assert states.index("damping") * every + every <= 0.06 + 2 * every
 
 
 def test_a_stream_at_50hz_with_jitter_never_trips_it():
