@@ -145,6 +145,19 @@ def image_message(frame: CameraFrame, pixels: bytes | memoryview, stamp_ns: int,
     }
 
 
+def decode_image(image: dict):
+    """A Foxglove image message (image_message's output, as JSON) back to pixels: CompressedImage → H×W×3 uint8
+    RGB (Pillow), RawImage 16UC1 → H×W uint16."""
+    import numpy as np
+
+    data = base64.b64decode(image["data"])
+    if "format" in image:
+        from PIL import Image
+
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    return np.frombuffer(data, "<u2").reshape(image["height"], image["width"])
+
+
 # ---- writing ------------------------------------------------------------------------------------------------
 
 
@@ -211,7 +224,11 @@ class Recording:
     topics: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     metadata: dict[str, dict[str, str]] = field(default_factory=dict)
     complete: bool = False
-    images: int = 0  # Foxglove image messages (not decoded)
+    images: int = 0  # Foxglove image messages
+    # with read_recording(..., images=True): per image channel ("cameraFrame/image"), each {"mono_ns", "image"}
+    # (mono_ns = the camera frame header's stamp, as on its bus message; image = the Foxglove message as JSON, data
+    # still base64); else empty
+    image_msgs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def config_json(self) -> str | None:
         return self.metadata.get(CONFIG_METADATA, {}).get("json")
@@ -224,10 +241,10 @@ class RecordingError(ValueError):
     pass
 
 
-def read_recording(path: str | Path) -> Recording:
-    """Every bus message of an MCAP recording, in one pass over its records (mcap StreamReader). A file cut short
-    (recorder killed) is read to its last whole record. Raises RecordingError for a file that is not an edge
-    recording."""
+def read_recording(path: str | Path, images: bool = False) -> Recording:
+    """Every bus message of an MCAP recording, in one pass over its records (mcap StreamReader); with images=True the
+    Foxglove image messages too (Recording.image_msgs). A file cut short (recorder killed) is read to its last whole
+    record. Raises RecordingError for a file that is not an edge recording."""
     path = Path(path)
     rec = Recording(path)
     offset: int | None = None
@@ -247,6 +264,9 @@ def read_recording(path: str | Path) -> Recording:
                     topic = channels[record.channel_id]
                     if topic not in TOPICS:
                         rec.images += 1
+                        if images:
+                            msg = {"mono_ns": record.publish_time - offset, "image": json.loads(record.data)}
+                            rec.image_msgs.setdefault(topic, []).append(msg)
                         continue
                     rec.topics.setdefault(topic, []).append(
                         {

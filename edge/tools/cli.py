@@ -240,24 +240,22 @@ def cmd_demo(args) -> int:
     report = run_demo(Path(args.out), args.modes.split(","), config=args.config)
     print(f"\nreport: {Path(args.out) / 'latest' / 'report.json'} and report.png")
     print("\n".join(summary_lines(report)))
-    return EXIT_NOT_DONE if report["fell"] else EXIT_OK
+    return EXIT_NOT_DONE if report["fell"] or report["failed"] else EXIT_OK
 
 
 def cmd_report(args) -> int:
-    from edge.msg.recording import RecordingError, read_recording
-    from edge.tools.report import build_report, run_label, summary_lines
+    from edge.tools.report import build_report, load_run, run_label, summary_lines
 
     path = Path(args.recording)
     out = Path(args.out) if args.out else path.with_name(path.stem + "-report")
-    try:
-        rec = read_recording(path)
-        report = build_report({run_label(rec): rec}, out)
-    except (OSError, RecordingError) as e:
-        print(f"edge report: {e}", file=sys.stderr)
+    rec, _, failure = load_run(path)
+    if rec is None:
+        print(f"edge report: {failure}", file=sys.stderr)
         return EXIT_USAGE
+    report = build_report({run_label(rec): rec}, out)
     print(f"report: {out / 'report.json'} and report.png")
     print("\n".join(summary_lines(report)))
-    return EXIT_OK
+    return EXIT_NOT_DONE if report["failed"] else EXIT_OK
 
 
 def cmd_replay(args) -> int:

@@ -8,7 +8,8 @@ Runs, each on a fresh simulator:
   load_rt / load_no_rt      the same short walk while two busy processes load every core, with SCHED_FIFO for
                             control, watchdog and simulator, and without (realtime.enabled: false): the control
                             loop's period error side by side (the no-RT run may damp; it is a comparison)
-Writes runs/<stamp>/report.json and report.png, and points runs/latest at them.
+Writes runs/<stamp>/report.json and report.png, and points runs/latest at them. A run that fails (its stack does
+not start, a process dies, the episode does not end) is logged and is a FAILED row of the report; the others run.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from edge.system.manager import Manager
 from edge.system.process_config import procs_for
 from edge.tools.errors import OperatorError
 from edge.tools.operator_client import Operator, instruct, read_script
-from edge.tools.report import build_report
+from edge.tools.report import RunFailed, build_report
 
 log = logging.getLogger("demo")
 RECORDING = "bus.mcap"  # each run's recording (edge/msg/recording.py), in its folder
@@ -158,25 +159,38 @@ def run_vlm_episode(
     return run_out / RECORDING
 
 
+RUNS = ("open_loop", "closed_loop", "vlm_overlap", "vlm_no_overlap", "vlm_tiny_navila", "load_rt", "load_no_rt")
+
+
+def _run_one(mode: str, stamp: Path, script: Path, fixed: list[str], config: str | None) -> Path:
+    if mode in ("open_loop", "closed_loop"):
+        return run_script(read_script(script), stamp / mode, mode, config)
+    if mode in ("vlm_overlap", "vlm_no_overlap"):
+        return run_vlm_episode(stamp / mode, [*fixed, f"vlm.overlap={mode == 'vlm_overlap'}"], config)
+    if mode in ("load_rt", "load_no_rt"):
+        return run_loaded(stamp / mode, mode == "load_rt", config)
+    if mode == "vlm_tiny_navila":
+        from exporters.tiny import write_tiny_navila
+
+        ckpt = write_tiny_navila(stamp / "tiny_navila_checkpoint")
+        return run_vlm_episode(stamp / mode, ["vlm.model=navila", f"vlm.checkpoint={ckpt}"], config)
+    raise AssertionError(mode)  # run_demo checked the names
+
+
 def run_demo(out_root: Path, modes: list[str], script: Path = DEMO_SCRIPT, config: str | None = None) -> dict:
+    unknown = [m for m in modes if m not in RUNS]
+    if unknown:
+        raise ValueError(f"unknown demo run(s) {unknown}: choose from {', '.join(RUNS)}")
     stamp = out_root / time.strftime("%Y%m%d-%H%M%S")
-    logs = {}
+    logs: dict[str, Path | RunFailed] = {}
     fixed = ["vlm.model=fixed", "vlm.fixed_latency_s=0.8", "vlm.fixed_answers=[" + ", ".join(VLM_ANSWERS) + "]"]
     for mode in modes:
         t0 = time.monotonic()
-        if mode in ("open_loop", "closed_loop"):
-            logs[mode] = run_script(read_script(script), stamp / mode, mode, config)
-        elif mode in ("vlm_overlap", "vlm_no_overlap"):
-            logs[mode] = run_vlm_episode(stamp / mode, [*fixed, f"vlm.overlap={mode == 'vlm_overlap'}"], config)
-        elif mode in ("load_rt", "load_no_rt"):
-            logs[mode] = run_loaded(stamp / mode, mode == "load_rt", config)
-        elif mode == "vlm_tiny_navila":
-            from exporters.tiny import write_tiny_navila
-
-            ckpt = write_tiny_navila(stamp / "tiny_navila_checkpoint")
-            logs[mode] = run_vlm_episode(stamp / mode, ["vlm.model=navila", f"vlm.checkpoint={ckpt}"], config)
-        else:
-            raise ValueError(f"unknown demo run {mode!r}")
+        try:
+            logs[mode] = _run_one(mode, stamp, script, fixed, config)
+        except Exception as e:  # noqa: BLE001 — a failed run is a row of the report (FAILED, why), never a lost report
+            log.exception("%s run failed", mode)
+            logs[mode] = RunFailed(f"{type(e).__name__}: {e}", stamp / mode / RECORDING)
         log.info("%s run: %.1f s", mode, time.monotonic() - t0)
     report = build_report(logs, stamp)
     latest = out_root / "latest"

@@ -3,63 +3,50 @@ scheduling each real-time process got, lag events, LowCmd-watchdog events, and t
 without real-time scheduling (demo runs load_rt / load_no_rt, whose load window is in load.json beside the recording).
 
 Input: one MCAP recording per run (written by edge.system.recordd; edge/msg/recording.py), complete or cut short by
-a kill. Ground truth (simTruth) is used here only, when the run was simulated.
-Output: report.json and report.png (top-down trajectory with action boundaries, per-action bars, period histogram).
+a kill, or a RunFailed (the run's stack failed; its recording, if any, is still read). Beside a recording: load.json
+(demo load runs) and episode.json (a VLN episode: layout seed, instruction, start, goal, success). Ground truth
+(simTruth) is used here only, when the run was simulated.
+Output: report.json and report.png (edge/tools/report_plots.py): one row per run with a PASS / FELL / DAMPED / FAILED
+header and its reason, the top-down path (with the episode's layout and goal), a timeline, the amounts, the control
+period histogram, VLM latencies and the camera frames each VLM query used. A run that failed, or whose recording is
+missing, cut short or empty, is a row saying what failed: one bad run never loses the report.
 `edge report RECORDING` makes the report of any recorded session.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edge.msg.recording import Recording, read_recording
+from edge.msg.recording import Recording, RecordingError, read_recording
+from edge.tools.report_common import episode_line, true_amount, truth_arrays
+from edge.tools.report_plots import plot_report
 
+log = logging.getLogger("report")
 NOMINAL_PERIOD_MS = 20.0
+EPISODE_FILE = "episode.json"  # a VLN episode's definition and result, beside its recording
+LOAD_FILE = "load.json"
+
+
+@dataclass(frozen=True)
+class RunFailed:
+    """A run whose stack failed (did not start, a process died, an episode timed out): reason says what failed;
+    recording is where its recorder was writing (read if it exists, for whatever it holds)."""
+
+    reason: str
+    recording: Path | None = None
 
 
 def run_label(rec: Recording) -> str:
     """A recorded session's name in the report: its navigator's execution mode, else the file name."""
     status = rec.topics.get("navigatorStatus", [])
     return status[0]["msg"]["execution"] if status else rec.path.stem
-
-
-def _truth_arrays(truth: list[dict]) -> dict[str, np.ndarray]:
-    t = np.array([r["mono_ns"] for r in truth], dtype=np.int64)
-    cols = {
-        k: np.array([r["msg"][k] for r in truth]) for k in ("x_m", "y_m", "z_m", "yaw_rad", "roll_rad", "pitch_rad")
-    }
-    cols["yaw_unwrapped"] = np.unwrap(cols["yaw_rad"])
-    cols["t"] = t
-    return cols
-
-
-def _at(tr: dict[str, np.ndarray], key: str, t_ns: int) -> float:
-    return float(np.interp(t_ns, tr["t"], tr[key]))
-
-
-def true_amount(tr: dict[str, np.ndarray], kind: str, start_ns: int, end_ns: int) -> float:
-    """Forward: displacement along the heading at the start; turn: yaw change (unwrapped, CCW positive)."""
-    if kind == "forward":
-        yaw0 = _at(tr, "yaw_unwrapped", start_ns)
-        dx = _at(tr, "x_m", end_ns) - _at(tr, "x_m", start_ns)
-        dy = _at(tr, "y_m", end_ns) - _at(tr, "y_m", start_ns)
-        return dx * math.cos(yaw0) + dy * math.sin(yaw0)
-    if kind == "turn":
-        return _at(tr, "yaw_unwrapped", end_ns) - _at(tr, "yaw_unwrapped", start_ns)
-    return 0.0
-
-
-def short_label(a: dict) -> str:
-    if a["kind"] == "forward":
-        return f"fwd {a['commanded'] * 100:.0f} cm"
-    if a["kind"] == "turn":
-        return f"{'left' if a['commanded'] > 0 else 'right'} {abs(math.degrees(a['commanded'])):.0f}°"
-    return a["kind"]
 
 
 def loop_stats(states: list[dict]) -> dict:
@@ -94,7 +81,7 @@ def safety_stats(log: dict[str, list[dict]]) -> dict:
 
 def summarize_run(log: dict[str, list[dict]], execution: str) -> dict:
     truth = log.get("simTruth", [])
-    tr = _truth_arrays(truth) if truth else None
+    tr = truth_arrays(truth) if truth else None
     actions = []
     for r in log.get("actionResult", []):
         m = r["msg"]
@@ -223,23 +210,140 @@ def recording_stats(rec: Recording) -> dict:
     }
 
 
-def build_report(run_logs: Mapping[str, Path | Recording], out_dir: Path) -> dict:
-    """One run per recording (a path, or a recording already read), named by its key."""
-    recs = {ex: p if isinstance(p, Recording) else read_recording(p) for ex, p in run_logs.items()}
-    logs = {ex: r.topics for ex, r in recs.items()}
-    runs = {ex: summarize_run(log, ex) | {"recording": recording_stats(recs[ex])} for ex, log in logs.items()}
-    windows = {ex: r.path.parent / "load.json" for ex, r in recs.items()}
-    loaded = {ex: json.loads(w.read_text()) for ex, w in windows.items() if w.exists()}
-    normal = {ex: r for ex, r in runs.items() if ex not in loaded} or runs
+def run_start_ns(log: Mapping[str, list[dict]]) -> int:
+    """The run's time origin for the report's timelines: its earliest message stamp (0 for an empty log)."""
+    return min((msgs[0]["mono_ns"] for msgs in log.values() if msgs), default=0)
+
+
+def run_outcome(log: Mapping[str, list[dict]], run: dict, failure: str = "") -> dict:
+    """The row's header: status FAILED (the run or its recording failed), FELL (simulator truth: fallen once
+    standing, or never stood up), DAMPED (control or the LowCmd watchdog damped) or PASS; reason says what and when
+    (seconds since the run's first message)."""
+    t0 = run_start_ns(log)
+    events: list[tuple[int, str, str]] = []  # (mono_ns, what, detail), told in time order
+    states, truth = log.get("controlState", []), log.get("simTruth", [])
+    damp = next((r for r in states if r["msg"]["mode"] == "damp"), None)
+    if damp is not None:
+        events.append((damp["mono_ns"], "control damped", f": {damp['msg']['reason']}"))
+    wd = next((r for r in log.get("watchdogState", []) if r["msg"]["state"] == "damping"), None)
+    if wd is not None:
+        events.append((wd["mono_ns"], "LowCmd watchdog damped", f": {wd['msg']['reason']}"))
+    fall_s, never_stood = None, False
+    if run["fell"]:
+        stood = next((r["mono_ns"] for r in states if r["msg"]["mode"] == "hold"), None)
+        fall = next((r for r in truth if stood is not None and r["mono_ns"] >= stood and r["msg"]["fallen"]), None)
+        if fall is None:
+            never_stood = True
+        else:
+            fall_s = (fall["mono_ns"] - t0) * 1e-9
+            mode = next((r["msg"]["mode"] for r in reversed(states) if r["mono_ns"] <= fall["mono_ns"]), "?")
+            events.append((fall["mono_ns"], "fell", f" (base z {fall['msg']['z_m']:.2f} m, control in {mode})"))
+    notes = ["never stood up (control never reached hold)"] if never_stood else []
+    notes += [f"{what} at {(t - t0) * 1e-9:.1f} s{detail}" for t, what, detail in sorted(events)]
+    if failure:
+        status, notes = "FAILED", [failure, *notes]
+    elif run["fell"]:
+        status = "FELL"
+    elif damp is not None or wd is not None:
+        status = "DAMPED"
+    else:
+        status = "PASS"
+    outcomes = [a["outcome"] for a in run["actions"]]
+    counts = ", ".join(f"{outcomes.count(o)} {o}" for o in dict.fromkeys(outcomes))
+    return {
+        "status": status,
+        "reason": "; ".join(notes) or ("no fall, no damping" if run["fell"] is False else "no damping"),
+        "fall_s": fall_s,
+        "actions": counts,
+    }
+
+
+def read_episode(run_dir: Path, log: Mapping[str, list[dict]]) -> dict | None:
+    """episode.json beside the recording (a VLN episode), with the final distance to the goal from simulator truth
+    when the run has it (navigation error, m). None when there is none; {"error": …} when it cannot be read."""
+    path = run_dir / EPISODE_FILE
+    if not path.exists():
+        return None
+    try:
+        ep = json.loads(path.read_text())
+        goal = ep["goal"]
+        truth = log.get("simTruth", [])
+        if truth:
+            last = truth[-1]["msg"]
+            ep["final_distance_m"] = round(math.hypot(last["x_m"] - goal["x"], last["y_m"] - goal["y"]), 3)
+        return ep
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return {"error": f"{path}: {type(e).__name__}: {e}"}
+
+
+def load_run(source: Path | Recording | RunFailed) -> tuple[Recording | None, Path | None, str]:
+    """(the run's recording with its images, or None; its path; what failed, or "")."""
+    if isinstance(source, RunFailed):
+        failure, path = source.reason, source.recording
+    else:
+        failure, path = "", source.path if isinstance(source, Recording) else Path(source)
+    if path is None:
+        return None, None, failure or "no recording"
+    rec = source if isinstance(source, Recording) else None
+    if rec is None:
+        try:
+            rec = read_recording(path, images=True)
+        except FileNotFoundError:
+            return None, path, "; ".join(filter(None, [failure, f"recording missing: {path}"]))
+        except (OSError, RecordingError) as e:
+            return None, path, "; ".join(filter(None, [failure, f"recording unreadable: {e}"]))
+    if not rec.count():
+        failure = "; ".join(filter(None, [failure, f"recording empty (no bus messages): {path}"]))
+    return rec, path, failure
+
+
+def summarize_source(name: str, source: Path | Recording | RunFailed) -> tuple[dict, dict[str, list[dict]]]:
+    """One run's summary and its messages by topic; never raises (what failed goes into the summary)."""
+    rec, path, failure = load_run(source)
+    log_ = rec.topics if rec is not None else {}
+    try:
+        run = summarize_run(log_, name)
+    except Exception as e:  # noqa: BLE001 — a malformed recording must not lose the other runs' report
+        log.exception("%s: summary failed", name)
+        failure = "; ".join(filter(None, [failure, f"summary failed: {type(e).__name__}: {e}"]))
+        log_, run = {}, summarize_run({}, name)
+    run["t0_mono_ns"] = run_start_ns(log_)
+    run["outcome"] = run_outcome(log_, run, failure)
+    if rec is not None and rec.count() and not rec.complete:
+        run["outcome"]["reason"] += "; recording cut short (no footer: recorder killed), read to its last record"
+    run["recording"] = recording_stats(rec) if rec is not None else {"file": str(path) if path else None}
+    if path is not None:
+        episode = read_episode(path.parent, log_)
+        if episode is not None:
+            run["episode"] = episode
+    run["_images"] = rec.image_msgs if rec is not None else {}
+    return run, log_
+
+
+def build_report(run_logs: Mapping[str, Path | Recording | RunFailed], out_dir: Path) -> dict:
+    """One row per run (a recording's path, a recording already read, or a RunFailed), named by its key. A run whose
+    recording is missing, unreadable or empty is a FAILED row; the report is written whatever any one run holds."""
+    runs, logs = {}, {}
+    for ex, source in run_logs.items():
+        runs[ex], logs[ex] = summarize_source(ex, source)
+    loaded = {}
+    for ex, run in runs.items():
+        window = Path(run["recording"]["file"] or ".").parent / LOAD_FILE
+        if run["recording"]["file"] and window.exists():
+            loaded[ex] = json.loads(window.read_text())
+    ok = {ex: r for ex, r in runs.items() if r["outcome"]["status"] != "FAILED"}
+    normal = {ex: r for ex, r in ok.items() if ex not in loaded} or ok or runs
     report = {
+        "outcomes": {ex: r["outcome"] for ex, r in runs.items()},
+        "failed": {ex: r["outcome"]["reason"] for ex, r in runs.items() if r["outcome"]["status"] == "FAILED"},
         "actions": [a for r in normal.values() for a in r["actions"]],
         "fell": None if all(r["fell"] is None for r in normal.values()) else any(r["fell"] for r in normal.values()),
         "loop": {ex: r["loop"] for ex, r in runs.items()}
         | {
             "ticks": sum(r["loop"]["ticks"] for r in normal.values()),
             "missed": sum(r["loop"]["missed"] for r in normal.values()),
-            "period_error_p50_ms": max(r["loop"]["period_error_p50_ms"] for r in normal.values()),
-            "period_error_p99_ms": max(r["loop"]["period_error_p99_ms"] for r in normal.values()),
+            "period_error_p50_ms": max((r["loop"]["period_error_p50_ms"] for r in normal.values()), default=0.0),
+            "period_error_p99_ms": max((r["loop"]["period_error_p99_ms"] for r in normal.values()), default=0.0),
         },
         "under_load": {
             ex: loaded_loop(logs[ex], w)
@@ -248,7 +352,8 @@ def build_report(run_logs: Mapping[str, Path | Recording], out_dir: Path) -> dic
         },
         "accuracy": accuracy_table(normal),
         "vlm": {ex: r["vlm"] for ex, r in runs.items() if "vlm" in r},
-        "runs": {ex: {k: v for k, v in r.items() if k != "actions"} for ex, r in runs.items()},
+        "episodes": {ex: r["episode"] for ex, r in runs.items() if "episode" in r},
+        "runs": {ex: {k: v for k, v in r.items() if k not in ("actions", "_images")} for ex, r in runs.items()},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
@@ -258,7 +363,10 @@ def build_report(run_logs: Mapping[str, Path | Recording], out_dir: Path) -> dic
 
 def summary_lines(report: dict) -> list[str]:
     """The report in a few lines for the terminal (`make demo`, `edge report`)."""
-    lines = [f"{'execution':12s} {'kind':8s} {'n':>2s} {'mean |err|':>11s} {'max |err|':>10s}"]
+    lines = [f"{ex:16s} {o['status']:6s} {o['reason']}" for ex, o in report["outcomes"].items()]
+    for ex, ep in report["episodes"].items():
+        lines.append(f"{ex:16s} VLN episode: {episode_line(ep)}")
+    lines.append(f"{'execution':12s} {'kind':8s} {'n':>2s} {'mean |err|':>11s} {'max |err|':>10s}")
     for row in report["accuracy"]:
         lines.append(
             f"{row['execution']:12s} {row['kind']:8s} {row['n']:2d} {row['mean_abs_error']:8.2f} {row['unit']:3s}"
@@ -278,6 +386,9 @@ def summary_lines(report: dict) -> list[str]:
         )
     for ex, run in report["runs"].items():
         r = run["recording"]
+        if "messages" not in r:
+            lines.append(f"{ex:16s} no recording ({r['file']})")
+            continue
         lines.append(
             f"{ex:16s} recording {r['messages']} messages + {r['images']} images over {r['duration_s']:.1f} s: "
             f"{r['mb']:.2f} MB ({r['mb_per_min']} MB/min), {'complete' if r['complete'] else 'cut short (killed)'}"
@@ -289,114 +400,3 @@ def summary_lines(report: dict) -> list[str]:
             f"({v['idle_waits']} waits); ended: {v['episode_over']}"
         )
     return lines
-
-
-def plot_report(logs: dict[str, dict[str, list[dict]]], runs: dict[str, dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(logs)
-    fig, axes = plt.subplots(n, 4, figsize=(24, 5.2 * n), squeeze=False)
-    for row, (ex, log) in enumerate(logs.items()):
-        _plot_trajectory(axes[row, 0], ex, log, runs[ex])
-        _plot_amounts(axes[row, 1], ex, runs[ex])
-        _plot_periods(axes[row, 2], ex, log, runs[ex])
-        _plot_vlm(axes[row, 3], ex, runs[ex])
-    fig.tight_layout()
-    fig.savefig(path, dpi=72)
-    plt.close(fig)
-
-
-def _plot_trajectory(ax, ex: str, log: dict, run: dict) -> None:
-    truth, odo = log.get("simTruth", []), log.get("odometry", [])
-    if truth:
-        tr = _truth_arrays(truth)
-        ax.plot(tr["x_m"], tr["y_m"], "k-", lw=1.5, label="true (simulator)")
-        if odo:
-            # The robot's own estimate starts at its own origin: place it at the true start pose to compare.
-            t0 = odo[0]["mono_ns"]
-            x0, y0, yaw0 = _at(tr, "x_m", t0), _at(tr, "y_m", t0), _at(tr, "yaw_unwrapped", t0)
-            ox = np.array([r["msg"]["x_m"] for r in odo])
-            oy = np.array([r["msg"]["y_m"] for r in odo])
-            c, s = math.cos(yaw0), math.sin(yaw0)
-            ax.plot(x0 + c * ox - s * oy, y0 + s * ox + c * oy, "C1--", lw=1.2, label="estimated (IMU + legs)")
-        for i, a in enumerate(run["actions"]):
-            for t_ns, marker in ((a["start_mono_ns"], "o"), (a["end_mono_ns"], "s")):
-                ax.plot(_at(tr, "x_m", t_ns), _at(tr, "y_m", t_ns), marker, color=f"C{2 + i % 7}", ms=6)
-            ax.annotate(
-                f"{i + 1} {short_label(a)}",
-                (_at(tr, "x_m", a["start_mono_ns"]), _at(tr, "y_m", a["start_mono_ns"])),
-                fontsize=7,
-                xytext=(4, 4 + 9 * (i % 3)),
-                textcoords="offset points",
-            )
-    elif odo:  # a robot recording: the robot's own estimate only
-        ax.plot([r["msg"]["x_m"] for r in odo], [r["msg"]["y_m"] for r in odo], "C1-", lw=1.2, label="estimated")
-    ax.set_aspect("equal", adjustable="datalim")
-    ax.set_title(f"{ex}: top-down trajectory (o start, □ end of action)", fontsize=10)
-    ax.set_xlabel("x [m]")
-    ax.set_ylabel("y [m]")
-    if truth or odo:
-        ax.legend(fontsize=8, loc="best")
-    ax.grid(alpha=0.3)
-
-
-def _plot_amounts(ax, ex: str, run: dict) -> None:
-    acts = [a for a in run["actions"] if a["kind"] in ("forward", "turn")]
-    labels = [f"{i + 1} {short_label(a)}" for i, a in enumerate(acts)]
-    conv = [100.0 if a["kind"] == "forward" else math.degrees(1.0) for a in acts]
-    xs = np.arange(len(acts))
-    for k, key in enumerate(("commanded", "estimated", "true")):
-        ax.bar(xs + (k - 1) * 0.27, [abs(a[key] or 0.0) * c for a, c in zip(acts, conv)], 0.27, label=key)
-    ax.set_xticks(xs, labels, fontsize=8)
-    ax.set_ylabel("|amount| [cm or deg]")
-    ax.set_title(f"{ex}: commanded vs estimated vs true", fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-
-
-def _plot_periods(ax, ex: str, log: dict, run: dict) -> None:
-    ax.hist([r["msg"]["period_ms"] for r in log.get("controlState", [])[1:]], bins=60, color="C0")
-    st = run["loop"]
-    ax.set_title(
-        f"{ex}: control period, {st['ticks']} ticks, {st['missed']} missed, "
-        f"|err| p50 {st['period_error_p50_ms']:.3f} / p99 {st['period_error_p99_ms']:.2f} ms",
-        fontsize=9,
-    )
-    ax.set_xlabel("tick start-to-start period [ms]")
-    if st["ticks"] > 1:
-        ax.set_yscale("log")
-
-
-def _plot_vlm(ax, ex: str, run: dict) -> None:
-    vlm = run.get("vlm")
-    if not vlm:
-        ax.axis("off")
-        ax.text(0.5, 0.5, "scripted operator (no VLM)", ha="center", va="center", fontsize=10)
-        return
-    qs = vlm["queries"]
-    xs = np.arange(len(qs))
-    bottom = np.zeros(len(qs))
-    for key, name in (("vision_ms", "vision"), ("prefill_ms", "prefill"), ("decode_ms", "decode")):
-        vals = np.array([q[key] for q in qs])
-        ax.bar(xs, vals, 0.6, bottom=bottom, label=name)
-        bottom += vals
-    ax.bar(
-        xs,
-        np.maximum(0, np.array([q["total_ms"] for q in qs]) - bottom),
-        0.6,
-        bottom=bottom,
-        label="other / transport",
-        color="0.7",
-    )
-    ax.set_xticks(xs, [f"{q['query_id']} {q['trigger']}" for q in qs], fontsize=8)
-    ax.set_ylabel("query latency [ms]")
-    ax.set_title(
-        f"{ex}: VLM queries; robot idle waiting {vlm['idle_wait_s']:.2f} s over {vlm['idle_waits']} "
-        f"waits; ended: {vlm['episode_over'] or '-'}",
-        fontsize=9,
-    )
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
