@@ -46,11 +46,17 @@ def plot_report(logs: dict[str, dict[str, list[dict]]], runs: dict[str, dict], p
     main_h = {ex: MAIN_H_IN if any(logs[ex].values()) else EMPTY_H_IN for ex in logs}  # nothing recorded: header only
     heights = [HEADER_H_IN + main_h[ex] + STRIP_H_IN * strips[ex] for ex in logs]
     fig = plt.figure(figsize=(WIDTH_IN, sum(heights) + 0.2 * len(heights)))
-    outer = fig.add_gridspec(len(logs), 1, height_ratios=heights, hspace=0.35 / max(1, len(logs)) + 0.05)
+    gap_in = 1.0  # between one run's x labels and the next run's header
+    outer = fig.add_gridspec(len(logs), 1, height_ratios=heights, hspace=gap_in / (sum(heights) / len(heights)))
     for row, ex in enumerate(logs):
         log_, run = logs[ex], runs[ex]
-        ratios = [HEADER_H_IN, main_h[ex]] + [STRIP_H_IN] * strips[ex]
-        block = outer[row].subgridspec(len(ratios), 1, height_ratios=ratios, hspace=0.45)
+        top_h, strip_h = HEADER_H_IN + main_h[ex], STRIP_H_IN * strips[ex]
+        if strip_h:  # the strip below the main row's x labels (≈ 0.9 in)
+            parts = outer[row].subgridspec(2, 1, height_ratios=[top_h, strip_h], hspace=0.9 / ((top_h + strip_h) / 2))
+            top, strip_spec = parts[0], parts[1]
+        else:
+            top, strip_spec = outer[row], None
+        block = top.subgridspec(2, 1, height_ratios=[HEADER_H_IN, main_h[ex]], hspace=0.5 / (top_h / 2))
         _header(fig.add_subplot(block[0]), ex, run)
         if main_h[ex] == EMPTY_H_IN:
             ax = fig.add_subplot(block[1])
@@ -64,12 +70,12 @@ def plot_report(logs: dict[str, dict[str, list[dict]]], runs: dict[str, dict], p
         _safe(fig.add_subplot(main[3]), _plot_amounts, run, "turn")
         _safe(fig.add_subplot(main[4]), _plot_periods, log_, run)
         _safe(fig.add_subplot(main[5]), _plot_vlm, run)
-        if strips[ex]:
+        if strip_spec is not None:
             try:
-                _plot_strip(fig, block[2:], log_, run)
+                _plot_strip(fig, strip_spec, log_, run, strips[ex])
             except Exception as e:  # noqa: BLE001 — the rest of the report is still drawn
                 log.exception("%s: frame strip failed", ex)
-                _failed(fig.add_subplot(block[2:]), e)
+                _failed(fig.add_subplot(strip_spec), e)
     fig.subplots_adjust(left=0.03, right=0.99, top=1 - 0.1 / fig.get_figheight(), bottom=0.4 / fig.get_figheight())
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
@@ -220,8 +226,13 @@ def _safe_timeline(fig, spec, log_: dict, run: dict) -> None:
         _failed(ev, e)
 
 
+def _printable(text: str) -> str:
+    """Text a VLM wrote, with what the figure's font cannot show (garbage answers of random weights) as '?'."""
+    return "".join(c if (c.isprintable() and ord(c) < 0x250) or c in "↑←→↓" else "?" for c in text)
+
+
 def _short_sentence(text: str) -> str:
-    t = text.strip()
+    t = _printable(text).strip()
     for prefix in ("The next action is ", "the next action is "):
         t = t.removeprefix(prefix)
     return textwrap.shorten(t.rstrip("."), 32, placeholder="…")
@@ -266,6 +277,8 @@ def _plot_events(ax, log_: dict, run: dict) -> None:
     o = run["outcome"]
     if o.get("fall_s") is not None:
         ax.axvline(o["fall_s"], color="#cb181d", lw=2)
+    if states:  # from control's start: the processes' loading before it is empty time
+        ax.set_xlim(left=max(0.0, float(t[0]) - 0.5))
     ax.set_ylim(-0.1, 5 if log_.get("vlmOutput") else 3)
     ax.set_yticks(
         [0.45, 1.9, 3.9] if log_.get("vlmOutput") else [0.45, 1.9],
@@ -462,13 +475,13 @@ def _thumb(image: dict, cache: dict[int, np.ndarray], index: int, exact: bool) -
     return t
 
 
-def _plot_strip(fig, specs, log_: dict, run: dict) -> None:
+def _plot_strip(fig, spec, log_: dict, run: dict, rows: int) -> None:
     images = run["_images"][IMAGE_CHANNEL]
     headers = {r["msg"]["frame_id"]: r["mono_ns"] for r in log_.get("cameraFrame", [])}
     queries = log_["vlmOutput"]
     n_panels = min(len(queries), STRIP_COLS * STRIP_ROWS)
     chosen = sorted({round(i * (len(queries) - 1) / max(1, n_panels - 1)) for i in range(n_panels)})
-    grid = specs.subgridspec(math.ceil(len(chosen) / STRIP_COLS), STRIP_COLS, wspace=0.04, hspace=0.35)
+    grid = spec.subgridspec(rows, STRIP_COLS, wspace=0.04, hspace=0.2)
     cache: dict[int, np.ndarray] = {}
     for k, qi in enumerate(chosen):
         q = queries[qi]
