@@ -331,6 +331,7 @@ def build_report(run_logs: Mapping[str, Path | Recording | RunFailed], out_dir: 
         window = Path(run["recording"]["file"] or ".").parent / LOAD_FILE
         if run["recording"]["file"] and window.exists():
             loaded[ex] = json.loads(window.read_text())
+            run["load_window"] = loaded[ex]  # drawn on the timeline
     ok = {ex: r for ex, r in runs.items() if r["outcome"]["status"] != "FAILED"}
     normal = {ex: r for ex, r in ok.items() if ex not in loaded} or ok or runs
     report = {

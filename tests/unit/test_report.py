@@ -287,3 +287,27 @@ def test_edge_report_of_any_recording(tmp_path, capsys):
     assert (tmp_path / "r" / "report.png").exists()
     assert edge(["report", str(tmp_path / "nothing.mcap")]) == 2
     assert "recording missing" in capsys.readouterr().err
+
+
+def test_a_demo_run_that_fails_is_a_row_and_the_others_run(tmp_path, monkeypatch):
+    """`make demo`: a run that raises (here control damped and refused the script) is a FAILED row with the error;
+    the runs after it still run and the report is written (the stacks are stood in for by synthetic recordings)."""
+    import edge.tools.demo as demo
+    from edge.tools.errors import OperatorError
+
+    def run_one(mode, stamp, script, fixed, config):
+        if mode == "open_loop":
+            raise OperatorError("refused: control is damping (LowState stale (54 ms))")
+        (stamp / mode).mkdir(parents=True)
+        return write_run(stamp / mode / demo.RECORDING)
+
+    monkeypatch.setattr(demo, "_run_one", run_one)
+    report = demo.run_demo(tmp_path, ["open_loop", "closed_loop"])
+    assert report["failed"] == {
+        "open_loop": "OperatorError: refused: control is damping (LowState stale (54 ms)); recording missing: "
+        f"{sorted(tmp_path.glob('2*'))[0] / 'open_loop' / 'bus.mcap'}"
+    }
+    assert report["outcomes"]["closed_loop"]["status"] == "PASS"
+    assert (tmp_path / "latest" / "report.png").stat().st_size > 50_000
+    with pytest.raises(ValueError, match="unknown demo run"):
+        demo.run_demo(tmp_path, ["closed_loop", "no_such_run"])
