@@ -276,7 +276,9 @@ def _plot_events(ax, log_: dict, run: dict) -> None:
         ax.text(e, lane + 0.4, f" q{m['query_id']}: {answer}", fontsize=7, va="center", clip_on=True)
     window = run.get("load_window")
     if window is not None:  # demo load runs: when the busy processes ran
-        ax.axvspan((window["start_ns"] - t0) * 1e-9, (window["end_ns"] - t0) * 1e-9, color="#fdd0a2", alpha=0.5, lw=0)
+        ax.axvspan(
+            (window["start_ns"] - t0) * 1e-9, (window["end_ns"] - t0) * 1e-9, color="#fdd0a2", alpha=0.6, lw=0, zorder=0
+        )
         ax.text(
             (window["start_ns"] - t0) * 1e-9, 2.9, f" {window['busy_processes']} busy processes", fontsize=7, va="top"
         )
