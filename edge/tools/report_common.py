@@ -4,6 +4,7 @@ labels (edge/tools/report.py computes, edge/tools/report_plots.py draws)."""
 from __future__ import annotations
 
 import math
+import textwrap
 
 import numpy as np
 
@@ -53,3 +54,15 @@ def episode_line(ep: dict) -> str:
     within = f" (success radius {radius:g} m)" if radius is not None else ""
     stop = f", stopped by: {ep['stop_reason']}" if ep.get("stop_reason") else ""
     return f"{result}{dist}{within}{stop}: {ep.get('instruction', '?')!r}"
+
+
+def printable(text: str) -> str:
+    """Text a VLM wrote, with what the figure's font cannot show (garbage answers of random weights) as '?'."""
+    return "".join(c if (c.isprintable() and ord(c) < 0x250) or c in "↑←→↓" else "?" for c in text)
+
+
+def short_sentence(text: str) -> str:
+    t = printable(text).strip()
+    for prefix in ("The next action is ", "the next action is "):
+        t = t.removeprefix(prefix)
+    return textwrap.shorten(t.rstrip("."), 32, placeholder="…")

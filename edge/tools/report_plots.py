@@ -7,7 +7,7 @@ A run's block:
   circle, the instruction in the title) · a timeline (control-mode bands, action spans labelled with their sentence,
   VLM query → answer bars with the answer, commanded vs measured velocity: vx / vy in m/s, yaw rate in deg/s) ·
   forward amounts in cm · turn amounts in degrees (separate axes) · control period histogram · VLM latency bars;
-- a strip of the camera frames each VLM query used (see query_frames for which frames those are).
+- a strip of the camera frames each VLM query used (edge/tools/report_frames.py: query_frames says which).
 Every panel is drawn on its own: one that fails says so in its place, the rest of the report is drawn.
 """
 
@@ -20,20 +20,17 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.msg.recording import decode_image
-from edge.tools.report_common import at, episode_line, short_label, truth_arrays
+from edge.tools.report_common import at, episode_line, short_label, short_sentence, truth_arrays
+from edge.tools.report_frames import plot_strip, strip_rows
 
 log = logging.getLogger("report")
 
 DPI = 80
 WIDTH_IN = 28.0
 MAIN_H_IN, EMPTY_H_IN, HEADER_H_IN, STRIP_H_IN = 4.8, 0.8, 0.75, 2.0
-STRIP_COLS, STRIP_ROWS = 3, 4  # at most 12 queries' frames per run (evenly chosen, the last always)
-THUMB_H = 96  # pixels of one frame in the strip
 MODE_COLOURS = {"passive": "0.75", "stand_up": "#9ecae1", "hold": "#a1d99b", "walk": "#3182bd", "damp": "#de2d26"}
 OUTCOME_COLOURS = {"completed": "#31a354", "timeout": "#fd8d3c", "preempted": "#9e9ac8", "invalid": "0.6"}
 STATUS_COLOURS = {"PASS": "#238b45", "DAMPED": "#e6550d", "FELL": "#cb181d", "FAILED": "#cb181d"}
-IMAGE_CHANNEL = "cameraFrame/image"
 
 
 def plot_report(logs: dict[str, dict[str, list[dict]]], runs: dict[str, dict], path: Path) -> None:
@@ -42,7 +39,7 @@ def plot_report(logs: dict[str, dict[str, list[dict]]], runs: dict[str, dict], p
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    strips = {ex: _strip_rows(logs[ex], runs[ex]) for ex in logs}
+    strips = {ex: strip_rows(logs[ex], runs[ex]) for ex in logs}
     main_h = {ex: MAIN_H_IN if any(logs[ex].values()) else EMPTY_H_IN for ex in logs}  # nothing recorded: header only
     heights = [HEADER_H_IN + main_h[ex] + STRIP_H_IN * strips[ex] for ex in logs]
     fig = plt.figure(figsize=(WIDTH_IN, sum(heights) + 0.2 * len(heights)))
@@ -72,7 +69,7 @@ def plot_report(logs: dict[str, dict[str, list[dict]]], runs: dict[str, dict], p
         _safe(fig.add_subplot(main[5]), _plot_vlm, run)
         if strip_spec is not None:
             try:
-                _plot_strip(fig, strip_spec, log_, run, strips[ex])
+                plot_strip(fig, strip_spec, log_, run, strips[ex])
             except Exception as e:  # noqa: BLE001 — the rest of the report is still drawn
                 log.exception("%s: frame strip failed", ex)
                 _failed(fig.add_subplot(strip_spec), e)
@@ -226,18 +223,6 @@ def _safe_timeline(fig, spec, log_: dict, run: dict) -> None:
         _failed(ev, e)
 
 
-def _printable(text: str) -> str:
-    """Text a VLM wrote, with what the figure's font cannot show (garbage answers of random weights) as '?'."""
-    return "".join(c if (c.isprintable() and ord(c) < 0x250) or c in "↑←→↓" else "?" for c in text)
-
-
-def _short_sentence(text: str) -> str:
-    t = _printable(text).strip()
-    for prefix in ("The next action is ", "the next action is "):
-        t = t.removeprefix(prefix)
-    return textwrap.shorten(t.rstrip("."), 32, placeholder="…")
-
-
 def _plot_events(ax, log_: dict, run: dict) -> None:
     """Lane 0: control modes; lanes 1–2: actions (sentence, coloured by outcome); lanes 3–4: VLM query → answer."""
     states = log_.get("controlState", [])
@@ -266,13 +251,13 @@ def _plot_events(ax, log_: dict, run: dict) -> None:
         s, e = (a["start_mono_ns"] - t0) * 1e-9, (a["end_mono_ns"] - t0) * 1e-9
         lane = 1 + i % 2
         ax.broken_barh([(s, max(e - s, 0.05))], (lane, 0.8), color=OUTCOME_COLOURS.get(a["outcome"], "0.5"))
-        ax.text(s, lane + 0.4, f" {_short_sentence(a['text'])}", fontsize=7, va="center", clip_on=True)
+        ax.text(s, lane + 0.4, f" {short_sentence(a['text'])}", fontsize=7, va="center", clip_on=True)
     for i, r in enumerate(log_.get("vlmOutput", [])):
         m = r["msg"]
         s, e = (m["launched_mono_ns"] - t0) * 1e-9, (r["mono_ns"] - t0) * 1e-9
         lane = 3 + i % 2
         ax.broken_barh([(s, max(e - s, 0.05))], (lane, 0.8), color="#fdae6b" if not m["error"] else "#cb181d")
-        answer = m["error"] or _short_sentence(m["text"]) or "(empty)"
+        answer = m["error"] or short_sentence(m["text"]) or "(empty)"
         ax.text(e, lane + 0.4, f" q{m['query_id']}: {answer}", fontsize=7, va="center", clip_on=True)
     window = run.get("load_window")
     if window is not None:  # demo load runs: when the busy processes ran
@@ -433,84 +418,3 @@ def _plot_vlm(ax, run: dict) -> None:
     )
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
-
-
-# ---- camera frames of each VLM query ------------------------------------------------------------------------
-
-
-def _strip_rows(log_: dict, run: dict) -> int:
-    n = len(log_.get("vlmOutput", []))
-    if not n or not run.get("_images", {}).get(IMAGE_CHANNEL):
-        return 0
-    return min(STRIP_ROWS, math.ceil(n / STRIP_COLS))
-
-
-def query_frames(query: dict, headers: dict[int, int], images: list[dict]) -> list[tuple[int, bool]]:
-    """The recorded images a VLM query used, as (index into images, exact) in the query's frame order, repeats
-    dropped. The VLM's sampled frames (vlmOutput.frame_ids; -1 pads) are used where the recorder kept their pixels
-    (exact: the image stamped with that frame's header time); the recorder keeps camera images at
-    Topic.record_payload_hz only, so a sampled frame it did not keep is stood in for by the recorded image nearest
-    in time to that frame's header (not exact); a frame whose header is not in the recording, and a query with no
-    frame ids, by the image nearest the query's launch."""
-    stamps = np.array([im["mono_ns"] for im in images], dtype=np.int64)
-    by_stamp = {int(s): i for i, s in enumerate(stamps)}
-    ids = [f for f in query["msg"]["frame_ids"] if f >= 0] or [None]
-    out: list[tuple[int, bool]] = []
-    for fid in ids:
-        t = headers.get(fid) if fid is not None else None
-        if t is not None and t in by_stamp:
-            pick = (by_stamp[t], True)
-        else:
-            target = t if t is not None else query["msg"]["launched_mono_ns"]
-            pick = (int(np.argmin(np.abs(stamps - target))), False)
-        if all(pick[0] != p[0] for p in out):
-            out.append(pick)
-    return out
-
-
-def _thumb(image: dict, cache: dict[int, np.ndarray], index: int, exact: bool) -> np.ndarray:
-    from PIL import Image
-
-    if index not in cache:
-        px = decode_image(image)
-        if px.ndim == 2:  # depth: scale to grey for a look
-            px = np.repeat((255.0 * px / max(1, int(px.max()))).astype(np.uint8)[..., None], 3, axis=2)
-        w = max(1, round(px.shape[1] * THUMB_H / px.shape[0]))
-        cache[index] = np.asarray(Image.fromarray(px).resize((w, THUMB_H)))
-    t = cache[index].copy()
-    border = (49, 163, 84) if exact else (253, 141, 60)  # green: the sampled frame itself; orange: nearest recorded
-    t[:3], t[-3:], t[:, :3], t[:, -3:] = border, border, border, border
-    return t
-
-
-def _plot_strip(fig, spec, log_: dict, run: dict, rows: int) -> None:
-    images = run["_images"][IMAGE_CHANNEL]
-    headers = {r["msg"]["frame_id"]: r["mono_ns"] for r in log_.get("cameraFrame", [])}
-    queries = log_["vlmOutput"]
-    n_panels = min(len(queries), STRIP_COLS * STRIP_ROWS)
-    chosen = sorted({round(i * (len(queries) - 1) / max(1, n_panels - 1)) for i in range(n_panels)})
-    grid = spec.subgridspec(rows, STRIP_COLS, wspace=0.04, hspace=0.2)
-    cache: dict[int, np.ndarray] = {}
-    for k, qi in enumerate(chosen):
-        q = queries[qi]
-        picks = query_frames(q, headers, images)
-        thumbs = [_thumb(images[i]["image"], cache, i, exact) for i, exact in picks]
-        gap = np.full((THUMB_H, 4, 3), 255, np.uint8)
-        mosaic = np.concatenate([x for t in thumbs for x in (t, gap)][:-1], axis=1)
-        ax = fig.add_subplot(grid[k // STRIP_COLS, k % STRIP_COLS])
-        ax.imshow(mosaic)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        m = q["msg"]
-        exact = sum(e for _, e in picks)
-        when = (q["mono_ns"] - run["t0_mono_ns"]) * 1e-9
-        answer = m["error"] or _short_sentence(m["text"]) or "(empty)"
-        ax.set_title(
-            f"q{m['query_id']} at {when:.1f} s → {answer}  [{exact}/{len(picks)} exact]", fontsize=8, loc="left"
-        )
-        if k == 0:
-            ax.set_ylabel(
-                f"{len(chosen)} of {len(queries)} VLM\nqueries' frames\n(green: sampled\nframe; orange:\n"
-                "nearest recorded)",
-                fontsize=7,
-            )

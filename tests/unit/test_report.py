@@ -28,7 +28,7 @@ from edge.msg.messages import (
 from edge.msg.recording import RecordWriter, decode_image, image_message, read_recording
 from edge.tools.cli import main as edge
 from edge.tools.report import RunFailed, build_report
-from edge.tools.report_plots import IMAGE_CHANNEL, query_frames
+from edge.tools.report_frames import IMAGE_CHANNEL, query_frames
 
 T0 = 10_000_000_000
 TICK = 20_000_000  # 50 Hz
