@@ -92,8 +92,9 @@ def _failed(ax, e: Exception) -> None:
     ax.text(0.5, 0.5, textwrap.fill(f"panel failed: {type(e).__name__}: {e}", 60), ha="center", va="center")
 
 
-def _seconds(log_: dict, run: dict, key: str = "mono_ns", topic: str = "") -> np.ndarray:
-    return (np.array([r[key] for r in log_.get(topic, [])], dtype=np.int64) - run["t0_mono_ns"]) * 1e-9
+def _seconds(log_: dict, run: dict, topic: str) -> np.ndarray:
+    """A topic's message stamps in seconds since the run's first message."""
+    return (np.array([r["mono_ns"] for r in log_.get(topic, [])], dtype=np.int64) - run["t0_mono_ns"]) * 1e-9
 
 
 def _header(ax, ex: str, run: dict) -> None:
@@ -227,7 +228,7 @@ def _plot_events(ax, log_: dict, run: dict) -> None:
     """Lane 0: control modes; lanes 1–2: actions (sentence, coloured by outcome); lanes 3–4: VLM query → answer."""
     states = log_.get("controlState", [])
     if states:
-        t = _seconds(log_, run, topic="controlState")
+        t = _seconds(log_, run, "controlState")
         modes = [r["msg"]["mode"] for r in states]
         span = max(t[-1] - t[0], 1e-3)
         start = 0
@@ -320,7 +321,7 @@ def _plot_velocities(lin, yaw, log_: dict, run: dict) -> None:
     for topic, rows, style, what in ((src, cmd, "-", "commanded"), ("odometry", odo, "--", "odometry")):
         if not rows:
             continue
-        t = _seconds(log_, run, topic=topic)
+        t = _seconds(log_, run, topic)
         step = "post" if what == "commanded" else None
         for key, colour, name in (("vx_m_s", "C0", "vx"), ("vy_m_s", "C2", "vy")):
             v = _mean_01s(t, [r["msg"][key] for r in rows]) if step is None else [r["msg"][key] for r in rows]
