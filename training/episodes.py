@@ -102,36 +102,41 @@ def instruction_kind(world: World, start: State, goal: str) -> tuple[str, str]:
 
 def make_episodes(split: str, layouts: int, per_layout: int, seed: int = 0) -> list[Episode]:
     """`per_layout` episodes on each of the split's first `layouts` layouts; deterministic in (split, seed)."""
-    seeds = list(SPLITS[split])[:layouts]
-    out = []
-    for ls in seeds:
-        world = World(ls)
-        rng = np.random.default_rng([seed, ls, 7])
-        free = np.argwhere(world.grid.clear >= START_CLEARANCE_M)
-        names = [lm.name for lm in world.layout.landmarks]
-        quota = {k: math.ceil(v * per_layout) for k, v in KIND_SHARE.items()}
-        n, tries = 0, 0
-        while n < per_layout and tries < 100 * per_layout:
-            tries += 1
-            i, j = free[rng.integers(len(free))]
-            x, y = world.grid.centre(int(i), int(j))
-            x, y = x + rng.uniform(-0.02, 0.02), y + rng.uniform(-0.02, 0.02)
-            start = State(float(x), float(y), float(rng.uniform(-math.pi, math.pi)))
-            goal = names[int(rng.integers(len(names)))]
-            ex = world.expert(goal)
-            geo = ex.geodesic(start.x, start.y)
-            if not (MIN_PATH_M <= geo <= MAX_PATH_M) or ex.at_goal(start):
-                continue
-            kind, direction = instruction_kind(world, start, goal)
-            if quota[kind] <= 0:
-                continue
-            quota[kind] -= 1
-            template = TEMPLATES[kind][int(rng.integers(len(TEMPLATES[kind])))]
-            text = template.format(g=goal, d=direction)
-            out.append(
-                Episode(f"{split}-{ls}-{n}", split, ls, (start.x, start.y, start.yaw), goal, text, kind, round(geo, 4))
-            )
-            n += 1
+    return [e for ls in list(SPLITS[split])[:layouts] for e in layout_episodes(split, ls, per_layout, seed)]
+
+
+def layout_episodes(split: str, ls: int, per_layout: int, seed: int = 0) -> list[Episode]:
+    """The `per_layout` episodes of layout `ls` (the same as make_episodes makes on it)."""
+    if ls not in SPLITS[split]:
+        raise ValueError(f"layout {ls} is not in split {split!r}")
+    out: list[Episode] = []
+    world = World(ls)
+    rng = np.random.default_rng([seed, ls, 7])
+    free = np.argwhere(world.grid.clear >= START_CLEARANCE_M)
+    names = [lm.name for lm in world.layout.landmarks]
+    quota = {k: math.ceil(v * per_layout) for k, v in KIND_SHARE.items()}
+    n, tries = 0, 0
+    while n < per_layout and tries < 100 * per_layout:
+        tries += 1
+        i, j = free[rng.integers(len(free))]
+        x, y = world.grid.centre(int(i), int(j))
+        x, y = x + rng.uniform(-0.02, 0.02), y + rng.uniform(-0.02, 0.02)
+        start = State(float(x), float(y), float(rng.uniform(-math.pi, math.pi)))
+        goal = names[int(rng.integers(len(names)))]
+        ex = world.expert(goal)
+        geo = ex.geodesic(start.x, start.y)
+        if not (MIN_PATH_M <= geo <= MAX_PATH_M) or ex.at_goal(start):
+            continue
+        kind, direction = instruction_kind(world, start, goal)
+        if quota[kind] <= 0:
+            continue
+        quota[kind] -= 1
+        template = TEMPLATES[kind][int(rng.integers(len(TEMPLATES[kind])))]
+        text = template.format(g=goal, d=direction)
+        out.append(
+            Episode(f"{split}-{ls}-{n}", split, ls, (start.x, start.y, start.yaw), goal, text, kind, round(geo, 4))
+        )
+        n += 1
     return out
 
 

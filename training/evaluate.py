@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import math
 import os
+import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +38,7 @@ from engines.vlm.vision import DownSampleBlock, load_vision_encoder  # noqa: E40
 from training.episodes import Episode, World, make_episodes  # noqa: E402
 from training.expert import action_from_parsed, parse_answer  # noqa: E402
 from training.geometry import Noise  # noqa: E402
-from training.rollout import Trajectory, rollout, score, summarise  # noqa: E402
+from training.rollout import MAX_ACTIONS, Trajectory, rollout, score, summarise  # noqa: E402
 
 DRIFTS = ("none", "bgr", "no_norm", "reversed", "history", "fold")
 
@@ -113,10 +116,17 @@ class VlmPolicy:
         self.query_s.append(time.perf_counter() - t0)
         return action_from_parsed(parse_answer(ans.text)), ans.text
 
-    def run(self, world: World, ep: Episode, rng: np.random.Generator) -> Trajectory:
+    def run(
+        self, world: World, ep: Episode, rng: np.random.Generator, max_actions: int = MAX_ACTIONS
+    ) -> Trajectory:
         self.rgb = {}
         self.vlm.reset(ep.instruction)
-        return rollout(world, ep, self, rng, self.noise)
+        return rollout(world, ep, self, rng, self.noise, max_actions=max_actions)
+
+
+def episode_rng(seed: int, ep: Episode) -> np.random.Generator:
+    """The execution noise and walking jitter of one episode: seeded by (seed, episode id)."""
+    return np.random.default_rng([seed, zlib.crc32(ep.episode_id.encode())])
 
 
 def evaluate(
@@ -126,19 +136,20 @@ def evaluate(
     seed: int = 0,
     log=print,
     vision: str = "torch",
+    max_actions: int = MAX_ACTIONS,
 ) -> tuple[dict, list]:
     """(VLN-CE summary, per-episode EpisodeResult incl. answer texts). `vision`: "torch" (the checkpoint's PyTorch
-    encoder) or "onnx" (exported and parity-gated by exporters.vision, run by ONNX Runtime)."""
+    encoder) or "onnx" (exported and parity-gated by exporters.vision, run by ONNX Runtime). Each episode's noise
+    comes from its own generator (`episode_rng`), so an episode scores the same alone or in any set."""
     from training.rollout import Renderers
 
     rend = Renderers()
     policy = VlmPolicy(checkpoint, rend, drift, vision=vision)
-    rng = np.random.default_rng(seed)
     results, worlds = [], {}
     t0 = time.perf_counter()
     for ep in sorted(episodes, key=lambda e: e.layout_seed):
         world = worlds.setdefault(ep.layout_seed, World(ep.layout_seed))
-        traj = policy.run(world, ep, rng)
+        traj = policy.run(world, ep, episode_rng(seed, ep), max_actions)
         results.append(score(world, traj))
     rend.close()
     summary = summarise(results)
@@ -177,8 +188,26 @@ def main(argv: list[str] | None = None) -> int:
             summary, results = evaluate(args.checkpoint, eps, drift)
         out[drift] = {"summary": summary, "episodes": [dataclasses.asdict(r) for r in results]}
     if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+        record = {
+            "checkpoint_sha256": checkpoint_digest(args.checkpoint),
+            "command": "python -m training.evaluate " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "split": args.split,
+            "episode_seed": args.episode_seed,
+            "per_layout": args.per_layout,
+            "runs": out,
+        }
+        Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
     return 0
+
+
+def checkpoint_digest(checkpoint: str | Path) -> str:
+    """sha256 over the checkpoint's weight files (llm, vision tower, projector): ties an evaluation record to the
+    weights it evaluated."""
+    h = hashlib.sha256()
+    for f in sorted(Path(checkpoint).glob("*/model.safetensors")):
+        h.update(f.parent.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
 
 
 if __name__ == "__main__":
