@@ -116,9 +116,7 @@ class VlmPolicy:
         self.query_s.append(time.perf_counter() - t0)
         return action_from_parsed(parse_answer(ans.text)), ans.text
 
-    def run(
-        self, world: World, ep: Episode, rng: np.random.Generator, max_actions: int = MAX_ACTIONS
-    ) -> Trajectory:
+    def run(self, world: World, ep: Episode, rng: np.random.Generator, max_actions: int = MAX_ACTIONS) -> Trajectory:
         self.rgb = {}
         self.vlm.reset(ep.instruction)
         return rollout(world, ep, self, rng, self.noise, max_actions=max_actions)

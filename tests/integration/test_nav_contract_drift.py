@@ -21,7 +21,7 @@ from edge.common.yaml_config import REPO_ROOT
 CKPT = REPO_ROOT / "models" / "nav10"
 RECORD = CKPT / "offline_eval.json"
 N_EPISODES = 4
-MAX_ANSWERS = 20  # the selected episodes took ≤ MAX_STEPS answers; a drifted run may wander this long at most
+MAX_ANSWERS = 16  # the selected episodes took ≤ MAX_STEPS answers; a drifted run may wander this long at most
 MAX_STEPS = 14
 DRIFTS = ["bgr", "no_norm", "reversed", "fold"]
 
