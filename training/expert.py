@@ -17,11 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drivers.sim.nav_world import Landmark
+from drivers.sim.nav_world import SUCCESS_RADIUS_M, Landmark
 from training.geometry import LOS_RADIUS_M, PLAN_RADIUS_M, ROBOT_RADIUS_M, Grid, State, clearance, wrap
 
 STOP_GAP_M = 0.55  # expert stops with the base centre ≤ footprint radius + this from the centre
-SUCCESS_RADIUS_M = 1.25  # success: stopped with the base centre within this of the goal's centre
 TURN_THRESHOLD = math.radians(10.0)
 LOOKAHEAD_M = 3.0
 FORWARD_CM = (25, 50, 75)

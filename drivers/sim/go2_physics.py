@@ -124,13 +124,24 @@ def build_spec(physics_dt: float, landmarks: bool) -> mujoco.MjSpec:
 class Go2Sim:
     """Go2 on a flat floor. `set_command` stores the latest JointCommand; `step` applies its PD law every physics step.
 
-    `model` / `data` are public for rendering (camera HEAD_CAM["name"]) and inspection.
+    `model` / `data` are public for rendering (camera HEAD_CAM["name"]) and inspection. `spec`: the scene (default
+    build_spec(physics_dt, landmarks); a navigation world: drivers.sim.nav_world.scene_spec). `start_pose`: (x, y,
+    yaw) of the base in the world frame (m, m, rad), else the origin facing +x.
     """
 
-    def __init__(self, physics_dt: float = 0.0025, landmarks: bool = True, start: str = "lying", seed: int = 0):
+    def __init__(
+        self,
+        physics_dt: float = 0.0025,
+        landmarks: bool = True,
+        start: str = "lying",
+        seed: int = 0,
+        spec: mujoco.MjSpec | None = None,
+        start_pose: tuple[float, float, float] | None = None,
+    ):
         if start not in ("lying", "standing"):
             raise ValueError(f"start must be 'lying' or 'standing', got {start!r}")
-        self.model = build_spec(physics_dt, landmarks).compile()
+        self.start_pose = start_pose
+        self.model = (build_spec(physics_dt, landmarks) if spec is None else spec).compile()
         self.data = mujoco.MjData(self.model)
         m = self.model
 
@@ -174,10 +185,12 @@ class Go2Sim:
         m, d = self.model, self.data
         if start == "standing":
             mujoco.mj_resetDataKeyframe(m, d, mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_KEY, "home"))
+            self._place(d)
             mujoco.mj_forward(m, d)
             return
         # Lying: folded legs (small seeded jitter), lowest collision geom just above the floor, then settle passively.
         mujoco.mj_resetData(m, d)
+        self._place(d)
         d.qpos[self.qpos_idx] = POSE_LYING + rng.uniform(-0.02, 0.02, 12)
         mujoco.mj_kinematics(m, d)
         coll = (m.geom_contype | m.geom_conaffinity) != 0
@@ -187,6 +200,14 @@ class Go2Sim:
         mujoco.mj_forward(m, d)
         self.step(int(round(SETTLE_S / m.opt.timestep)))  # zero torque: no command yet
         d.time = 0.0  # first state reads tick 0
+
+    def _place(self, d: mujoco.MjData) -> None:
+        """Base at start_pose (x, y, yaw about z), keeping the reset's height and leg pose."""
+        if self.start_pose is None:
+            return
+        x, y, yaw = self.start_pose
+        d.qpos[0:2] = (x, y)
+        d.qpos[3:7] = (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
 
     # --- control -------------------------------------------------------------------------------------------------
     def set_command(self, cmd: JointCommand | None) -> None:

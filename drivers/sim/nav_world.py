@@ -38,6 +38,9 @@ LANDMARK_SHAPES = {
     "ball": ("sphere", (0.28,), 0.28),
 }
 N_LANDMARKS = 5
+# VLN-CE success (docs/navigation.md §7): stopped with the base centre within this of the goal landmark's centre.
+# Scored offline by training.rollout.score and on the whole stack by training.stack_eval / the demo's vln run.
+SUCCESS_RADIUS_M = 1.25
 
 
 @dataclass(frozen=True)
@@ -199,11 +202,23 @@ def build_world_spec(layout: Layout, physics_dt: float = 0.0025):
     return spec
 
 
+def scene_spec(physics_dt: float, landmarks: bool = True, nav_layout: int | None = None):
+    """The simulator's scene from its config (sim.physics_dt, sim.landmarks, sim.nav_layout): with a layout seed the
+    navigation world build_world_spec(generate_layout(seed)), else the demo scene. simd and simcamd both build it,
+    so the camera sees the scene the robot walks in."""
+    from drivers.sim.go2_physics import build_spec
+
+    if nav_layout is None:
+        return build_spec(physics_dt, landmarks)
+    return build_world_spec(generate_layout(nav_layout), physics_dt)
+
+
 __all__ = [
     "Box2D",
     "DOOR_FRAME_RGB",
     "LANDMARK_COLOURS",
     "LANDMARK_SHAPES",
+    "SUCCESS_RADIUS_M",
     "Landmark",
     "Layout",
     "WALL_HEIGHT_M",
@@ -211,4 +226,5 @@ __all__ = [
     "build_world_spec",
     "door_posts",
     "generate_layout",
+    "scene_spec",
 ]

@@ -162,6 +162,8 @@ class SimConfig(Frozen):
     truth_hz: float = Field(50.0, gt=0)
     start: Literal["lying", "standing"] = "lying"
     landmarks: bool = True
+    nav_layout: int | None = Field(None, ge=0)  # navigation world (drivers/sim/nav_world.py layout seed) instead
+    start_pose: tuple[float, float, float] | None = None  # base x, y (m), yaw (rad) in the world frame; else origin
     camera_hz: float = Field(0.0, ge=0)  # head camera frames on cameraFrame; 0 = no rendering
     camera_width: int = Field(320, gt=0)
     camera_height: int = Field(240, gt=0)
@@ -240,7 +242,9 @@ class VlmConfig(Frozen):
     trtllm_runner: Literal["python", "cpp"] = "python"  # cpp: ModelRunnerCpp, KV capped, mmap on Jetson (16 GB Orins)
     fixed_answers: list[str] = Field(default_factory=list)
     fixed_latency_s: float = Field(0.0, ge=0)
-    history: Literal["motion", "step"] = "motion"  # a frame per 0.5 s of motion, or per executed action
+    # observations: a frame per 0.5 s of motion (Isaac), per executed action, or per executed 25 cm / 15° primitive
+    # plus each queried frame (Habitat, NaVILA's VLN-CE rule; edge.vlm.scheduler, docs/navigation.md §8)
+    history: Literal["motion", "step", "primitive"] = "motion"
     history_period_s: float = Field(0.5, gt=0)
     overlap: bool = True  # ask early so the answer is ready when the action ends
     overlap_margin_s: float = Field(0.15, ge=0)

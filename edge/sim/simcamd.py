@@ -23,11 +23,11 @@ def run(proc: Process) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; must precede the mujoco import
     import mujoco
 
-    from drivers.sim.go2_physics import build_spec
     from drivers.sim.head_camera import SimHeadCamera
+    from drivers.sim.nav_world import scene_spec
     from edge.camera.frames import frame_to_messages
 
-    model = build_spec(s.physics_dt, s.landmarks).compile()
+    model = scene_spec(s.physics_dt, s.landmarks, s.nav_layout).compile()
     data = mujoco.MjData(model)
     truth, pub = proc.ports.sub["simTruth"], proc.ports.pub["cameraFrame"]
     cam = SimHeadCamera(model, data, width=s.camera_width, height=s.camera_height)

@@ -22,11 +22,17 @@ log = logging.getLogger("simd")
 def run(proc: Process) -> int:
     cfg, stop = proc.cfg, proc.stop
     from drivers.sim.go2_physics import Go2Sim
+    from drivers.sim.nav_world import scene_spec
     from drivers.unitree.go2 import Go2SimEndpoint
 
     s = cfg.sim
     proc.health.loading("MuJoCo model")
-    sim = Go2Sim(physics_dt=s.physics_dt, landmarks=s.landmarks, start=s.start)
+    sim = Go2Sim(
+        physics_dt=s.physics_dt,
+        start=s.start,
+        spec=scene_spec(s.physics_dt, s.landmarks, s.nav_layout),
+        start_pose=s.start_pose,
+    )
     proc.health.loading("DDS participant")
     endpoint = Go2SimEndpoint(cfg.robot.dds_domain, cfg.robot.interface)
     truth_pub, remote_sub = proc.ports.pub["simTruth"], proc.ports.sub["simRemote"]

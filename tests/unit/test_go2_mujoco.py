@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import time
 
 import numpy as np
@@ -21,6 +22,7 @@ from drivers.go2.constants import (
 )
 from drivers.robot_io import JointCommand
 from drivers.sim.go2_physics import HEAD_CAM, LANDMARKS, Go2Sim
+from edge.common.config import SimConfig
 
 G = 9.81
 POSE_DEFAULT = np.array([0.0, 0.8, -1.5] * 4)
@@ -164,3 +166,25 @@ def test_speed_at_least_10x_real_time():
     rt_factor = steps_per_s * sim.model.opt.timestep
     print(f"PD stepping: {steps_per_s:,.0f} steps/s = {rt_factor:.0f}x real time")
     assert rt_factor >= 10.0
+
+
+@pytest.mark.parametrize("start", ["standing", "lying"])
+def test_nav_layout_scene_and_start_pose(start):
+    """sim.nav_layout / sim.start_pose: the layout's walls, door posts and landmarks replace the demo landmarks, the
+    base starts at the pose, and the camera's scene (scene_spec, as simcamd builds it) has the same geoms."""
+    from drivers.sim.nav_world import generate_layout, scene_spec
+
+    layout = generate_layout(1003)
+    pose = (layout.rooms[0].x0 + 1.0, layout.rooms[0].y0 + 1.0, 2.0)
+    sim = Go2Sim(start=start, spec=scene_spec(SimConfig().physics_dt, True, 1003), start_pose=pose)
+    m = sim.model
+    names = {m.geom(i).name for i in range(m.ngeom)}
+    assert not {name for name, *_ in LANDMARKS} & names  # no demo landmarks
+    for lm in layout.landmarks:
+        np.testing.assert_allclose(m.geom(f"lm_{lm.colour}_{lm.shape}").pos[:2], (lm.x, lm.y))
+    assert {f"wall_{k}" for k in range(len(layout.walls))} <= names and {"door_0", "door_1"} <= names
+    x, y, _, roll, pitch, yaw = sim.truth()
+    assert abs(x - pose[0]) < 0.05 and abs(y - pose[1]) < 0.05  # lying settles by a few millimetres
+    assert abs(math.remainder(yaw - pose[2], 2 * math.pi)) < 0.05 and abs(roll) < 0.2 and abs(pitch) < 0.2
+    cam_model = scene_spec(SimConfig().physics_dt, True, 1003).compile()
+    assert {cam_model.geom(i).name for i in range(cam_model.ngeom)} == names and cam_model.nq == m.nq
