@@ -1,6 +1,10 @@
 """When to ask the VLM, with which frames (no I/O; the VLM process drives it).
 
-History: NaVILA appends the current frame per 0.5 s of motion (Isaac) or per executed action (Habitat).
+History: NaVILA appends the current frame per 0.5 s of motion (Isaac) or per executed 25 cm / 15° primitive
+(Habitat, docs/vln-models.md §1.4). `history: primitive` follows the Habitat rule on the robot: each queried frame
+becomes an observation after its query, and a completed action of k primitives adds the k − 1 frames seen when
+its intermediate primitives ended (times interpolated over the action's span: `primitive_times`); its last
+primitive's pose is the next query's current frame. `step` adds one frame per completed action.
 Queries: the first when the robot stands ready; afterwards either when the robot is idle again (stop-and-go, as
 the references), or early — when the running action's remaining time drops under the measured VLM latency — so
 the answer is queued by the time the action ends (overlap). An answer with STOP ends the episode; too many
@@ -9,6 +13,7 @@ unparseable answers in a row end it too (the robot holds).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from edge.common.config import VlmConfig
@@ -16,6 +21,19 @@ from edge.msg.messages import ActionResult, NavigatorStatus
 from edge.navigation.parse import ActionParser, Invalid, Stop
 
 READY_MODES = ("hold", "walk")
+PRIMITIVE_M = 0.25  # NaVILA's Habitat primitives: forward 25 cm, turn 15° (docs/vln-models.md §1.4)
+PRIMITIVE_RAD = math.radians(15.0)
+
+
+def primitive_times(result: ActionResult) -> list[int]:
+    """Monotonic times (ns) at which a forward / turn action's intermediate 25 cm / 15° primitives ended, assuming
+    an even pace over [start, end]: k = round(|estimated| / primitive) primitives give k − 1 times (none for k ≤ 1,
+    for stop, invalid or rejected actions)."""
+    if result.kind not in ("forward", "turn") or result.outcome not in ("completed", "timeout", "preempted"):
+        return []
+    k = round(abs(result.estimated) / (PRIMITIVE_M if result.kind == "forward" else PRIMITIVE_RAD))
+    span = result.end_mono_ns - result.start_mono_ns
+    return [result.start_mono_ns + span * i // k for i in range(1, k)]
 
 
 @dataclass(frozen=True)
@@ -62,6 +80,8 @@ class VlmScheduler:
         """Whether to append the current frame to the episode's history now."""
         if not self.active:
             return False
+        if self.cfg.history == "primitive":
+            return False  # chosen by the VLM process from its recent frames (primitive_times) and at each query
         if self.cfg.history == "step":
             return any(r.kind in ("forward", "turn") and r.outcome == "completed" for r in results)
         if control_mode == "walk" and now_s - self.last_history_s >= self.cfg.history_period_s:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Literal
@@ -28,10 +29,11 @@ from edge.navigation.parse import ActionParser
 from edge.system.process_main import Process, process_main
 from edge.vlm.model import build_model, to_model_frame
 from edge.vlm.remote import AsyncVlmClient
-from edge.vlm.scheduler import VlmScheduler
+from edge.vlm.scheduler import VlmScheduler, primitive_times
 from engines.vlm.models import VlmFrame, navila_sample
 
 log = logging.getLogger("vlmd")
+RECENT_FRAMES = 64  # camera frames kept for `history: primitive` (≈ 13 s at the simulator's 5 Hz; ≈ 15 MB at 320×240)
 
 
 class LocalInference:
@@ -144,10 +146,21 @@ class VlmCore:
         self, cfg: EdgeConfig, family: str, remote: bool, frame_of: Callable[[int], VlmFrame], sender: str = ""
     ):
         self.family, self.remote, self.frame_of, self.sender = family, remote, frame_of, sender
+        self.cfg = cfg.vlm
         self.grammar: Literal["navila", "streamvln"] = "streamvln" if family == "streamvln" else "navila"
         self.sched = VlmScheduler(cfg.vlm, self.grammar, ActionParser(cfg.parser), sender)
         self.history: list[VlmFrame] = []
+        self.seen: deque[tuple[int, int]] = deque(maxlen=RECENT_FRAMES)  # (first tick ns, camera frame id)
         self.launched: dict[int, tuple[int, str, tuple[int, ...]]] = {}  # query id → (launch ns, trigger, frame ids)
+
+    def frame_at(self, t_ns: int) -> int | None:
+        """The camera frame id the process had at monotonic time t_ns (the newest seen at or before it)."""
+        fid = None
+        for seen_ns, f in self.seen:
+            if seen_ns > t_ns:
+                break
+            fid = f
+        return fid
 
     def step(self, inp: VlmStep) -> VlmOutputs:
         sched, out = self.sched, VlmOutputs()
@@ -159,6 +172,18 @@ class VlmCore:
         mode = inp.control_mode or None
         results = [r for r in inp.results if r.sender == self.sender]
         sched.on_results(results, inp.now_ns)
+        if current is not None and (not self.seen or self.seen[-1][1] != current):
+            self.seen.append((inp.now_ns, current))
+        primitive = self.cfg.history == "primitive" and sched.active
+        if primitive:
+            for r in results:
+                for t in primitive_times(r):
+                    fid = self.frame_at(t)
+                    try:
+                        if fid is not None:
+                            self.history.append(self.frame_of(fid))
+                    except KeyError as e:  # an action longer than the frames kept: that observation is missing
+                        log.warning("history: %s", e)
         if current is not None and sched.want_history_frame(inp.start_s, mode, results):
             if not self.history or self.history[-1].frame_id != current:
                 self.history.append(self.frame_of(current))
@@ -167,6 +192,8 @@ class VlmCore:
         if launch is not None and current is not None:
             frame = self.frame_of(current)
             frames = navila_sample(self.history, frame) if self.grammar == "navila" else [frame]
+            if primitive:  # the queried frame is an observation from now on (Habitat: the start, then each step)
+                self.history.append(frame)
             self.launched[launch.query_id] = (inp.now_ns, launch.trigger, tuple(f.frame_id for f in frames))
             out.launch = (launch.query_id, launch.trigger, frames)
         for a in inp.answers:
@@ -226,22 +253,27 @@ def answer_in(polled) -> tuple[VlmAnswerIn, ...]:
 
 
 class CameraFrames:
-    """frame_of for the live process: the current camera frame, converted to a model frame once per frame id."""
+    """frame_of for the live process: the RECENT_FRAMES newest camera frames, each converted to a model frame once
+    (the current one, or an earlier one `history: primitive` picks)."""
 
     def __init__(self):
         self.current: tuple[int, np.ndarray] | None = None
-        self.converted: VlmFrame | None = None
+        self.recent: OrderedDict[int, np.ndarray | VlmFrame] = OrderedDict()
 
     def set(self, frame_id: int, rgb: np.ndarray) -> None:
         if self.current is None or self.current[0] != frame_id:
-            self.current, self.converted = (frame_id, rgb), None
+            self.current = (frame_id, rgb)
+            self.recent[frame_id] = rgb
+            while len(self.recent) > RECENT_FRAMES:
+                self.recent.popitem(last=False)
 
     def __call__(self, frame_id: int) -> VlmFrame:
-        if self.current is None or self.current[0] != frame_id:
-            raise KeyError(f"camera frame {frame_id} is not the current frame")
-        if self.converted is None:
-            self.converted = to_model_frame(*self.current)
-        return self.converted
+        got = self.recent.get(frame_id)
+        if got is None:
+            raise KeyError(f"camera frame {frame_id} is not among the {RECENT_FRAMES} newest")
+        if not isinstance(got, VlmFrame):
+            got = self.recent[frame_id] = to_model_frame(frame_id, got)
+        return got
 
 
 def camera_image(cam, now_ns: int) -> tuple[int, np.ndarray] | None:

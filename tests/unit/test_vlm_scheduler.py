@@ -119,3 +119,67 @@ def test_isaac_style_answer_is_counted_as_the_navigator_executes_it():
     assert not s.active and "unparseable" in s.episode.end_reason
     out = ActionQueue(NavigatorConfig(), habitat).submit(ActionText(text="Move forward 75 cm.", source="vlm"), 0)
     assert [r.outcome for r in out] == ["invalid"]
+
+
+def rep(msg, **changes):
+    return msg.model_copy(update=changes)
+
+
+def test_primitive_times_one_per_intermediate_25cm_or_15deg_step():
+    import math
+
+    from edge.vlm.scheduler import primitive_times
+
+    r = rep(result(1), estimated=0.74, start_mono_ns=1000, end_mono_ns=4000)
+    assert primitive_times(r) == [2000, 3000]  # 75 cm: 3 primitives, the last one's frame is the next query's
+    turn = rep(r, kind="turn", estimated=-math.radians(31))
+    assert primitive_times(turn) == [2500]  # 30°: 2 primitives
+    assert primitive_times(rep(r, estimated=0.26)) == []
+    assert primitive_times(rep(r, outcome="rejected")) == []
+
+
+def test_primitive_history_matches_the_habitat_observations():
+    """history: primitive — the start frame, then one frame per executed 25 cm primitive; the current frame last
+    and once (what training.rollout gives the model: docs/navigation.md §4)."""
+    import numpy as np
+
+    from edge.common.config import EdgeConfig
+    from edge.msg.messages import VlmAnswerIn, VlmStep
+    from edge.vlm.vlmd import VlmCore
+    from engines.vlm.models import VlmFrame
+
+    cfg = EdgeConfig().model_copy(update={"vlm": VlmConfig(history="primitive", overlap=False)})
+    core = VlmCore(cfg, "navila", False, lambda i: VlmFrame(i, np.full((2, 2, 3), i, np.uint8)), sender="me")
+    ms = 1_000_000
+
+    def step(t_ms, frame, instructions=(), results=(), answers=(), state="idle"):
+        st = NavigatorStatus(state=state, execution="closed_loop", queue_len=0)
+        return core.step(
+            VlmStep(
+                tick=t_ms,
+                start_s=t_ms / 1e3,
+                now_ns=t_ms * ms,
+                family="navila",
+                sender="me",
+                instructions=instructions,
+                frame_id=frame,
+                control_mode="hold",
+                status=(st,),
+                status_mono_ns=t_ms * ms,
+                results=results,
+                answers=answers,
+            )
+        )
+
+    out = step(0, 0, instructions=("go",))
+    assert out.launch is not None and [f.frame_id for f in out.launch[2]] == [-1] * 7 + [0]
+    ans = VlmAnswerIn(query_id=out.launch[0], ok=True, text="The next action is move forward 75 cm.")
+    step(100, 1, answers=(ans,), state="executing")
+    for t, fid in ((1000, 2), (2000, 3), (3000, 4)):  # frames seen while walking 1000 → 4000 ms
+        step(t, fid, state="executing")
+    done = rep(result(out.launch[0]), estimated=0.75, start_mono_ns=1000 * ms, end_mono_ns=4000 * ms, sender="me")
+    out = step(4000, 5, results=(done,), state="executing")
+    assert out.launch is None
+    out = step(4100, 5)  # idle after its result: the next query
+    assert out.launch is not None
+    assert [f.frame_id for f in out.launch[2]] == [-1] * 4 + [0, 3, 4, 5]  # start, 25 cm, 50 cm, current (75 cm)
