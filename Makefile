@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup demo test lint bench units clean smoke-real wheelhouse jetson-check doctor train eval-offline test-nav
+.PHONY: setup demo test lint bench units clean smoke-real wheelhouse jetson-check doctor train eval-offline test-nav eval
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	scripts/setup.sh $(VENV)
@@ -62,6 +62,14 @@ train: $(STAMP)
 eval-offline: $(STAMP)
 	nice -n 19 $(PY) -m training.evaluate models/nav10 --layouts 25 --per-layout 2 --drifts none \
 		--json models/nav10/offline_eval.json
+
+# Issue 10: the trained model through the whole stack (sim ⇄ DDS ⇄ control, camera → vlmd → parser → navigator), one
+# fresh stack per val-unseen episode (≈ 2 min each on 2 cores): build/eval/<stamp>/eval.{json,md} + per-episode
+# recordings, episode.json and reports. `make eval EPISODES=4 OVERLAP=both` for fewer episodes / the overlap runs.
+EPISODES ?= 20
+OVERLAP ?= off
+eval: $(STAMP)
+	nice -n 19 $(PY) -m training.stack_eval --episodes $(EPISODES) --overlap $(OVERLAP) --out build/eval
 
 # The unselected offline-evaluation tests (8 episodes: real contract, drifts, ONNX vision): ≈ 12 min, not in make test.
 test-nav: $(STAMP)

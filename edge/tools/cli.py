@@ -337,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="simulated Go2 through the whole stack, open- and closed-loop; writes a report")
     p.add_argument("--out", default="runs")
     p.add_argument(
-        "--modes", default="open_loop,closed_loop,vlm_overlap,vlm_no_overlap,vlm_tiny_navila,load_rt,load_no_rt"
+        "--modes", default="vln,open_loop,closed_loop,vlm_overlap,vlm_no_overlap,vlm_tiny_navila,load_rt,load_no_rt"
     )
     p.set_defaults(fn=cmd_demo)
     p = sub.add_parser("report", help="the report (report.json, report.png) of a recorded session (MCAP)")

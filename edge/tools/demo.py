@@ -1,6 +1,10 @@
 """`make demo`: the simulated Go2 driven through the whole stack (sim ⇄ DDS ⇄ control ⇄ ZeroMQ ⇄ navigator ⇄ VLM).
 
 Runs, each on a fresh simulator:
+  vln                       the headline: vision-language navigation with the trained model (models/nav10) on a
+                            val-unseen episode (NAV_DEMO_EPISODE): layout loaded by the simulator, instruction → head
+                            camera → vlmd (ONNX vision + transformers LLM) → parser → navigator → control; its
+                            outcome (reached or not, with the reason) in episode.json and the log, never a crash
   open_loop / closed_loop   a scripted operator stands in for the VLM (configs/demo_script.txt): execution accuracy
   vlm_overlap / vlm_no_overlap   instruction → head camera → VLM process (fixed answers, 0.8 s inference) → motion:
                             robot idle time waiting for the VLM, with and without overlapping inference and motion
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import subprocess
@@ -159,7 +164,149 @@ def run_vlm_episode(
     return run_out / RECORDING
 
 
-RUNS = ("open_loop", "closed_loop", "vlm_overlap", "vlm_no_overlap", "vlm_tiny_navila", "load_rt", "load_no_rt")
+# ---- vision-language navigation with the trained model (issue 10; docs/navigation.md §8) ------------------------
+NAV_CHECKPOINT = "models/nav10"
+NAV_ENGINES = REPO_ROOT / "configs" / "engines_nav10.yaml"  # its ONNX vision tower (parity-gated) + LLM manifest
+NAV_VISION_MANIFEST = REPO_ROOT / "build" / "engines_nav10" / "vision" / "vision.onnx.manifest.json"
+NAV_MAX_ANSWERS = 40  # as the offline evaluation (training.rollout.MAX_ACTIONS)
+NAV_PATH_STEP_M = 0.05  # the truth path keeps a pose per 5 cm moved: the gait's sway (≈ 1 cm) adds no length
+# The demo's headline episode: val-unseen (layout never trained on), one the model solves offline
+# (python -m training.evaluate models/nav10 --layouts 5 --per-layout 2 --drifts none --json F).
+NAV_DEMO_EPISODE = {  # training.episodes.make_episodes("val_unseen", 1, 2, seed=1)[1] (tests/unit/test_nav_world.py)
+    "episode_id": "val_unseen-1000-1",
+    "layout_seed": 1000,
+    "instruction": "Go to the yellow ball and stop.",
+    "start": [0.984396021170447, 1.5931531244265649, -0.34670384570157653],
+    "goal": "yellow ball",
+}
+
+
+def nav_vlm_overrides(overlap: bool = False) -> list[str]:
+    """vlmd on the trained model, the robot's path: ONNX vision (built by build_engines.py from configs/
+    engines_nav10.yaml, here if missing or stale) + transformers LLM; Habitat-rule history (`primitive`)."""
+    subprocess.run(
+        [sys.executable, str(REPO_ROOT / "build_engines.py"), "--config", str(NAV_ENGINES), "--stage", "onnx"],
+        cwd=REPO_ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return [
+        "vlm.model=navila",
+        f"vlm.checkpoint={NAV_CHECKPOINT}",
+        f"vlm.vision_manifest={NAV_VISION_MANIFEST}",
+        "vlm.history=primitive",
+        f"vlm.overlap={str(overlap).lower()}",
+        f"vlm.max_queries={NAV_MAX_ANSWERS}",
+    ]
+
+
+def run_nav_episode(
+    run_out: Path, episode: dict, vlm_overrides: list[str], config: str | None = None, timeout_s: float = 420.0
+) -> dict:
+    """One VLN episode on the whole stack: the simulator loads the episode's layout (sim.nav_layout) and starts the
+    Go2 at its pose; the operator gives the instruction; it ends at the model's STOP (then the navigator finishes),
+    at NAV_MAX_ANSWERS answers or too many unparseable ones (vlmd ends the episode), at a fall or damping, or at
+    `timeout_s`. Writes episode.json next to the recording; returns it with the truth path and the VLM figures.
+    Success as training.rollout.score: stopped with the base centre within SUCCESS_RADIUS_M of the goal's centre.
+
+    episode: {episode_id, layout_seed, instruction, start: [x, y, yaw] (m, m, rad), goal: landmark name}."""
+    from drivers.sim.nav_world import SUCCESS_RADIUS_M, generate_layout
+
+    goal = generate_layout(episode["layout_seed"]).landmark(episode["goal"])
+    x0, y0, yaw0 = episode["start"]
+    overrides = [
+        "navigator.execution=closed_loop",
+        "sim.camera_hz=5",
+        f"sim.nav_layout={episode['layout_seed']}",
+        f"sim.start_pose=[{x0}, {y0}, {yaw0}]",
+        *vlm_overrides,
+    ]
+    path: list[list[float]] = []
+    answers: list[dict] = []
+    reason, idle_s, idle_n = "", 0.0, 0
+    t0 = time.monotonic()
+    with sim_stack(run_out, overrides, True, config) as (mgr, op, bus):
+        outputs, truth = bus.sub("vlmOutput"), bus.sub("simTruth", conflate=False)
+
+        def track() -> bool:
+            """Keep the truth path; True once the robot is down."""
+            down = False
+            for t in truth.drain():
+                p = [t.msg.x_m, t.msg.y_m, t.msg.yaw_rad]
+                if not path or math.hypot(p[0] - path[-1][0], p[1] - path[-1][1]) >= NAV_PATH_STEP_M:
+                    path.append(p)
+                down = down or t.msg.fallen
+            return down
+
+        track()
+        t_ready = time.monotonic()
+        instruct(bus, episode["instruction"], op.cfg)
+        deadline, over = t_ready + timeout_s, ""
+        while not reason:
+            if mgr.dead():
+                raise OperatorError(f"{run_out.name}: a process died: {mgr.dead()}")
+            for r in outputs.wait(0.1):
+                m = r.msg
+                answers.append({"query_id": m.query_id, "text": m.text, "total_ms": m.total_ms, "error": m.error})
+                log.info("VLM %d (%s, %.0f ms): %r", m.query_id, m.trigger, m.total_ms, m.text)
+                over = over or m.episode_over
+            c = op.control.latest()
+            if track():
+                reason = "fell"
+            elif c is not None and c.msg.mode == "damp":
+                reason = f"damped ({c.msg.reason})"
+            elif over:
+                reason = "stop" if over == "STOP" else over
+            elif time.monotonic() > deadline:
+                reason = f"timeout ({timeout_s:g} s)"
+        if over:  # let the navigator finish what it was given (bounded), then the final pose
+            end = time.monotonic() + 30.0
+            while time.monotonic() < end:
+                st = op.status.latest()
+                if st is not None and st.age_s() < 0.3 and st.msg.state != "executing" and st.msg.queue_len == 0:
+                    break
+                time.sleep(0.05)
+            time.sleep(0.5)
+        if track() and reason == "stop":
+            reason = "fell"
+        st = op.status.latest()
+        if st is not None:
+            idle_s, idle_n = st.msg.vlm_wait_s, st.msg.vlm_waits
+    last = path[-1] if path else [x0, y0, yaw0]
+    ne = math.hypot(last[0] - goal.x, last[1] - goal.y)
+    stopped = reason == "stop"
+    out = {
+        "episode_id": episode.get("episode_id", ""),
+        "layout_seed": episode["layout_seed"],
+        "instruction": episode["instruction"],
+        "start": [x0, y0, yaw0],
+        "goal": {"colour": goal.colour, "shape": goal.shape, "x": goal.x, "y": goal.y, "radius_m": goal.radius},
+        "success_radius_m": SUCCESS_RADIUS_M,
+        "success": stopped and ne <= SUCCESS_RADIUS_M,
+        "stop_reason": reason,
+        "stopped": stopped,
+        "final": last,
+        "ne_m": ne,
+        "path": path,
+        "answers": answers,
+        "vlm_idle_s": idle_s,
+        "vlm_idle_waits": idle_n,
+        "episode_s": time.monotonic() - t_ready if path else 0.0,
+        "wall_s": time.monotonic() - t0,
+    }
+    (run_out / "episode.json").write_text(json.dumps(out, indent=1) + "\n")
+    log.info(
+        "%s: %s, NE %.2f m, %d answers, %s",
+        run_out.name,
+        "SUCCESS" if out["success"] else "not reached",
+        ne,
+        len(answers),
+        reason,
+    )
+    return out
+
+
+RUNS = ("vln", "open_loop", "closed_loop", "vlm_overlap", "vlm_no_overlap", "vlm_tiny_navila", "load_rt", "load_no_rt")
 
 
 def _run_one(mode: str, stamp: Path, script: Path, fixed: list[str], config: str | None) -> Path:
@@ -169,6 +316,9 @@ def _run_one(mode: str, stamp: Path, script: Path, fixed: list[str], config: str
         return run_vlm_episode(stamp / mode, [*fixed, f"vlm.overlap={mode == 'vlm_overlap'}"], config)
     if mode in ("load_rt", "load_no_rt"):
         return run_loaded(stamp / mode, mode == "load_rt", config)
+    if mode == "vln":  # reaching the goal or not is in episode.json; a fall or a failed run is a report row
+        run_nav_episode(stamp / mode, NAV_DEMO_EPISODE, nav_vlm_overrides(), config)
+        return stamp / mode / RECORDING
     if mode == "vlm_tiny_navila":
         from exporters.tiny import write_tiny_navila
 
@@ -193,6 +343,20 @@ def run_demo(out_root: Path, modes: list[str], script: Path = DEMO_SCRIPT, confi
             logs[mode] = RunFailed(f"{type(e).__name__}: {e}", stamp / mode / RECORDING)
         log.info("%s run: %.1f s", mode, time.monotonic() - t0)
     report = build_report(logs, stamp)
+    if (
+        stamp / "vln" / "episode.json"
+    ).is_file():  # reached or not: reported, never a failure of the demo (a fall is, through report["fell"])
+        ep = json.loads((stamp / "vln" / "episode.json").read_text())
+        report["vln"] = {k: ep[k] for k in ("instruction", "success", "stop_reason", "ne_m", "success_radius_m")}
+        (stamp / "report.json").write_text(json.dumps(report, indent=2))
+        log.info(
+            "vln: %r → %s (%s), %.2f m from the goal (success radius %.2f m)",
+            ep["instruction"],
+            "REACHED" if ep["success"] else "NOT REACHED",
+            ep["stop_reason"],
+            ep["ne_m"],
+            ep["success_radius_m"],
+        )
     latest = out_root / "latest"
     if latest.is_symlink() or latest.exists():
         latest.unlink()

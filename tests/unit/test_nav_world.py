@@ -83,3 +83,29 @@ def test_splits_share_no_layout():
     train = {e.layout_seed for e in make_episodes("train", 3, 1)}
     val = {e.layout_seed for e in make_episodes("val_unseen", 3, 1)}
     assert not train & val
+
+
+def test_stack_run_scored_with_the_offline_definitions():
+    """training.stack_eval scores a stack run (truth path, stop reason, answers) with training.rollout.score: a run
+    that did not stop never succeeds, even at the goal; steps are the answers."""
+    from training.stack_eval import score_run, stack_episodes
+
+    ep = stack_episodes(1)[0]
+    world = World(ep.layout_seed)
+    lm = world.layout.landmark(ep.goal)
+    path = [list(ep.start), [lm.x - 0.8, lm.y, 0.0]]
+    answers = [{"text": "The next action is stop."}]
+    stopped = score_run(world, ep, {"path": path, "stopped": True, "stop_reason": "stop", "answers": answers})
+    assert stopped.success and stopped.oracle_success and stopped.steps == 1 and 0 < stopped.spl <= 1
+    assert abs(stopped.ne - 0.8) < 1e-9
+    timeout = score_run(world, ep, {"path": path, "stopped": False, "stop_reason": "timeout", "answers": []})
+    assert not timeout.success and timeout.oracle_success and timeout.spl == 0
+
+
+def test_demo_episode_is_the_val_unseen_episode():
+    """make demo's vln run (edge.tools.demo.NAV_DEMO_EPISODE, no training import on the robot side) is exactly a
+    val-unseen episode of the evaluation."""
+    from edge.tools.demo import NAV_DEMO_EPISODE
+    from training.stack_eval import episode_spec, stack_episodes
+
+    assert NAV_DEMO_EPISODE == episode_spec(stack_episodes(2)[1])
