@@ -193,8 +193,7 @@ class Go2Sim:
         self._place(d)
         d.qpos[self.qpos_idx] = POSE_LYING + rng.uniform(-0.02, 0.02, 12)
         mujoco.mj_kinematics(m, d)
-        coll = (m.geom_contype | m.geom_conaffinity) != 0
-        coll[self.floor_geom] = False
+        coll = ((m.geom_contype | m.geom_conaffinity) != 0) & (m.geom_bodyid != 0)  # the robot's, not the world's
         lowest = np.min(d.geom_xpos[coll, 2] - m.geom_rbound[coll])  # bounding spheres: conservative
         d.qpos[2] += 0.005 - lowest
         mujoco.mj_forward(m, d)

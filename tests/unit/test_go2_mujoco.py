@@ -186,5 +186,8 @@ def test_nav_layout_scene_and_start_pose(start):
     x, y, _, roll, pitch, yaw = sim.truth()
     assert abs(x - pose[0]) < 0.05 and abs(y - pose[1]) < 0.05  # lying settles by a few millimetres
     assert abs(math.remainder(yaw - pose[2], 2 * math.pi)) < 0.05 and abs(roll) < 0.2 and abs(pitch) < 0.2
+    # the walls are not the robot: it settles exactly as on an open floor (it was dropped from the walls' height)
+    open_floor = Go2Sim(start=start, landmarks=False, start_pose=pose)
+    np.testing.assert_allclose(sim.truth()[2:5], open_floor.truth()[2:5], atol=1e-6)
     cam_model = scene_spec(SimConfig().physics_dt, True, 1003).compile()
     assert {cam_model.geom(i).name for i in range(cam_model.ngeom)} == names and cam_model.nq == m.nq
