@@ -25,6 +25,7 @@ import logging
 import math
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -74,52 +75,92 @@ def table(rows: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evaluate_stack(
-    episodes: list[Episode], out: Path, overlap: bool = False, timeout_s: float = 420.0, retries: int = 1
-) -> dict:
-    """Each episode on a fresh stack; an episode whose control damped (a LowState gap on a loaded machine: the
-    stack's safety, not the model) runs again up to `retries` times, and the count is reported."""
-    from edge.tools.demo import nav_vlm_overrides, run_nav_episode
-    from edge.tools.report import build_report
+def stack_failure(ep: Episode, error: Exception) -> dict:
+    """The run record of an episode whose stack never got going (the robot did not stand: control damped on a
+    LowState gap at stand-up on the loaded machine) or lost a process."""
+    return {
+        "path": [],
+        "stopped": False,
+        "stop_reason": f"stack: {error}",
+        "success": False,
+        "answers": [],
+        "vlm_idle_s": 0.0,
+        "episode_s": 0.0,
+        "wall_s": 0.0,
+    }
 
-    overrides = nav_vlm_overrides(overlap)
-    results, runs = [], []
-    for ep in episodes:
-        for attempt in range(1 + retries):
-            run_out = out / (ep.episode_id + (f"-retry{attempt}" if attempt else ""))
-            run = run_nav_episode(run_out, episode_spec(ep), overrides, timeout_s=timeout_s)
-            run["retries"] = attempt
-            if not run["stop_reason"].startswith("damped"):
-                break
-            log.warning("%s: control damped (%s): run again on a fresh stack", ep.episode_id, run["stop_reason"])
-        build_report({ep.episode_id: run_out / "bus.mcap"}, run_out)
-        res = score_run(World(ep.layout_seed), ep, run)
-        if res.success != run["success"]:  # one definition: the robot-side check must agree with score()
-            raise AssertionError(f"{ep.episode_id}: success {run['success']} on the stack, {res.success} by score()")
-        results.append(res)
-        runs.append(run)
-        log.info("%s: %s in %.0f s", ep.episode_id, dataclasses.asdict(res), run["wall_s"])
+
+def infrastructure(reason: str) -> bool:
+    """The stack's safety or start-up ended the run, not the model: worth another run on a fresh stack."""
+    return reason.startswith(("damped", "stack:"))
+
+
+def summary_of(results: list, runs: list[dict], overlap: bool) -> dict:
     summary = summarise(results)
     lat = [a["total_ms"] for r in runs for a in r["answers"] if not a["error"]] or [0.0]
     summary.pop("collisions")
     summary.update(
         vlm_ms_p50=float(np.percentile(lat, 50)),
         vlm_ms_p99=float(np.percentile(lat, 99)),
-        idle_s=float(np.mean([r["vlm_idle_s"] for r in runs])),
-        episode_s=float(np.mean([r["episode_s"] for r in runs])),
+        idle_s=float(np.mean([r["vlm_idle_s"] for r in runs])) if runs else 0.0,
+        episode_s=float(np.mean([r["episode_s"] for r in runs])) if runs else 0.0,
         wall_s=float(np.sum([r["wall_s"] for r in runs])),
         overlap=overlap,
         max_answers=MAX_ACTIONS,
         retries=int(sum(r["retries"] for r in runs)),
-        damped=int(sum(r["stop_reason"].startswith("damped") for r in runs)),
+        damped=int(sum(infrastructure(r["stop_reason"]) for r in runs)),
     )
-    return {
-        "summary": summary,
-        "episodes": [
-            dataclasses.asdict(res) | {k: r[k] for k in ("stop_reason", "vlm_idle_s", "episode_s", "wall_s", "retries")}
-            for res, r in zip(results, runs)
-        ],
-    }
+    return summary
+
+
+def evaluate_stack(
+    episodes: list[Episode],
+    out: Path,
+    overlap: bool = False,
+    timeout_s: float = 420.0,
+    retries: int = 1,
+    on_episode: Callable[[dict], None] | None = None,
+) -> dict:
+    """Each episode on a fresh stack; an episode that control damped or whose stack did not start (a LowState gap
+    on a loaded machine: the stack's safety, not the model) runs again up to `retries` times, and the count is
+    reported. `on_episode(result so far)` after each episode (eval.json is written as it goes)."""
+    from edge.tools.demo import nav_vlm_overrides, run_nav_episode
+    from edge.tools.errors import OperatorError
+    from edge.tools.report import build_report
+
+    overrides = nav_vlm_overrides(overlap)
+    results, runs = [], []
+    result: dict = {}
+    for ep in episodes:
+        for attempt in range(1 + retries):
+            run_out = out / (ep.episode_id + (f"-retry{attempt}" if attempt else ""))
+            try:
+                run = run_nav_episode(run_out, episode_spec(ep), overrides, timeout_s=timeout_s)
+            except OperatorError as e:
+                run = stack_failure(ep, e)
+            run["retries"] = attempt
+            if not infrastructure(run["stop_reason"]):
+                break
+            log.warning("%s: %s: run again on a fresh stack", ep.episode_id, run["stop_reason"])
+        if (run_out / "bus.mcap").is_file():
+            build_report({ep.episode_id: run_out / "bus.mcap"}, run_out)
+        res = score_run(World(ep.layout_seed), ep, run)
+        if res.success != run["success"]:  # one definition: the robot-side check must agree with score()
+            raise AssertionError(f"{ep.episode_id}: success {run['success']} on the stack, {res.success} by score()")
+        results.append(res)
+        runs.append(run)
+        log.info("%s: %s in %.0f s", ep.episode_id, dataclasses.asdict(res), run["wall_s"])
+        result = {
+            "summary": summary_of(results, runs, overlap),
+            "episodes": [
+                dataclasses.asdict(res)
+                | {k: r[k] for k in ("stop_reason", "vlm_idle_s", "episode_s", "wall_s", "retries")}
+                for res, r in zip(results, runs)
+            ],
+        }
+        if on_episode is not None:
+            on_episode(result)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,15 +175,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     episodes = stack_episodes(args.episodes + args.skip)[args.skip :]
     out = Path(args.out) / time.strftime("%Y%m%d-%H%M%S")
-    result, rows = {}, {}
+    result: dict = {}
+
+    def write(name: str, partial: dict) -> None:
+        result[name] = partial
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "eval.json").write_text(json.dumps(result, indent=1) + "\n")
+        (out / "eval.md").write_text(table({k: v["summary"] for k, v in result.items()}))
+
     for overlap in {"off": [False], "on": [True], "both": [False, True]}[args.overlap]:
         name = f"overlap_{'on' if overlap else 'off'}"
-        result[name] = evaluate_stack(episodes, out / name, overlap, args.timeout_s, args.retries)
-        rows[name] = result[name]["summary"]
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "eval.json").write_text(json.dumps(result, indent=1) + "\n")
-    (out / "eval.md").write_text(table(rows))
-    print(f"{out}/eval.json\n" + table(rows))
+        evaluate_stack(episodes, out / name, overlap, args.timeout_s, args.retries, lambda r, n=name: write(n, r))
+    print(f"{out}/eval.json\n" + (out / "eval.md").read_text())
     return 0
 
 
