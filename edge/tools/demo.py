@@ -200,6 +200,12 @@ def nav_vlm_overrides(overlap: bool = False) -> list[str]:
     ]
 
 
+def idle(op: Operator) -> bool:
+    """The navigator reports (fresh) that it has nothing to execute."""
+    st = op.status.latest()
+    return st is not None and st.age_s() < 0.3 and st.msg.state != "executing" and st.msg.queue_len == 0
+
+
 def run_nav_episode(
     run_out: Path, episode: dict, vlm_overrides: list[str], config: str | None = None, timeout_s: float = 420.0
 ) -> dict:
@@ -223,6 +229,7 @@ def run_nav_episode(
     ]
     path: list[list[float]] = []
     answers: list[dict] = []
+    done: set[int] = set()  # query ids the navigator has finished
     reason, idle_s, idle_n = "", 0.0, 0
     t0 = time.monotonic()
     with sim_stack(run_out, overrides, True, config) as (mgr, op, bus):
@@ -250,6 +257,7 @@ def run_nav_episode(
                 answers.append({"query_id": m.query_id, "text": m.text, "total_ms": m.total_ms, "error": m.error})
                 log.info("VLM %d (%s, %.0f ms): %r", m.query_id, m.trigger, m.total_ms, m.text)
                 over = over or m.episode_over
+            done.update(r.msg.query_id for r in op.results.drain())
             c = op.control.latest()
             if track():
                 reason = "fell"
@@ -257,14 +265,14 @@ def run_nav_episode(
                 reason = f"damped ({c.msg.reason})"
             elif over:
                 reason = "stop" if over == "STOP" else over
+            elif len(answers) >= op.cfg.vlm.max_queries and answers[-1]["query_id"] in done and idle(op):
+                # vlmd asks no more (no message says so) and the navigator has run the last answer
+                reason = over = f"{len(answers)} answers without stop"
             elif time.monotonic() > deadline:
                 reason = f"timeout ({timeout_s:g} s)"
         if over:  # let the navigator finish what it was given (bounded), then the final pose
             end = time.monotonic() + 30.0
-            while time.monotonic() < end:
-                st = op.status.latest()
-                if st is not None and st.age_s() < 0.3 and st.msg.state != "executing" and st.msg.queue_len == 0:
-                    break
+            while time.monotonic() < end and not idle(op):
                 time.sleep(0.05)
             time.sleep(0.5)
         if track() and reason == "stop":
