@@ -82,7 +82,7 @@ class ActionResult(Msg):
     start_mono_ns: int = Field(ge=0)
     end_mono_ns: int = Field(ge=0)
     # rejected: never started (control not accepting commands, queue full), the reason says why
-    outcome: Literal["completed", "timeout", "preempted", "invalid", "rejected"]
+    outcome: Literal["completed", "timeout", "blocked", "preempted", "invalid", "rejected"]
     reason: str = ""
     query_id: QueryId = -1  # the ActionText this action came from: (sender, query_id)
     sender: str = Field("", max_length=MAX_NAME)

@@ -202,7 +202,7 @@ class ActionQueue:
             r = self.executor.result()
             if r is None:  # cannot happen: a finished action always has a result
                 raise RuntimeError("executor finished without a result")
-            outcome = "timeout" if r.timed_out else "completed"
+            outcome = "blocked" if r.blocked else "timeout" if r.timed_out else "completed"
             results.append(self._result(self.current, now_ns, outcome, estimated=r.achieved))
             self.done += 1
             finished, self.current = self.current, None

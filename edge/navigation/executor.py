@@ -10,7 +10,11 @@ The pose is the robot's OWN estimate (yaw from the IMU, x/y from leg odometry), 
   yaw rate on the remaining angle, clipped to [min, max], zero inside the tolerance. Yaw is unwrapped by
   accumulating wrapped per-step deltas, so targets past ±π and multi-turn amounts work. On reaching the target the
   executor holds (vx = 0, yaw held) for ``settle_s`` and finishes once inside the tolerance; a Forward never
-  reverses (an overshoot ends it). A timeout (factor × nominal duration + margin) ends any action.
+  reverses (an overshoot ends it). A timeout (factor × nominal duration + margin) ends any action, and an action
+  that makes no progress (less than ``stall_min_forward_m`` / ``stall_min_turn_rad`` towards its target within
+  ``stall_window_s``, e.g. walking into a wall or a landmark) ends at once as blocked: pushing on for the whole
+  timeout tips the robot (docs/results.md, the stack evaluation's fall). Training's kinematic execution stops a move
+  at contact the same way (docs/navigation.md §2).
 
 Usage: ``ex.start(action, now, pose)`` then ``sp = ex.step(now, pose)`` every tick until ``sp.done``;
 ``ex.result()`` then describes the finished action.
@@ -45,6 +49,10 @@ class ExecutorParams(BaseModel):
     timeout_factor: float = Field(3.0, ge=1, allow_inf_nan=False)  # × nominal open-loop duration
     timeout_margin_s: float = Field(2.0, ge=0, allow_inf_nan=False)
     settle_s: float = Field(0.25, ge=0, allow_inf_nan=False)  # closed loop: hold before done
+    # closed loop, blocked: at the minimum commands (0.25 m/s, 0.2 rad/s) the policy covers ≈ 0.14 m / 0.2 rad per s
+    stall_window_s: float = Field(1.5, gt=0, allow_inf_nan=False)
+    stall_min_forward_m: float = Field(0.05, gt=0, allow_inf_nan=False)
+    stall_min_turn_rad: float = Field(math.radians(3.0), gt=0, allow_inf_nan=False)
 
 
 class Pose2D(NamedTuple):
@@ -72,6 +80,7 @@ class ExecutionResult:
     lateral_m: float = 0.0  # displacement across the start heading
     yaw_change_rad: float = 0.0
     error: str = ""  # e.g. a non-finite pose aborted the action
+    blocked: bool = False  # closed loop: no progress within stall_window_s (ended early, not timed out)
 
 
 def wrap_angle(a: float) -> float:
@@ -120,6 +129,7 @@ class ActionExecutor:
         self._t0 = self._t_reached = now_s
         self._reached = False
         self._start, self._last_yaw, self._yaw_acc = pose, pose.yaw, 0.0
+        self._progress_ref, self._t_progress = 0.0, now_s
         self.last_pose = pose
         self._nominal_s = nominal
         self._timeout_s = p.timeout_factor * nominal + p.timeout_margin_s
@@ -164,11 +174,22 @@ class ActionExecutor:
         c, s = math.cos(self._start.yaw), math.sin(self._start.yaw)
         return dx * c + dy * s, -dx * s + dy * c
 
+    def _stalled(self, progress: float, now_s: float) -> bool:
+        """Progress (m or rad towards the target) advanced less than the minimum within stall_window_s."""
+        p = self.params
+        step = p.stall_min_forward_m if self._kind == "forward" else p.stall_min_turn_rad
+        if self._reached or progress - self._progress_ref >= step:
+            self._progress_ref, self._t_progress = progress, now_s
+            return False
+        return now_s - self._t_progress >= p.stall_window_s
+
     def _closed_loop(self, now_s: float, pose: Pose2D) -> Setpoint:
         p = self.params
+        sign = 1.0 if self._target >= 0 else -1.0
+        if self._stalled(sign * (self._along_across(pose)[0] if self._kind == "forward" else self._yaw_acc), now_s):
+            return self._finish(now_s, pose, blocked=True)
         if self._kind == "forward":
             along, _ = self._along_across(pose)
-            sign = 1.0 if self._target >= 0 else -1.0
             remaining = abs(self._target) - sign * along
             wz = _clip_mag(-p.kp_heading * self._yaw_acc, 0.0, p.max_heading_rate_rad_s)
             in_tol = remaining < p.distance_tol_m  # includes an overshoot: never reverse
@@ -194,7 +215,9 @@ class ActionExecutor:
         if in_tol and not self._reached:
             self._reached, self._t_reached = True, now_s
 
-    def _finish(self, now_s: float, pose: Pose2D, timed_out: bool = False, error: str = "") -> Setpoint:
+    def _finish(
+        self, now_s: float, pose: Pose2D, timed_out: bool = False, error: str = "", blocked: bool = False
+    ) -> Setpoint:
         along, across = self._along_across(pose)
         achieved = math.nan if error else {"forward": along, "turn": self._yaw_acc, "stop": 0.0}[self._kind]
         self._result = ExecutionResult(
@@ -207,6 +230,7 @@ class ActionExecutor:
             lateral_m=across,
             yaw_change_rad=self._yaw_acc,
             error=error,
+            blocked=blocked,
         )
         self._action = None
         return Setpoint(0.0, 0.0, 0.0, True, timed_out)

@@ -30,7 +30,7 @@ from edge.system.health import HealthView, NotReadyError
 from edge.system.process_config import PROCS
 from edge.tools.errors import EXIT_NOT_READY, EXIT_USAGE, OperatorError
 
-FAILED_OUTCOMES = ("invalid", "rejected", "preempted", "timeout")
+FAILED_OUTCOMES = ("invalid", "rejected", "preempted", "timeout", "blocked")
 NAVIGATOR_SILENT_S = 3.0  # no navigatorStatus (nominal 10 Hz) for this long while waiting: navigatord is gone
 ABSENT_FAIL_S = 3.0  # no process of the stack heard of and no socket on the bus: not running
 

@@ -179,7 +179,7 @@ def accuracy_table(runs: dict[str, dict]) -> list[dict]:
                 abs(a["error_display"])
                 for a in run["actions"]
                 if a["kind"] == kind and a["error"] is not None and a["outcome"] in ("completed", "timeout")
-            ]  # rejected / preempted actions never ran as commanded
+            ]  # rejected / preempted actions never ran as commanded, blocked ones ran into something
             if errs:
                 rows.append(
                     {

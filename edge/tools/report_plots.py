@@ -29,7 +29,13 @@ DPI = 80
 WIDTH_IN = 28.0
 MAIN_H_IN, EMPTY_H_IN, HEADER_H_IN, STRIP_H_IN = 4.8, 0.8, 0.75, 2.0
 MODE_COLOURS = {"passive": "0.75", "stand_up": "#9ecae1", "hold": "#a1d99b", "walk": "#3182bd", "damp": "#de2d26"}
-OUTCOME_COLOURS = {"completed": "#31a354", "timeout": "#fd8d3c", "preempted": "#9e9ac8", "invalid": "0.6"}
+OUTCOME_COLOURS = {
+    "completed": "#31a354",
+    "timeout": "#fd8d3c",
+    "blocked": "#a63603",
+    "preempted": "#9e9ac8",
+    "invalid": "0.6",
+}
 STATUS_COLOURS = {"PASS": "#238b45", "DAMPED": "#e6550d", "FELL": "#cb181d", "FAILED": "#cb181d"}
 
 

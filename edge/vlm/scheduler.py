@@ -29,7 +29,7 @@ def primitive_times(result: ActionResult) -> list[int]:
     """Monotonic times (ns) at which a forward / turn action's intermediate 25 cm / 15° primitives ended, assuming
     an even pace over [start, end]: k = round(|estimated| / primitive) primitives give k − 1 times (none for k ≤ 1,
     for stop, invalid or rejected actions)."""
-    if result.kind not in ("forward", "turn") or result.outcome not in ("completed", "timeout", "preempted"):
+    if result.kind not in ("forward", "turn") or result.outcome not in ("completed", "timeout", "blocked", "preempted"):
         return []
     k = round(abs(result.estimated) / (PRIMITIVE_M if result.kind == "forward" else PRIMITIVE_RAD))
     span = result.end_mono_ns - result.start_mono_ns

@@ -140,8 +140,9 @@ def test_settle_holds_before_done():
 
 
 def test_timeout():
-    """A robot that never moves: done after timeout_factor × nominal + margin, flagged, zero command."""
-    p = ExecutorParams(timeout_factor=3.0, timeout_margin_s=2.0)
+    """A robot that never moves (no stall detection): done after timeout_factor × nominal + margin, flagged, zero
+    command."""
+    p = ExecutorParams(timeout_factor=3.0, timeout_margin_s=2.0, stall_window_s=100.0)
     plant = Plant(vx_map=False, drift=0.0)
     res, sps = run(ActionExecutor("closed_loop", p), Forward(0.5), plant, dt=0.02, t0=0.0)
     assert res.timed_out and sps[-1].timed_out and sps[-1].done
@@ -152,6 +153,40 @@ def test_timeout():
     plant = Plant(wz_gain=0.0, drift=0.0)
     res, _ = run(ActionExecutor("closed_loop", p), Turn(-30 * DEG), plant, t0=0.0)
     assert res.timed_out and res.duration_s == pytest.approx(3.0 * 1.0 + 2.0, abs=0.021)
+
+
+def test_blocked_forward_and_turn_end_early():
+    """Walking into a wall (the estimate stops advancing after 0.3 m) or a turn that cannot turn: the action ends
+    stall_window_s after the last progress step, flagged blocked (not timed out), with a zero command."""
+    p = ExecutorParams()
+    ex, plant, t = ActionExecutor("closed_loop", p), Plant(drift=0.0), 0.0
+    ex.start(Forward(0.75), t, plant.pose())
+    while True:
+        sp = ex.step(t, plant.pose())
+        if sp.done:
+            break
+        plant.apply(sp, 0.02)
+        plant.x = min(plant.x, 0.3)  # the wall
+        t += 0.02
+    res = ex.result()
+    assert res is not None and res.blocked and not res.timed_out and sp[:3] == (0.0, 0.0, 0.0)
+    assert res.achieved == pytest.approx(0.3) and 1.5 < t < 3.0  # reaching 0.3 m takes ≈ 1 s, then 1.5 s
+
+    res, sps = run(ActionExecutor("closed_loop", p), Turn(30 * DEG), Plant(wz_gain=0.0, drift=0.0), t0=0.0)
+    assert res.blocked and not res.timed_out and res.duration_s == pytest.approx(p.stall_window_s, abs=0.021)
+
+
+def test_slow_steady_progress_is_not_blocked():
+    """A robot that creeps at 4 cm/s whatever the command (6 cm per stall window ≥ the 5 cm minimum): never blocked;
+    the move runs until its timeout."""
+    p = ExecutorParams()
+    ex, t, x = ActionExecutor("closed_loop", p), 0.0, 0.0
+    ex.start(Forward(0.75), t, Pose2D(0, 0, 0))
+    while not ex.step(t, Pose2D(x, 0, 0)).done:
+        t, x = t + 0.02, x + 0.04 * 0.02
+    res = ex.result()
+    assert res is not None and res.timed_out and not res.blocked
+    assert res.duration_s == pytest.approx(p.timeout_factor * 0.75 / p.forward_speed_m_s + p.timeout_margin_s, abs=0.03)
 
 
 # ---- open loop (NaVILA Isaac) --------------------------------------------------------------------------------
