@@ -124,6 +124,7 @@ def evaluate_stack(
     """Each episode on a fresh stack; an episode that control damped or whose stack did not start (a LowState gap
     on a loaded machine: the stack's safety, not the model) runs again up to `retries` times, and the count is
     reported. `on_episode(result so far)` after each episode (eval.json is written as it goes)."""
+    from edge.system.health import NotReadyError
     from edge.tools.demo import nav_vlm_overrides, run_nav_episode
     from edge.tools.errors import OperatorError
     from edge.tools.report import build_report
@@ -136,14 +137,18 @@ def evaluate_stack(
             run_out = out / (ep.episode_id + (f"-retry{attempt}" if attempt else ""))
             try:
                 run = run_nav_episode(run_out, episode_spec(ep), overrides, timeout_s=timeout_s)
-            except OperatorError as e:
+            except (OperatorError, NotReadyError) as e:  # the stack did not start, or a process died
                 run = stack_failure(ep, e)
             run["retries"] = attempt
             if not infrastructure(run["stop_reason"]):
                 break
             log.warning("%s: %s: run again on a fresh stack", ep.episode_id, run["stop_reason"])
         if (run_out / "bus.mcap").is_file():
-            build_report({ep.episode_id: run_out / "bus.mcap"}, run_out)
+            try:
+                build_report({ep.episode_id: run_out / "bus.mcap"}, run_out)
+            except Exception:  # a report that cannot be drawn never loses the evaluation
+                log.exception("%s: no report", ep.episode_id)
+        run["run_dir"] = str(run_out)
         res = score_run(World(ep.layout_seed), ep, run)
         if res.success != run["success"]:  # one definition: the robot-side check must agree with score()
             raise AssertionError(f"{ep.episode_id}: success {run['success']} on the stack, {res.success} by score()")
@@ -154,7 +159,7 @@ def evaluate_stack(
             "summary": summary_of(results, runs, overlap),
             "episodes": [
                 dataclasses.asdict(res)
-                | {k: r[k] for k in ("stop_reason", "vlm_idle_s", "episode_s", "wall_s", "retries")}
+                | {k: r[k] for k in ("stop_reason", "vlm_idle_s", "episode_s", "wall_s", "retries", "run_dir")}
                 for res, r in zip(results, runs)
             ],
         }

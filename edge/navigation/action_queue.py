@@ -6,7 +6,7 @@ Every sentence and every action ends in exactly one ActionResult — nothing is 
   rejected   never started: control is not accepting commands (damping, e-stopped, lying passive, gone; the reason
              is control's), or the queue is full (NavigatorConfig.max_queue);
   preempted  superseded (invalid text, STOP) or stopped (control stopped accepting, odometry went stale);
-  completed / timeout.
+  completed / timeout / blocked (closed loop: no progress within the executor's stall window, reason says so).
 Actions start only while control is standing (hold or walk). Closed-loop execution needs fresh odometry and
 aborts the current action when it goes stale.
 """
@@ -197,13 +197,14 @@ class ActionQueue:
                 self.vlm_waits += 1
             self.idle_since_ns = None
             self.executor.start(self.current.action, now_s, pose or Pose2D(0.0, 0.0, 0.0))
-        sp = self.executor.step(now_s, pose or self.executor.last_pose)
+        sp = self.executor.step(now_s, pose or self.executor.last_pose, walking=control == "walk")
         if sp.done:
             r = self.executor.result()
             if r is None:  # cannot happen: a finished action always has a result
                 raise RuntimeError("executor finished without a result")
             outcome = "blocked" if r.blocked else "timeout" if r.timed_out else "completed"
-            results.append(self._result(self.current, now_ns, outcome, estimated=r.achieved))
+            why = f"no progress for {self.executor.params.stall_window_s:.1f} s" if r.blocked else ""
+            results.append(self._result(self.current, now_ns, outcome, why, estimated=r.achieved))
             self.done += 1
             finished, self.current = self.current, None
             if isinstance(finished.action, Stop):

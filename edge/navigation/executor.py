@@ -13,8 +13,9 @@ The pose is the robot's OWN estimate (yaw from the IMU, x/y from leg odometry), 
   reverses (an overshoot ends it). A timeout (factor × nominal duration + margin) ends any action, and an action
   that makes no progress (less than ``stall_min_forward_m`` / ``stall_min_turn_rad`` towards its target within
   ``stall_window_s``, e.g. walking into a wall or a landmark) ends at once as blocked: pushing on for the whole
-  timeout tips the robot (docs/results.md, the stack evaluation's fall). Training's kinematic execution stops a move
-  at contact the same way (docs/navigation.md §2).
+  timeout tips the robot (docs/results.md, the stack evaluation's fall). The stall clock runs only while control
+  walks (a lag hold is not a stall). Training's kinematic execution stops a move at contact (docs/navigation.md §2);
+  the robot stops stall_window_s after its last progress.
 
 Usage: ``ex.start(action, now, pose)`` then ``sp = ex.step(now, pose)`` every tick until ``sp.done``;
 ``ex.result()`` then describes the finished action.
@@ -49,7 +50,8 @@ class ExecutorParams(BaseModel):
     timeout_factor: float = Field(3.0, ge=1, allow_inf_nan=False)  # × nominal open-loop duration
     timeout_margin_s: float = Field(2.0, ge=0, allow_inf_nan=False)
     settle_s: float = Field(0.25, ge=0, allow_inf_nan=False)  # closed loop: hold before done
-    # closed loop, blocked: at the minimum commands (0.25 m/s, 0.2 rad/s) the policy covers ≈ 0.14 m / 0.2 rad per s
+    # closed loop, blocked: at the minimum forward command (0.25 m/s) the policy walks ≈ 0.14 m/s (docs/go2.md §8):
+    # ≈ 0.2 m per window, 4× the minimum; turns are commanded at ≥ 0.2 rad/s (0.3 rad per window, 6× the minimum)
     stall_window_s: float = Field(1.5, gt=0, allow_inf_nan=False)
     stall_min_forward_m: float = Field(0.05, gt=0, allow_inf_nan=False)
     stall_min_turn_rad: float = Field(math.radians(3.0), gt=0, allow_inf_nan=False)
@@ -134,8 +136,10 @@ class ActionExecutor:
         self._nominal_s = nominal
         self._timeout_s = p.timeout_factor * nominal + p.timeout_margin_s
 
-    def step(self, now_s: float, pose: Pose2D) -> Setpoint:
-        """The setpoint for this tick; done=True (with zero velocity) once the action is over. Idle → zero, done."""
+    def step(self, now_s: float, pose: Pose2D, walking: bool = True) -> Setpoint:
+        """The setpoint for this tick; done=True (with zero velocity) once the action is over. Idle → zero, done.
+        walking: control is executing velocity commands; while it is not (a lag hold, the first ticks of a move)
+        the robot cannot make progress, so the stall clock restarts."""
         if self._action is None:
             return _ZERO_DONE
         if not all(math.isfinite(v) for v in (now_s, *pose, *self._start)):
@@ -154,6 +158,8 @@ class ActionExecutor:
             return Setpoint(0.0, 0.0, math.copysign(p.turn_rate_rad_s, self._target), False)
         if elapsed >= self._timeout_s:
             return self._finish(now_s, pose, timed_out=True)
+        if not walking:
+            self._t_progress = now_s
         return self._closed_loop(now_s, pose)
 
     def result(self) -> Optional[ExecutionResult]:

@@ -228,6 +228,7 @@ def run_nav_episode(
         *vlm_overrides,
     ]
     path: list[list[float]] = []
+    latest: list[float] = []  # the newest true pose (the path's points are NAV_PATH_STEP_M apart)
     answers: list[dict] = []
     done: set[int] = set()  # query ids the navigator has finished
     reason, idle_s, idle_n = "", 0.0, 0
@@ -236,12 +237,12 @@ def run_nav_episode(
         outputs, truth = bus.sub("vlmOutput"), bus.sub("simTruth", conflate=False)
 
         def track() -> bool:
-            """Keep the truth path; True once the robot is down."""
+            """Keep the truth path (a pose per NAV_PATH_STEP_M) and the newest pose; True once the robot is down."""
             down = False
             for t in truth.drain():
-                p = [t.msg.x_m, t.msg.y_m, t.msg.yaw_rad]
-                if not path or math.hypot(p[0] - path[-1][0], p[1] - path[-1][1]) >= NAV_PATH_STEP_M:
-                    path.append(p)
+                latest[:] = [t.msg.x_m, t.msg.y_m, t.msg.yaw_rad]
+                if not path or math.hypot(latest[0] - path[-1][0], latest[1] - path[-1][1]) >= NAV_PATH_STEP_M:
+                    path.append(list(latest))
                 down = down or t.msg.fallen
             return down
 
@@ -275,11 +276,19 @@ def run_nav_episode(
             while time.monotonic() < end and not idle(op):
                 time.sleep(0.05)
             time.sleep(0.5)
+        c = op.control.latest()
         if track() and reason == "stop":
             reason = "fell"
+        elif reason == "stop" and c is not None and c.msg.mode == "damp":
+            reason = f"damped after stop ({c.msg.reason})"
+        elif reason == "stop" and mgr.dead():
+            reason = f"a process died after stop: {mgr.dead()}"
         st = op.status.latest()
         if st is not None:
             idle_s, idle_n = st.msg.vlm_wait_s, st.msg.vlm_waits
+        t_end = time.monotonic()
+    if latest and latest != path[-1]:
+        path.append(list(latest))  # the final pose ends the path: NE from where the robot really stopped
     last = path[-1] if path else [x0, y0, yaw0]
     ne = math.hypot(last[0] - goal.x, last[1] - goal.y)
     stopped = reason == "stop"
@@ -299,7 +308,7 @@ def run_nav_episode(
         "answers": answers,
         "vlm_idle_s": idle_s,
         "vlm_idle_waits": idle_n,
-        "episode_s": time.monotonic() - t_ready if path else 0.0,
+        "episode_s": t_end - t_ready,
         "wall_s": time.monotonic() - t0,
     }
     (run_out / "episode.json").write_text(json.dumps(out, indent=1) + "\n")

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 from edge.common.config import VlmConfig
 from edge.msg.messages import ActionResult, NavigatorStatus
-from edge.navigation.parse import ActionParser, Invalid, Stop
+from edge.navigation.parse import FORWARD_STEP_M, TURN_STEP_DEG, ActionParser, Invalid, Stop
 
 READY_MODES = ("hold", "walk")
-PRIMITIVE_M = 0.25  # NaVILA's Habitat primitives: forward 25 cm, turn 15° (docs/vln-models.md §1.4)
-PRIMITIVE_RAD = math.radians(15.0)
+# NaVILA's Habitat primitives: forward 25 cm, turn 15° (docs/vln-models.md §1.4)
+PRIMITIVE_M, PRIMITIVE_RAD = FORWARD_STEP_M, math.radians(TURN_STEP_DEG)
 
 
 def primitive_times(result: ActionResult) -> list[int]:
@@ -31,7 +31,9 @@ def primitive_times(result: ActionResult) -> list[int]:
     for stop, invalid or rejected actions)."""
     if result.kind not in ("forward", "turn") or result.outcome not in ("completed", "timeout", "blocked", "preempted"):
         return []
-    k = round(abs(result.estimated) / (PRIMITIVE_M if result.kind == "forward" else PRIMITIVE_RAD))
+    step = PRIMITIVE_M if result.kind == "forward" else PRIMITIVE_RAD
+    # never more primitives than commanded: a glitched estimate must not flood the history
+    k = min(round(abs(result.estimated) / step), round(abs(result.commanded) / step))
     span = result.end_mono_ns - result.start_mono_ns
     return [result.start_mono_ns + span * i // k for i in range(1, k)]
 

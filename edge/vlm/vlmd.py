@@ -12,6 +12,7 @@ and the robot holds.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from collections import OrderedDict, deque
@@ -153,6 +154,13 @@ class VlmCore:
         self.seen: deque[tuple[int, int]] = deque(maxlen=RECENT_FRAMES)  # (first tick ns, camera frame id)
         self.launched: dict[int, tuple[int, str, tuple[int, ...]]] = {}  # query id → (launch ns, trigger, frame ids)
 
+    def _add_history(self, frame: VlmFrame) -> None:
+        """Keep the history in camera order (frame ids grow with time) and each frame once: with overlap, an early
+        query's frame is added before the running action's intermediate frames, which are older."""
+        ids = [f.frame_id for f in self.history]
+        if frame.frame_id not in ids:
+            self.history.insert(bisect.bisect(ids, frame.frame_id), frame)
+
     def frame_at(self, t_ns: int) -> int | None:
         """The camera frame id the process had at monotonic time t_ns (the newest seen at or before it)."""
         fid = None
@@ -180,20 +188,20 @@ class VlmCore:
                 for t in primitive_times(r):
                     fid = self.frame_at(t)
                     try:
-                        if fid is not None:
-                            self.history.append(self.frame_of(fid))
+                        if fid is None:
+                            raise KeyError(f"no camera frame kept from {(inp.now_ns - t) * 1e-9:.1f} s ago")
+                        self._add_history(self.frame_of(fid))
                     except KeyError as e:  # an action longer than the frames kept: that observation is missing
                         log.warning("history: %s", e)
         if current is not None and sched.want_history_frame(inp.start_s, mode, results):
-            if not self.history or self.history[-1].frame_id != current:
-                self.history.append(self.frame_of(current))
+            self._add_history(self.frame_of(current))
         status = inp.status[-1] if inp.status else None
         launch = sched.decide(mode, status, inp.status_mono_ns) if current is not None else None
         if launch is not None and current is not None:
             frame = self.frame_of(current)
             frames = navila_sample(self.history, frame) if self.grammar == "navila" else [frame]
             if primitive:  # the queried frame is an observation from now on (Habitat: the start, then each step)
-                self.history.append(frame)
+                self._add_history(frame)
             self.launched[launch.query_id] = (inp.now_ns, launch.trigger, tuple(f.frame_id for f in frames))
             out.launch = (launch.query_id, launch.trigger, frames)
         for a in inp.answers:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -25,7 +26,8 @@ def test_one_episode_through_the_stack(tmp_path):
     ep = stack_episodes(2)[1]  # val_unseen-1000-1, "Go to the yellow ball and stop." (1.9 m)
     out = evaluate_stack([ep], tmp_path)
     row = out["episodes"][0]
-    written = json.loads((tmp_path / ep.episode_id / "episode.json").read_text())
+    run_dir = Path(row["run_dir"])  # <id>, or <id>-retry1 after a run again
+    written = json.loads((run_dir / "episode.json").read_text())
     goal = generate_layout(ep.layout_seed).landmark(ep.goal)
     assert written["goal"] == {
         "colour": goal.colour,
@@ -37,4 +39,4 @@ def test_one_episode_through_the_stack(tmp_path):
     assert written["start"] == list(ep.start) and written["success"] == row["success"]
     assert written["stop_reason"] != "fell" and not written["stop_reason"].startswith("damped")
     assert row["steps"] >= 1 and row["path_m"] > 0.3  # the model's answers moved the robot
-    assert (tmp_path / ep.episode_id / "report.png").is_file()
+    assert (run_dir / "report.png").is_file()

@@ -176,6 +176,24 @@ def test_blocked_forward_and_turn_end_early():
     assert res.blocked and not res.timed_out and res.duration_s == pytest.approx(p.stall_window_s, abs=0.021)
 
 
+@pytest.mark.parametrize("hold_from_s", [0.0, 0.3, 1.0])
+def test_a_control_hold_is_not_a_stall(hold_from_s):
+    """Control holds for 1 s (a lag hold, or the first ticks of a move before it walks): the robot cannot move, and
+    a 25 cm move still completes afterwards instead of ending as blocked."""
+    ex, plant, t = ActionExecutor("closed_loop", ExecutorParams()), Plant(drift=0.0), 0.0
+    ex.start(Forward(0.25), t, plant.pose())
+    while True:
+        walking = not hold_from_s <= t < hold_from_s + 1.0
+        sp = ex.step(t, plant.pose(), walking=walking)
+        if sp.done:
+            break
+        plant.apply(sp if walking else Setpoint(0.0, 0.0, 0.0, False), 0.02)
+        t += 0.02
+    res = ex.result()
+    assert res is not None and not res.blocked and not res.timed_out
+    assert res.achieved == pytest.approx(0.25, abs=ExecutorParams().distance_tol_m)
+
+
 def test_slow_steady_progress_is_not_blocked():
     """A robot that creeps at 4 cm/s whatever the command (6 cm per stall window ≥ the 5 cm minimum): never blocked;
     the move runs until its timeout."""

@@ -130,9 +130,9 @@ def test_primitive_times_one_per_intermediate_25cm_or_15deg_step():
 
     from edge.vlm.scheduler import primitive_times
 
-    r = rep(result(1), estimated=0.74, start_mono_ns=1000, end_mono_ns=4000)
+    r = rep(result(1), commanded=0.75, estimated=0.74, start_mono_ns=1000, end_mono_ns=4000)
     assert primitive_times(r) == [2000, 3000]  # 75 cm: 3 primitives, the last one's frame is the next query's
-    turn = rep(r, kind="turn", estimated=-math.radians(31))
+    turn = rep(r, kind="turn", commanded=-math.radians(30), estimated=-math.radians(31))
     assert primitive_times(turn) == [2500]  # 30°: 2 primitives
     assert primitive_times(rep(r, estimated=0.26)) == []
     assert primitive_times(rep(r, outcome="rejected")) == []
@@ -177,9 +177,40 @@ def test_primitive_history_matches_the_habitat_observations():
     step(100, 1, answers=(ans,), state="executing")
     for t, fid in ((1000, 2), (2000, 3), (3000, 4)):  # frames seen while walking 1000 → 4000 ms
         step(t, fid, state="executing")
-    done = rep(result(out.launch[0]), estimated=0.75, start_mono_ns=1000 * ms, end_mono_ns=4000 * ms, sender="me")
+    done = rep(
+        result(out.launch[0]),
+        commanded=0.75,
+        estimated=0.75,
+        start_mono_ns=1000 * ms,
+        end_mono_ns=4000 * ms,
+        sender="me",
+    )
     out = step(4000, 5, results=(done,), state="executing")
     assert out.launch is None
     out = step(4100, 5)  # idle after its result: the next query
     assert out.launch is not None
     assert [f.frame_id for f in out.launch[2]] == [-1] * 4 + [0, 3, 4, 5]  # start, 25 cm, 50 cm, current (75 cm)
+
+
+def test_primitive_times_never_exceed_the_commanded_primitives():
+    """A glitched estimate (1e9 m) must not flood the history: at most the commanded action's primitives."""
+    from edge.vlm.scheduler import primitive_times
+
+    r = rep(result(1), commanded=0.75, estimated=1e9, start_mono_ns=1000, end_mono_ns=4000)
+    assert primitive_times(r) == [2000, 3000]
+
+
+def test_history_stays_in_camera_order_and_unique():
+    """With overlap, an early query's frame (mid-action) is added before the action's intermediate frames, which
+    are older: the history keeps camera order and each frame once (a reversed history is a contract drift)."""
+    import numpy as np
+
+    from edge.common.config import EdgeConfig
+    from edge.vlm.vlmd import VlmCore
+    from engines.vlm.models import VlmFrame
+
+    cfg = EdgeConfig().model_copy(update={"vlm": VlmConfig(history="primitive", overlap=True)})
+    core = VlmCore(cfg, "navila", False, lambda i: VlmFrame(i, np.zeros((2, 2, 3), np.uint8)), sender="me")
+    for fid in (0, 4, 3, 4, 1, 0):
+        core._add_history(VlmFrame(fid, np.zeros((2, 2, 3), np.uint8)))
+    assert [f.frame_id for f in core.history] == [0, 1, 3, 4]
