@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from drivers.sim.nav_world import Landmark, Layout, door_posts
+from edge.navigation.parse import FORWARD_STEP_M, TURN_STEP_DEG
 
 GRID_RES_M = 0.05
 ROBOT_RADIUS_M = 0.25  # collision disc of the Go2 base (0.70 × 0.31 m body; legs inside when standing)
@@ -164,7 +165,7 @@ class Noise:
 
 
 NO_NOISE = Noise(0.0, 0.0, 0.0, 0.0)
-FORWARD_STEP_M, TURN_STEP_RAD = 0.25, math.radians(15.0)
+TURN_STEP_RAD = math.radians(TURN_STEP_DEG)  # Habitat's primitives (edge.navigation.parse)
 
 
 def execute(

@@ -17,12 +17,13 @@ from typing import Callable
 
 import numpy as np
 
+from drivers.sim.nav_world import MAX_ANSWERS, SUCCESS_RADIUS_M
 from training.episodes import Episode, World
-from training.expert import SUCCESS_RADIUS_M, Action
+from training.expert import Action
 from training.geometry import NO_NOISE, Noise, State, execute
 from training.render import LayoutRenderer, Pose, walking_jitter
 
-MAX_ACTIONS = 40
+MAX_ACTIONS = MAX_ANSWERS
 
 
 @dataclass

@@ -6,7 +6,7 @@ Per episode (edge.tools.demo.run_nav_episode): simd loads the episode's layout a
 operator sends the instruction, vlmd runs the trained model on the robot's path (ONNX vision tower built and
 parity-gated by build_engines.py from configs/engines_nav10.yaml, transformers LLM, `vlm.history: primitive`),
 the navigator parses and executes each answer closed-loop, control walks the learned policy over DDS. An episode
-ends at the model's stop, after 40 answers (training.rollout.MAX_ACTIONS), at a fall or damping, or at a timeout.
+ends at the model's stop, after 40 answers (drivers.sim.nav_world.MAX_ANSWERS), at a fall or damping, or at a timeout.
 Scoring from simulator truth with training.rollout.score (the offline definitions: SR / SPL / NE / OS, success
 radius 1.25 m from the goal landmark's centre, a run that did not stop never succeeds) on the truth path (a pose per
 5 cm moved). Episodes: the first N of make_episodes("val_unseen", ⌈N/2⌉ layouts, 2 per layout, seed 1) — the same

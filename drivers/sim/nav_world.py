@@ -41,6 +41,8 @@ N_LANDMARKS = 5
 # VLN-CE success (docs/navigation.md §7): stopped with the base centre within this of the goal landmark's centre.
 # Scored offline by training.rollout.score and on the whole stack by training.stack_eval / the demo's vln run.
 SUCCESS_RADIUS_M = 1.25
+# An episode that has not stopped after this many answers is over (a failure), offline and on the stack.
+MAX_ANSWERS = 40
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,7 @@ __all__ = [
     "DOOR_FRAME_RGB",
     "LANDMARK_COLOURS",
     "LANDMARK_SHAPES",
+    "MAX_ANSWERS",
     "SUCCESS_RADIUS_M",
     "Landmark",
     "Layout",

@@ -30,6 +30,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from drivers.sim.nav_world import MAX_ANSWERS
 from edge.common.config import REPO_ROOT, load_config
 from edge.common.yaml_config import parse_overrides
 from edge.msg.bus import Bus
@@ -168,7 +169,6 @@ def run_vlm_episode(
 NAV_CHECKPOINT = "models/nav10"
 NAV_ENGINES = REPO_ROOT / "configs" / "engines_nav10.yaml"  # its ONNX vision tower (parity-gated) + LLM manifest
 NAV_VISION_MANIFEST = REPO_ROOT / "build" / "engines_nav10" / "vision" / "vision.onnx.manifest.json"
-NAV_MAX_ANSWERS = 40  # as the offline evaluation (training.rollout.MAX_ACTIONS)
 NAV_PATH_STEP_M = 0.05  # the truth path keeps a pose per 5 cm moved: the gait's sway (≈ 1 cm) adds no length
 # The demo's headline episode: val-unseen (layout never trained on), one the model solves offline
 # (python -m training.evaluate models/nav10 --layouts 5 --per-layout 2 --drifts none --json F).
@@ -196,7 +196,7 @@ def nav_vlm_overrides(overlap: bool = False) -> list[str]:
         f"vlm.vision_manifest={NAV_VISION_MANIFEST}",
         "vlm.history=primitive",
         f"vlm.overlap={str(overlap).lower()}",
-        f"vlm.max_queries={NAV_MAX_ANSWERS}",
+        f"vlm.max_queries={MAX_ANSWERS}",
     ]
 
 
@@ -211,7 +211,7 @@ def run_nav_episode(
 ) -> dict:
     """One VLN episode on the whole stack: the simulator loads the episode's layout (sim.nav_layout) and starts the
     Go2 at its pose; the operator gives the instruction; it ends at the model's STOP (then the navigator finishes),
-    at NAV_MAX_ANSWERS answers or too many unparseable ones (vlmd ends the episode), at a fall or damping, or at
+    at nav_world.MAX_ANSWERS answers or too many unparseable ones (vlmd ends the episode), at a fall or damping, or at
     `timeout_s`. Writes episode.json next to the recording; returns it with the truth path and the VLM figures.
     Success as training.rollout.score: stopped with the base centre within SUCCESS_RADIUS_M of the goal's centre.
 
