@@ -286,7 +286,8 @@ def _plot_events(ax, log_: dict, run: dict) -> None:
     )
     ax.tick_params(labelbottom=False)
     ax.set_title(
-        "timeline: control mode · actions (green done, orange timeout, purple preempted) · VLM query → answer",
+        "timeline: control mode · actions (green done, orange timeout, brown blocked, purple preempted)"
+        " · VLM query → answer",
         fontsize=9,
     )
     ax.grid(axis="x", alpha=0.3)
