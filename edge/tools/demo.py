@@ -38,7 +38,7 @@ from edge.system.manager import Manager
 from edge.system.process_config import procs_for
 from edge.tools.errors import OperatorError
 from edge.tools.operator_client import Operator, instruct, read_script
-from edge.tools.report import RunFailed, build_report
+from edge.tools.report import STACK_FILE, RunFailed, build_report
 
 log = logging.getLogger("demo")
 RECORDING = "bus.mcap"  # each run's recording (edge/msg/recording.py), in its folder
@@ -78,6 +78,8 @@ def sim_stack(
         yield mgr, op, bus
         time.sleep(1.0)  # the recorder keeps the robot settling after the last action, for the report
     finally:
+        # what follows is the shutdown, not the run (edge.tools.report.until_stop)
+        (run_out / STACK_FILE).write_text(json.dumps({"stop_mono_ns": time.monotonic_ns()}) + "\n")
         op.close()
         mgr.stop()
 

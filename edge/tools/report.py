@@ -32,6 +32,7 @@ log = logging.getLogger("report")
 NOMINAL_PERIOD_MS = 20.0
 EPISODE_FILE = "episode.json"  # a VLN episode's definition and result, beside its recording
 LOAD_FILE = "load.json"
+STACK_FILE = "stack.json"  # beside a demo / evaluation recording: when the stack began to stop (monotonic ns)
 
 
 @dataclass(frozen=True)
@@ -297,10 +298,26 @@ def load_run(source: Path | Recording | RunFailed) -> tuple[Recording | None, Pa
     return rec, path, failure
 
 
+def until_stop(log_: dict[str, list[dict]], run_dir: Path) -> tuple[dict[str, list[dict]], str]:
+    """The run's messages before its stack began to stop (STACK_FILE beside the recording, written by the demo),
+    and a note when control damped after that: the processes get SIGINT together, and controlsd damps on the
+    LowState the stopped simulator no longer sends — the shutdown, not the run."""
+    try:
+        stop_ns = int(json.loads((run_dir / STACK_FILE).read_text())["stop_mono_ns"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return log_, ""
+    cut = {t: [m for m in msgs if m["mono_ns"] < stop_ns] for t, msgs in log_.items()}
+    damps = [m for m in log_.get("controlState", []) if m["msg"]["mode"] == "damp"]
+    if not damps or damps[0]["mono_ns"] < stop_ns:  # no damp, or the run's own (reported as such)
+        return cut, ""
+    return cut, f"control damped during the stack's shutdown ({damps[0]['msg']['reason']}), not counted"
+
+
 def summarize_source(name: str, source: Path | Recording | RunFailed) -> tuple[dict, dict[str, list[dict]]]:
     """One run's summary and its messages by topic; never raises (what failed goes into the summary)."""
     rec, path, failure = load_run(source)
     log_ = rec.topics if rec is not None else {}
+    log_, shutdown_note = until_stop(log_, path.parent) if path is not None else (log_, "")
     try:
         run = summarize_run(log_, name)
     except Exception as e:  # noqa: BLE001 — a malformed recording must not lose the other runs' report
@@ -309,6 +326,8 @@ def summarize_source(name: str, source: Path | Recording | RunFailed) -> tuple[d
         log_, run = {}, summarize_run({}, name)
     run["t0_mono_ns"] = run_start_ns(log_)
     run["outcome"] = run_outcome(log_, run, failure)
+    if shutdown_note:
+        run["outcome"]["reason"] += "; " + shutdown_note
     if rec is not None and rec.count() and not rec.complete:
         run["outcome"]["reason"] += "; recording cut short (no footer: recorder killed), read to its last record"
     run["recording"] = recording_stats(rec) if rec is not None else {"file": str(path) if path else None}

@@ -229,6 +229,23 @@ def test_fell_and_damped_headers_say_what_and_when(tmp_path):
     assert o["damped"]["reason"] == "control damped at 3.0 s: e-stop requested by operator"
 
 
+def test_a_damp_during_the_stacks_shutdown_is_not_the_runs(tmp_path):
+    """The demo writes when it began stopping the stack (stack.json): a damp after that (controlsd on the LowState
+    of the already stopped simulator) is noted, not the run's status; a damp before it still is."""
+    import json
+
+    from edge.tools.report import STACK_FILE
+
+    for name, damp_s, stop_s in (("shutdown", 5.7, 5.5), ("run", 3.0, 5.5)):
+        (tmp_path / name).mkdir()
+        write_run(tmp_path / name / "bus.mcap", damp_at_s=damp_s)
+        (tmp_path / name / STACK_FILE).write_text(json.dumps({"stop_mono_ns": T0 + int(stop_s * 1e9)}))
+    o = build_report({n: tmp_path / n / "bus.mcap" for n in ("shutdown", "run")}, tmp_path / "out")["outcomes"]
+    assert o["shutdown"]["status"] == "PASS"
+    assert "control damped during the stack's shutdown (e-stop requested by operator)" in o["shutdown"]["reason"]
+    assert o["run"]["status"] == "DAMPED" and "shutdown" not in o["run"]["reason"]
+
+
 def test_a_bad_run_is_a_row_never_a_lost_report(tmp_path):
     good = write_run(tmp_path / "good.mcap")
     data = good.read_bytes()
