@@ -36,7 +36,8 @@ HEAD_CAM_FOVY_DEG = math.degrees(2 * math.atan(math.tan(math.radians(HEAD_CAM["h
 
 FALL_Z = 0.15  # base height below which the robot counts as down, m
 FALL_TILT = 1.0  # |roll| or |pitch| above which it counts as tipped over, rad
-SETTLE_S = 1.0  # passive settling time for start="lying", s
+SETTLE_S = 10.0  # start="lying": passive settling (s); placed gently, the folded robot rocks until ≈ 6.5 s, then rests
+LYING_DROP_M = 0.005  # start="lying": the robot's lowest collision geom this far above the floor
 
 
 def go2_xml() -> pathlib.Path:
@@ -195,7 +196,7 @@ class Go2Sim:
         mujoco.mj_kinematics(m, d)
         coll = ((m.geom_contype | m.geom_conaffinity) != 0) & (m.geom_bodyid != 0)  # the robot's, not the world's
         lowest = np.min(d.geom_xpos[coll, 2] - m.geom_rbound[coll])  # bounding spheres: conservative
-        d.qpos[2] += 0.005 - lowest
+        d.qpos[2] += LYING_DROP_M - lowest
         mujoco.mj_forward(m, d)
         self.step(int(round(SETTLE_S / m.opt.timestep)))  # zero torque: no command yet
         d.time = 0.0  # first state reads tick 0
