@@ -192,10 +192,10 @@ class ActionExecutor:
     def _closed_loop(self, now_s: float, pose: Pose2D) -> Setpoint:
         p = self.params
         sign = 1.0 if self._target >= 0 else -1.0
-        if self._stalled(sign * (self._along_across(pose)[0] if self._kind == "forward" else self._yaw_acc), now_s):
+        along = self._along_across(pose)[0]
+        if self._stalled(sign * (along if self._kind == "forward" else self._yaw_acc), now_s):
             return self._finish(now_s, pose, blocked=True)
         if self._kind == "forward":
-            along, _ = self._along_across(pose)
             remaining = abs(self._target) - sign * along
             wz = _clip_mag(-p.kp_heading * self._yaw_acc, 0.0, p.max_heading_rate_rad_s)
             in_tol = remaining < p.distance_tol_m  # includes an overshoot: never reverse
