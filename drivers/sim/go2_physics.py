@@ -126,14 +126,15 @@ class Go2Sim:
     """Go2 on a flat floor. `set_command` stores the latest JointCommand; `step` applies its PD law every physics step.
 
     `model` / `data` are public for rendering (camera HEAD_CAM["name"]) and inspection. `spec`: the scene (default
-    build_spec(physics_dt, landmarks); a navigation world: drivers.sim.nav_world.scene_spec). `start_pose`: (x, y,
-    yaw) of the base in the world frame (m, m, rad), else the origin facing +x.
+    build_spec(physics_dt, landmarks); a navigation world: drivers.sim.nav_world.scene_spec). `landmarks` (default
+    True) applies only without `spec`, and a spec's timestep must equal `physics_dt`: ValueError otherwise.
+    `start_pose`: (x, y, yaw) of the base in the world frame (m, m, rad), finite, else the origin facing +x.
     """
 
     def __init__(
         self,
         physics_dt: float = 0.0025,
-        landmarks: bool = True,
+        landmarks: bool | None = None,
         start: str = "lying",
         seed: int = 0,
         spec: mujoco.MjSpec | None = None,
@@ -141,8 +142,14 @@ class Go2Sim:
     ):
         if start not in ("lying", "standing"):
             raise ValueError(f"start must be 'lying' or 'standing', got {start!r}")
+        if start_pose is not None and (len(start_pose) != 3 or not np.all(np.isfinite(start_pose))):
+            raise ValueError(f"start_pose must be three finite numbers (x m, y m, yaw rad), got {start_pose!r}")
+        if spec is not None and landmarks is not None:
+            raise ValueError("landmarks= is the default scene's option; a given spec already decides its landmarks")
+        if spec is not None and spec.option.timestep != physics_dt:
+            raise ValueError(f"the spec's timestep {spec.option.timestep} s differs from physics_dt {physics_dt} s")
         self.start_pose = start_pose
-        self.model = (build_spec(physics_dt, landmarks) if spec is None else spec).compile()
+        self.model = (build_spec(physics_dt, landmarks is not False) if spec is None else spec).compile()
         self.data = mujoco.MjData(self.model)
         m = self.model
 

@@ -163,7 +163,7 @@ class SimConfig(Frozen):
     start: Literal["lying", "standing"] = "lying"
     landmarks: bool = True
     nav_layout: int | None = Field(None, ge=0)  # navigation world (drivers/sim/nav_world.py layout seed) instead
-    start_pose: tuple[float, float, float] | None = None  # base x, y (m), yaw (rad) in the world frame; else origin
+    start_pose: tuple[Finite, Finite, Finite] | None = None  # base x, y (m), yaw (rad) in the world frame; else origin
     camera_hz: float = Field(0.0, ge=0)  # head camera frames on cameraFrame; 0 = no rendering
     camera_width: int = Field(320, gt=0)
     camera_height: int = Field(240, gt=0)

@@ -191,3 +191,23 @@ def test_nav_layout_scene_and_start_pose(start):
     np.testing.assert_allclose(sim.truth()[2:5], open_floor.truth()[2:5], atol=1e-6)
     cam_model = scene_spec(SimConfig().physics_dt, True, 1003).compile()
     assert {cam_model.geom(i).name for i in range(cam_model.ngeom)} == names and cam_model.nq == m.nq
+
+
+def test_scene_options_that_would_be_ignored_are_errors():
+    """A given spec decides its own landmarks and timestep: a conflicting landmarks= / physics_dt is refused, and so
+    is a start pose that is not three finite numbers (config: SimConfig.start_pose is Finite too)."""
+    from pydantic import ValidationError
+
+    from drivers.sim.nav_world import scene_spec
+
+    spec = scene_spec(SimConfig().physics_dt, True, 1003)
+    with pytest.raises(ValueError, match="landmarks"):
+        Go2Sim(start="standing", spec=spec, landmarks=False)
+    with pytest.raises(ValueError, match="timestep"):
+        Go2Sim(start="standing", spec=spec, physics_dt=0.005)
+    for pose in [(0.0, float("nan"), 0.0), (0.0, 0.0, float("inf")), (0.0, 0.0)]:
+        with pytest.raises(ValueError, match="start_pose"):
+            Go2Sim(start="standing", landmarks=False, start_pose=pose)
+    with pytest.raises(ValidationError, match="start_pose"):
+        SimConfig(start_pose=(1.0, float("nan"), 0.0))
+    assert SimConfig(start_pose=(1.0, 2.0, 0.5)).start_pose == (1.0, 2.0, 0.5)
