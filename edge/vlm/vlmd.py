@@ -34,7 +34,11 @@ from edge.vlm.scheduler import VlmScheduler, primitive_times
 from engines.vlm.models import VlmFrame, navila_sample
 
 log = logging.getLogger("vlmd")
-RECENT_FRAMES = 64  # camera frames kept for `history: primitive` (≈ 13 s at the simulator's 5 Hz; ≈ 15 MB at 320×240)
+# Camera history kept for `history: primitive` (the frames at an action's intermediate primitives), a time span, not
+# a count: RECENT_S covers the longest move the parser accepts (3 m at 0.5 m/s = 6 s) plus its query; one frame per
+# RECENT_SPACING_S at most (≤ 100 frames: ≈ 92 MB at 640×480, 23 MB at 320×240, whatever the camera's rate).
+RECENT_S = 10.0
+RECENT_SPACING_S = 0.1
 
 
 class LocalInference:
@@ -151,7 +155,7 @@ class VlmCore:
         self.grammar: Literal["navila", "streamvln"] = "streamvln" if family == "streamvln" else "navila"
         self.sched = VlmScheduler(cfg.vlm, self.grammar, ActionParser(cfg.parser), sender)
         self.history: list[VlmFrame] = []
-        self.seen: deque[tuple[int, int]] = deque(maxlen=RECENT_FRAMES)  # (first tick ns, camera frame id)
+        self.seen: deque[tuple[int, int]] = deque()  # (first tick ns, camera frame id), the last RECENT_S
         self.launched: dict[int, tuple[int, str, tuple[int, ...]]] = {}  # query id → (launch ns, trigger, frame ids)
 
     def _add_history(self, frame: VlmFrame) -> None:
@@ -182,6 +186,8 @@ class VlmCore:
         sched.on_results(results, inp.now_ns)
         if current is not None and (not self.seen or self.seen[-1][1] != current):
             self.seen.append((inp.now_ns, current))
+            while self.seen[0][0] < inp.now_ns - RECENT_S * 1e9:
+                self.seen.popleft()
         primitive = self.cfg.history == "primitive" and sched.active
         if primitive:
             for r in results:
@@ -261,26 +267,39 @@ def answer_in(polled) -> tuple[VlmAnswerIn, ...]:
 
 
 class CameraFrames:
-    """frame_of for the live process: the RECENT_FRAMES newest camera frames, each converted to a model frame once
-    (the current one, or an earlier one `history: primitive` picks)."""
+    """frame_of for the live process: the current camera frame, and the earlier frames of the last RECENT_S seconds
+    at most one per RECENT_SPACING_S, each converted to a model frame once. Asked for a frame that was thinned out,
+    it gives the newest kept one before it (≤ RECENT_SPACING_S older); KeyError when none is kept."""
 
     def __init__(self):
-        self.current: tuple[int, np.ndarray] | None = None
-        self.recent: OrderedDict[int, np.ndarray | VlmFrame] = OrderedDict()
+        self.current: tuple[int, int, np.ndarray | VlmFrame] | None = None  # (id, arrival ns, frame)
+        self.kept: OrderedDict[int, tuple[int, np.ndarray | VlmFrame]] = OrderedDict()  # id → (arrival ns, frame)
 
-    def set(self, frame_id: int, rgb: np.ndarray) -> None:
-        if self.current is None or self.current[0] != frame_id:
-            self.current = (frame_id, rgb)
-            self.recent[frame_id] = rgb
-            while len(self.recent) > RECENT_FRAMES:
-                self.recent.popitem(last=False)
+    def set(self, frame_id: int, rgb: np.ndarray, now_ns: int) -> None:
+        if self.current is not None and self.current[0] == frame_id:
+            return
+        if self.current is not None:  # the previous frame stays if it is RECENT_SPACING_S after the last kept one
+            fid, t_ns, frame = self.current
+            if not self.kept or t_ns - next(reversed(self.kept.values()))[0] >= RECENT_SPACING_S * 1e9:
+                self.kept[fid] = (t_ns, frame)
+        self.current = (frame_id, now_ns, rgb)
+        while self.kept and next(iter(self.kept.values()))[0] < now_ns - RECENT_S * 1e9:
+            self.kept.popitem(last=False)
 
     def __call__(self, frame_id: int) -> VlmFrame:
-        got = self.recent.get(frame_id)
-        if got is None:
-            raise KeyError(f"camera frame {frame_id} is not among the {RECENT_FRAMES} newest")
+        if self.current is not None and self.current[0] == frame_id:
+            fid, t_ns, got = self.current
+            if not isinstance(got, VlmFrame):
+                got = to_model_frame(fid, got)
+                self.current = (fid, t_ns, got)
+            return got
+        kept = frame_id if frame_id in self.kept else max((i for i in self.kept if i < frame_id), default=None)
+        if kept is None:
+            raise KeyError(f"camera frame {frame_id} is older than the {RECENT_S:.0f} s of frames kept")
+        t_ns, got = self.kept[kept]
         if not isinstance(got, VlmFrame):
-            got = self.recent[frame_id] = to_model_frame(frame_id, got)
+            got = to_model_frame(kept, got)
+            self.kept[kept] = (t_ns, got)
         return got
 
 
@@ -326,7 +345,7 @@ def run(proc: Process) -> int:
         current = camera_image(cam_sub.latest(), now_ns)
         frame_id = -1
         if current is not None:
-            frames.set(*current)
+            frames.set(*current, now_ns)
             frame_id = current[0]
         ctrl = ctrl_sub.fresh(now_ns)
         st = status_sub.fresh(now_ns)
