@@ -199,11 +199,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def checkpoint_digest(checkpoint: str | Path) -> str:
-    """sha256 over the checkpoint's weight files (llm, vision tower, projector): ties an evaluation record to the
-    weights it evaluated."""
+    """sha256 over every file the checkpoint readers load: config.json and all of llm/, vision_tower/ and
+    mm_projector/ (weights, configs, tokenizer), each with its relative path. Ties an evaluation record to the model
+    it evaluated; training logs and records are not part of it."""
+    root = Path(checkpoint)
+    files = [root / "config.json"] + [
+        f for sub in ("llm", "vision_tower", "mm_projector") for f in (root / sub).rglob("*") if f.is_file()
+    ]
     h = hashlib.sha256()
-    for f in sorted(Path(checkpoint).glob("*/model.safetensors")):
-        h.update(f.parent.name.encode())
+    for f in sorted(files):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0")
         h.update(f.read_bytes())
     return h.hexdigest()
 

@@ -27,3 +27,31 @@ def test_drifted_fold_is_row_major_with_the_same_blocks():
     for i in range(14):
         for j in range(14):
             assert torch.equal(out[14 * i + j], ref[14 * j + i])
+
+
+def test_checkpoint_digest_covers_what_the_readers_load(tmp_path):
+    """The evaluation record's digest changes with any weight, config or tokenizer file, not with training notes."""
+    import shutil
+    from pathlib import Path
+
+    from training.evaluate import checkpoint_digest
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(Path(__file__).parents[2] / "models" / "nav10", ckpt)
+    base = checkpoint_digest(ckpt)
+    (ckpt / "training_record.json").write_text("{}")
+    (ckpt / "offline_eval.json").write_text("{}")
+    assert checkpoint_digest(ckpt) == base
+    readers_load = (
+        "config.json",
+        "llm/tokenizer.json",
+        "vision_tower/preprocessor_config.json",
+        "mm_projector/config.json",
+    )
+    for rel in readers_load:
+        f = ckpt / rel
+        original = f.read_bytes()
+        f.write_bytes(original + b" ")
+        assert checkpoint_digest(ckpt) != base, rel
+        f.write_bytes(original)
+    assert checkpoint_digest(ckpt) == base
