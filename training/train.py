@@ -20,6 +20,7 @@ import math
 import os
 import platform
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -67,10 +68,11 @@ class TrainConfig:
     aux_steps: int = 300
     aux_batch: int = 16
     batch: int = 16
-    lr: float = 1e-3
-    short_steps: int = 500  # curriculum: current frame only (short prompt), cheap
+    lr: float = 1e-3  # stage 1: warmup + cosine over short_steps
+    short_steps: int = 1000  # curriculum: current frame only (short prompt), cheap
     short_batch: int = 32
-    bc_steps: int = 200
+    bc_lr: float = 3e-4  # stage 2 (+ DAgger): a fresh AdamW, warmup + cosine over bc_steps + DAgger steps
+    bc_steps: int = 120
     dagger_rounds: int = 0  # DAgger rounds after BC (implemented; not used by the committed model)
     dagger_layouts: int = 60
     dagger_per_layout: int = 3
@@ -208,6 +210,7 @@ def train_steps(
     curve: list,
     n_history: int = 7,
     batch: int | None = None,
+    base_lr: float | None = None,
 ) -> int:
     feats_all = store.tensor()
     model.train()
@@ -215,7 +218,7 @@ def train_steps(
     for k in range(steps):
         step = start + k
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, total, cfg.lr, warmup=min(60, max(1, total // 10)))
+            g["lr"] = lr_at(step, total, base_lr or cfg.lr, warmup=min(60, max(1, total // 10)))
         idx = rng.choice(len(samples), batch or cfg.batch, replace=False).tolist()
         ids, rows, label_pos, label_ids = build_batch(codec, samples, idx, n_history)
         slots = torch.tensor([samples.slots[i][7 - n_history :] for i in idx])
@@ -393,39 +396,27 @@ def main(argv: list[str] | None = None) -> int:
             {"tower": tower, "store": store, "samples": samples, "tower_curve": tower_curve, "n": n_frames}, cache
         )
 
-    # 5. BC training
+    # 5. BC training: stage 1 (current frame only), then stage 2 (8 frames) with a fresh optimiser and schedule
     t = time.perf_counter()
     model = NavModel(len(tok), tok.convert_tokens_to_ids("<|begin_of_text|>"), codec.eot)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
-    total = cfg.short_steps + cfg.bc_steps + cfg.dagger_rounds * cfg.dagger_steps
     curve: list = []
-    if args.init:  # stage 2 from a stage-1 checkpoint: fresh optimiser, auxiliary heads and LR schedule (cfg.lr)
+    if args.init:  # stage 2 from a stage-1 checkpoint
         init_from_checkpoint(model, Path(args.init))
-        step, total = 0, cfg.bc_steps + cfg.dagger_rounds * cfg.dagger_steps
-        log(f"projector + LLM from {args.init}; stage 1 skipped, new schedule over {total} steps")
+        log(f"projector + LLM from {args.init}; stage 1 skipped")
     else:
-        step = train_steps(
-            model,
-            opt,
-            store,
-            samples,
-            codec,
-            0,
-            cfg.short_steps,
-            total,
-            cfg,
-            rng,
-            log,
-            curve,
-            n_history=0,
-            batch=cfg.short_batch,
-        )
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
+        short = (store, samples, codec, 0, cfg.short_steps, cfg.short_steps, cfg, rng, log, curve)
+        train_steps(model, opt, *short, n_history=0, batch=cfg.short_batch)
         write(work / "ckpt_stage1", work / "tokenizer", tower, model, {"loss": curve})
         log(f"stage-1 checkpoint {work / 'ckpt_stage1'}")
-    step = train_steps(model, opt, store, samples, codec, step, cfg.bc_steps, total, cfg, rng, log, curve)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.bc_lr, weight_decay=0.01)
+    total = cfg.bc_steps + cfg.dagger_rounds * cfg.dagger_steps
+    stage2 = dict(base_lr=cfg.bc_lr)
+    step = train_steps(model, opt, store, samples, codec, 0, cfg.bc_steps, total, cfg, rng, log, curve, **stage2)
     times["bc_train"] = time.perf_counter() - t
 
     record = {
+        "command": "python -m training.train " + " ".join(sys.argv[1:] if argv is None else argv),
         "seed": cfg.seed,
         "config": asdict(cfg),
         "episodes_sha256": {"bc": ep_hash},
@@ -455,7 +446,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{times[f'dagger{rnd}_rollouts']:.0f} s; total {len(samples)}"
         )
         t = time.perf_counter()
-        step = train_steps(model, opt, store, samples, codec, step, cfg.dagger_steps, total, cfg, rng, log, curve)
+        step = train_steps(
+            model, opt, store, samples, codec, step, cfg.dagger_steps, total, cfg, rng, log, curve, **stage2
+        )
         times[f"dagger{rnd}_train"] = time.perf_counter() - t
         record["phases"].append(
             {
