@@ -35,10 +35,17 @@ from engines.vlm.models import VlmFrame, navila_sample
 
 log = logging.getLogger("vlmd")
 # Camera history kept for `history: primitive` (the frames at an action's intermediate primitives), a time span, not
-# a count: RECENT_S covers the longest move the parser accepts (3 m at 0.5 m/s = 6 s) plus its query; one frame per
-# RECENT_SPACING_S at most (≤ 100 frames: ≈ 92 MB at 640×480, 23 MB at 320×240, whatever the camera's rate).
+# a count: RECENT_S covers actions of up to 10 s at the navigator's default speeds (a 3 m move at 0.5 m/s takes 6 s, a
+# 180° turn at 30°/s 6 s; NaVILA's largest are 75 cm and 45°). A longer action loses its earliest intermediate
+# frames (logged). One frame per RECENT_SPACING_S at most (≤ 100 frames: ≈ 92 MB at 640×480, 23 MB at 320×240).
 RECENT_S = 10.0
 RECENT_SPACING_S = 0.1
+
+
+def keeps_previous(last_kept_ns: int | None, previous_ns: int) -> bool:
+    """Thinning, one rule for VlmCore.seen and CameraFrames: when a new camera frame arrives, the previous one stays
+    in the history if it arrived RECENT_SPACING_S or more after the last frame kept before it."""
+    return last_kept_ns is None or previous_ns - last_kept_ns >= RECENT_SPACING_S * 1e9
 
 
 class LocalInference:
@@ -155,7 +162,8 @@ class VlmCore:
         self.grammar: Literal["navila", "streamvln"] = "streamvln" if family == "streamvln" else "navila"
         self.sched = VlmScheduler(cfg.vlm, self.grammar, ActionParser(cfg.parser), sender)
         self.history: list[VlmFrame] = []
-        self.seen: deque[tuple[int, int]] = deque()  # (first tick ns, camera frame id), the last RECENT_S
+        # (first tick ns, camera frame id): the frames CameraFrames keeps (same thinning), the current one last
+        self.seen: deque[tuple[int, int]] = deque()
         self.launched: dict[int, tuple[int, str, tuple[int, ...]]] = {}  # query id → (launch ns, trigger, frame ids)
 
     def _add_history(self, frame: VlmFrame) -> None:
@@ -185,6 +193,10 @@ class VlmCore:
         results = [r for r in inp.results if r.sender == self.sender]
         sched.on_results(results, inp.now_ns)
         if current is not None and (not self.seen or self.seen[-1][1] != current):
+            if self.seen and current < self.seen[-1][1]:
+                self.seen.clear()  # the camera restarted its numbering (a reconnect): older ids mean nothing now
+            if self.seen and not keeps_previous(self.seen[-2][0] if len(self.seen) > 1 else None, self.seen[-1][0]):
+                self.seen.pop()
             self.seen.append((inp.now_ns, current))
             while self.seen[0][0] < inp.now_ns - RECENT_S * 1e9:
                 self.seen.popleft()
@@ -267,9 +279,10 @@ def answer_in(polled) -> tuple[VlmAnswerIn, ...]:
 
 
 class CameraFrames:
-    """frame_of for the live process: the current camera frame, and the earlier frames of the last RECENT_S seconds
-    at most one per RECENT_SPACING_S, each converted to a model frame once. Asked for a frame that was thinned out,
-    it gives the newest kept one before it (≤ RECENT_SPACING_S older); KeyError when none is kept."""
+    """frame_of for the live process: the current camera frame and the earlier frames of the last RECENT_S seconds,
+    thinned by `keeps_previous` exactly as VlmCore.seen (same arrival times), each converted to a model frame once.
+    KeyError for a frame not kept. A frame id lower than the current one means the camera restarted its numbering:
+    the kept frames are dropped."""
 
     def __init__(self):
         self.current: tuple[int, int, np.ndarray | VlmFrame] | None = None  # (id, arrival ns, frame)
@@ -278,9 +291,11 @@ class CameraFrames:
     def set(self, frame_id: int, rgb: np.ndarray, now_ns: int) -> None:
         if self.current is not None and self.current[0] == frame_id:
             return
-        if self.current is not None:  # the previous frame stays if it is RECENT_SPACING_S after the last kept one
+        if self.current is not None and frame_id < self.current[0]:
+            self.kept.clear()
+        elif self.current is not None:
             fid, t_ns, frame = self.current
-            if not self.kept or t_ns - next(reversed(self.kept.values()))[0] >= RECENT_SPACING_S * 1e9:
+            if keeps_previous(next(reversed(self.kept.values()))[0] if self.kept else None, t_ns):
                 self.kept[fid] = (t_ns, frame)
         self.current = (frame_id, now_ns, rgb)
         while self.kept and next(iter(self.kept.values()))[0] < now_ns - RECENT_S * 1e9:
@@ -293,13 +308,12 @@ class CameraFrames:
                 got = to_model_frame(fid, got)
                 self.current = (fid, t_ns, got)
             return got
-        kept = frame_id if frame_id in self.kept else max((i for i in self.kept if i < frame_id), default=None)
-        if kept is None:
-            raise KeyError(f"camera frame {frame_id} is older than the {RECENT_S:.0f} s of frames kept")
-        t_ns, got = self.kept[kept]
+        if frame_id not in self.kept:
+            raise KeyError(f"camera frame {frame_id} is not among the frames of the last {RECENT_S:.0f} s kept")
+        t_ns, got = self.kept[frame_id]
         if not isinstance(got, VlmFrame):
-            got = to_model_frame(kept, got)
-            self.kept[kept] = (t_ns, got)
+            got = to_model_frame(frame_id, got)
+            self.kept[frame_id] = (t_ns, got)
         return got
 
 
