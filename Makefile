@@ -52,13 +52,15 @@ doctor: $(STAMP)
 jetson-check: $(STAMP)
 	$(PY) -m edge.tools.jetson_check --out runs/jetson-check
 
-# Issue 10: train the navigation VLM (docs/navigation.md; ≤ 1 h on 2 cores, niced), then evaluate it offline on
-# val-unseen (kinematic execution, no physics) with and without the contract drifts.
+# Issue 10: train the navigation VLM from scratch in one command (docs/navigation.md; 25 min on the quiet 2-core
+# machine, docs/results.md) into build/nav10/model, not over the committed models/nav10; evaluate it with
+# `python -m training.evaluate build/nav10/model --layouts 25 --per-layout 2`.
 train: $(STAMP)
-	nice -n 19 $(PY) -m training.train --out models/nav10 --work build/nav10
+	nice -n 19 $(PY) -m training.train --out build/nav10/model --work build/nav10
 
-# The model's evaluation record (50 val-unseen episodes, per-episode answers, tied to the weights by sha256): the
-# fast drift tests in make test replay its quickest successes (tests/integration/test_nav_contract_drift.py).
+# The model's evaluation record (50 val-unseen episodes, per-episode answers, tied to the checkpoint's files by
+# sha256): the fast drift tests in make test replay its quickest successes
+# (tests/integration/test_nav_contract_drift.py).
 eval-offline: $(STAMP)
 	nice -n 19 $(PY) -m training.evaluate models/nav10 --layouts 25 --per-layout 2 --drifts none \
 		--json models/nav10/offline_eval.json

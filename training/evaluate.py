@@ -201,8 +201,11 @@ def main(argv: list[str] | None = None) -> int:
 def checkpoint_digest(checkpoint: str | Path) -> str:
     """sha256 over every file the checkpoint readers load: config.json and all of llm/, vision_tower/ and
     mm_projector/ (weights, configs, tokenizer), each with its relative path. Ties an evaluation record to the model
-    it evaluated; training logs and records are not part of it."""
+    it evaluated; training logs and records are not part of it. FileNotFoundError for a folder not in that layout."""
     root = Path(checkpoint)
+    missing = [n for n in ("config.json", "llm", "vision_tower", "mm_projector") if not (root / n).exists()]
+    if missing:
+        raise FileNotFoundError(f"{root} is not a NaVILA-layout checkpoint: no {', '.join(missing)}")
     files = [root / "config.json"] + [
         f for sub in ("llm", "vision_tower", "mm_projector") for f in (root / sub).rglob("*") if f.is_file()
     ]

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import shutil
 import sys
 import time
@@ -218,7 +219,7 @@ def train_steps(
     for k in range(steps):
         step = start + k
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, total, base_lr or cfg.lr, warmup=min(60, max(1, total // 10)))
+            g["lr"] = lr_at(step, total, cfg.lr if base_lr is None else base_lr, warmup=min(60, max(1, total // 10)))
         idx = rng.choice(len(samples), batch or cfg.batch, replace=False).tolist()
         ids, rows, label_pos, label_ids = build_batch(codec, samples, idx, n_history)
         slots = torch.tensor([samples.slots[i][7 - n_history :] for i in idx])
@@ -407,27 +408,29 @@ def main(argv: list[str] | None = None) -> int:
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
         short = (store, samples, codec, 0, cfg.short_steps, cfg.short_steps, cfg, rng, log, curve)
         train_steps(model, opt, *short, n_history=0, batch=cfg.short_batch)
+        times["stage1_train"] = time.perf_counter() - t
         write(work / "ckpt_stage1", work / "tokenizer", tower, model, {"loss": curve})
         log(f"stage-1 checkpoint {work / 'ckpt_stage1'}")
+    t = time.perf_counter()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.bc_lr, weight_decay=0.01)
     total = cfg.bc_steps + cfg.dagger_rounds * cfg.dagger_steps
     stage2 = dict(base_lr=cfg.bc_lr)
     step = train_steps(model, opt, store, samples, codec, 0, cfg.bc_steps, total, cfg, rng, log, curve, **stage2)
-    times["bc_train"] = time.perf_counter() - t
+    times["stage2_train"] = time.perf_counter() - t
 
     record = {
-        "command": "python -m training.train " + " ".join(sys.argv[1:] if argv is None else argv),
+        "command": shlex.join(["python", "-m", "training.train", *(sys.argv[1:] if argv is None else argv)]),
         "seed": cfg.seed,
         "config": asdict(cfg),
         "episodes_sha256": {"bc": ep_hash},
         "init": args.init,
         "tower_loss": tower_curve,
         "loss": curve,
-        "phases": [],
+        "phases": [] if args.init else [{"name": "stage1", "n_history": 0, "steps": cfg.short_steps}],
     }
     record["phases"].append(
         {"name": "bc", "samples": len(samples), "frames": n_frames, "steps": step, "samples_sha256": samples.digest()}
-    )
+    )  # the loss curve's steps restart at each stage (its n_history tells them apart)
 
     # 6. DAgger
     for rnd in range(cfg.dagger_rounds):

@@ -34,7 +34,8 @@ def record() -> dict:
 
     rec = json.loads(RECORD.read_text())
     assert rec["checkpoint_sha256"] == checkpoint_digest(CKPT), (
-        "models/nav10/offline_eval.json evaluated other weights: run `make eval-offline`"
+        "models/nav10/offline_eval.json evaluated another checkpoint (weights, configs or tokenizer): run "
+        "`make eval-offline`"
     )
     return rec
 
