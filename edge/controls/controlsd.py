@@ -59,6 +59,7 @@ def control_loop(
     watchdog_seen, watchdog_gone, was_gone = False, False, False
     while not stop.is_set():
         tick = rk.wait()
+        sent = None
         try:
             for r in estop_sub.drain(max_n=8, max_reads=RT_READ_BUDGET):
                 estop, estop_source = True, estop_source or f"operator: {r.msg.reason}"
@@ -82,7 +83,7 @@ def control_loop(
                 lateness_s=tick.late_s,
                 send_gap_s=tick.period_s,
             )
-            robot.write(res.command)
+            sent = robot.write(res.command)
             if ctrl.sm.lag_events != lag_before:
                 log.warning(
                     "lag: tick %d started %.1f ms after its deadline (%d deadlines skipped, bound %.0f ms), mode %s",
@@ -144,14 +145,19 @@ def control_loop(
         except Exception:  # defined safe state, whatever went wrong
             log.exception("control tick failed: damping")
             try:
-                robot.write(ctrl.damp_now("exception in control tick", tick.start_s))
+                sent = robot.write(ctrl.damp_now("exception in control tick", tick.start_s))
             except Exception:  # keep looping: the next tick sends damping again
                 log.exception("damping write failed")
         if notifier is not None and tick.late_s <= cfg.safety.max_tick_lateness_s:
             notifier.watchdog(tick.start_s)  # on time: pings resume with the first on-time tick after a stall
         work_ms = (time.monotonic() - tick.start_s) * 1e3
         if tick.index == 0:
-            rk.rebase()  # the first tick's one-time costs (first DDS write, first serialisations: ~12 ms) are no lag
+            # The first tick's one-time costs (first DDS write, first serialisations and log lines, readiness: ~12 ms,
+            # ≥ 50 ms on a loaded machine) are no lag: the schedule starts after them, and the first command goes out
+            # again so that the LowCmd watchdog, which started watching at the first one, sees no gap.
+            if sent is not None:
+                robot.write(sent)
+            rk.rebase()
     send_damping(robot, cfg.safety, duration_s=cfg.safety.exit_damp_s)  # leaving (ExecStopPost damps too)
     return rk
 
