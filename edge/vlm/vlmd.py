@@ -15,7 +15,7 @@ from __future__ import annotations
 import bisect
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Literal
@@ -42,10 +42,42 @@ RECENT_S = 10.0
 RECENT_SPACING_S = 0.1
 
 
-def keeps_previous(last_kept_ns: int | None, previous_ns: int) -> bool:
-    """Thinning, one rule for VlmCore.seen and CameraFrames: when a new camera frame arrives, the previous one stays
-    in the history if it arrived RECENT_SPACING_S or more after the last frame kept before it."""
-    return last_kept_ns is None or previous_ns - last_kept_ns >= RECENT_SPACING_S * 1e9
+class RecentFrames:
+    """The camera frames vlmd keeps, by arrival: (monotonic ns, frame id) of the last RECENT_S seconds, the current
+    frame last. When a new frame arrives, the previous one stays if it arrived RECENT_SPACING_S or more after the
+    frame kept before it; a frame id lower than the current one means the camera restarted its numbering (a
+    reconnect), and the older ids are dropped. One rule for VlmCore (which ids) and CameraFrames (which pixels)."""
+
+    def __init__(self):
+        self.entries: deque[tuple[int, int]] = deque()
+
+    def __iter__(self):
+        return iter(self.entries)
+
+    def add(self, frame_id: int, now_ns: int) -> list[int]:
+        """Record the current frame; returns the ids no longer kept."""
+        e = self.entries
+        dropped: list[int] = []
+        if e and e[-1][1] == frame_id:
+            return dropped
+        if e and frame_id < e[-1][1]:
+            dropped = [f for _, f in e]
+            e.clear()
+        elif len(e) > 1 and e[-1][0] - e[-2][0] < RECENT_SPACING_S * 1e9:
+            dropped.append(e.pop()[1])
+        e.append((now_ns, frame_id))
+        while e[0][0] < now_ns - RECENT_S * 1e9:
+            dropped.append(e.popleft()[1])
+        return dropped
+
+    def at(self, t_ns: int) -> int | None:
+        """The newest kept frame id that had arrived at monotonic time t_ns; None if none."""
+        fid = None
+        for seen_ns, f in self.entries:
+            if seen_ns > t_ns:
+                break
+            fid = f
+        return fid
 
 
 class LocalInference:
@@ -162,8 +194,7 @@ class VlmCore:
         self.grammar: Literal["navila", "streamvln"] = "streamvln" if family == "streamvln" else "navila"
         self.sched = VlmScheduler(cfg.vlm, self.grammar, ActionParser(cfg.parser), sender)
         self.history: list[VlmFrame] = []
-        # (first tick ns, camera frame id): the frames CameraFrames keeps (same thinning), the current one last
-        self.seen: deque[tuple[int, int]] = deque()
+        self.seen = RecentFrames()  # by first tick: the ids CameraFrames keeps pixels for
         self.launched: dict[int, tuple[int, str, tuple[int, ...]]] = {}  # query id → (launch ns, trigger, frame ids)
 
     def _add_history(self, frame: VlmFrame) -> None:
@@ -174,13 +205,8 @@ class VlmCore:
             self.history.insert(bisect.bisect(ids, frame.frame_id), frame)
 
     def frame_at(self, t_ns: int) -> int | None:
-        """The camera frame id the process had at monotonic time t_ns (the newest seen at or before it)."""
-        fid = None
-        for seen_ns, f in self.seen:
-            if seen_ns > t_ns:
-                break
-            fid = f
-        return fid
+        """The camera frame id the process had at monotonic time t_ns (the newest kept at or before it)."""
+        return self.seen.at(t_ns)
 
     def step(self, inp: VlmStep) -> VlmOutputs:
         sched, out = self.sched, VlmOutputs()
@@ -192,14 +218,8 @@ class VlmCore:
         mode = inp.control_mode or None
         results = [r for r in inp.results if r.sender == self.sender]
         sched.on_results(results, inp.now_ns)
-        if current is not None and (not self.seen or self.seen[-1][1] != current):
-            if self.seen and current < self.seen[-1][1]:
-                self.seen.clear()  # the camera restarted its numbering (a reconnect): older ids mean nothing now
-            if self.seen and not keeps_previous(self.seen[-2][0] if len(self.seen) > 1 else None, self.seen[-1][0]):
-                self.seen.pop()
-            self.seen.append((inp.now_ns, current))
-            while self.seen[0][0] < inp.now_ns - RECENT_S * 1e9:
-                self.seen.popleft()
+        if current is not None:
+            self.seen.add(current, inp.now_ns)
         primitive = self.cfg.history == "primitive" and sched.active
         if primitive:
             for r in results:
@@ -279,41 +299,31 @@ def answer_in(polled) -> tuple[VlmAnswerIn, ...]:
 
 
 class CameraFrames:
-    """frame_of for the live process: the current camera frame and the earlier frames of the last RECENT_S seconds,
-    thinned by `keeps_previous` exactly as VlmCore.seen (same arrival times), each converted to a model frame once.
-    KeyError for a frame not kept. A frame id lower than the current one means the camera restarted its numbering:
-    the kept frames are dropped."""
+    """frame_of for the live process: the pixels of the frames RecentFrames keeps (the same rule and arrival times as
+    VlmCore.seen), each converted to a model frame once. KeyError for a frame not kept."""
 
     def __init__(self):
-        self.current: tuple[int, int, np.ndarray | VlmFrame] | None = None  # (id, arrival ns, frame)
-        self.kept: OrderedDict[int, tuple[int, np.ndarray | VlmFrame]] = OrderedDict()  # id → (arrival ns, frame)
+        self.timeline = RecentFrames()
+        self.frames: dict[int, np.ndarray | VlmFrame] = {}
+
+    @property
+    def kept(self) -> dict[int, tuple[int, np.ndarray | VlmFrame]]:
+        """The earlier frames kept, oldest first: id → (arrival ns, frame); the current one is not among them."""
+        return {f: (t, self.frames[f]) for t, f in list(self.timeline)[:-1]}
 
     def set(self, frame_id: int, rgb: np.ndarray, now_ns: int) -> None:
-        if self.current is not None and self.current[0] == frame_id:
-            return
-        if self.current is not None and frame_id < self.current[0]:
-            self.kept.clear()
-        elif self.current is not None:
-            fid, t_ns, frame = self.current
-            if keeps_previous(next(reversed(self.kept.values()))[0] if self.kept else None, t_ns):
-                self.kept[fid] = (t_ns, frame)
-        self.current = (frame_id, now_ns, rgb)
-        while self.kept and next(iter(self.kept.values()))[0] < now_ns - RECENT_S * 1e9:
-            self.kept.popitem(last=False)
+        if self.timeline.entries and self.timeline.entries[-1][1] == frame_id:
+            return  # the same frame again: keep its first arrival and its converted frame
+        for f in self.timeline.add(frame_id, now_ns):
+            del self.frames[f]
+        self.frames[frame_id] = rgb
 
     def __call__(self, frame_id: int) -> VlmFrame:
-        if self.current is not None and self.current[0] == frame_id:
-            fid, t_ns, got = self.current
-            if not isinstance(got, VlmFrame):
-                got = to_model_frame(fid, got)
-                self.current = (fid, t_ns, got)
-            return got
-        if frame_id not in self.kept:
+        got = self.frames.get(frame_id)
+        if got is None:
             raise KeyError(f"camera frame {frame_id} is not among the frames of the last {RECENT_S:.0f} s kept")
-        t_ns, got = self.kept[frame_id]
         if not isinstance(got, VlmFrame):
-            got = to_model_frame(frame_id, got)
-            self.kept[frame_id] = (t_ns, got)
+            got = self.frames[frame_id] = to_model_frame(frame_id, got)
         return got
 
 
