@@ -205,21 +205,22 @@ def train_steps(
     start: int,
     steps: int,
     total: int,
+    lr: float,
     cfg: TrainConfig,
     rng: np.random.Generator,
     log: Log,
     curve: list,
     n_history: int = 7,
     batch: int | None = None,
-    base_lr: float | None = None,
 ) -> int:
+    """`steps` steps from `start` of a warmup + cosine schedule over `total` peaking at `lr`; returns the next step."""
     feats_all = store.tensor()
     model.train()
     acc, part_acc, t0 = [], [], time.perf_counter()
     for k in range(steps):
         step = start + k
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, total, cfg.lr if base_lr is None else base_lr, warmup=min(60, max(1, total // 10)))
+            g["lr"] = lr_at(step, total, lr, warmup=min(60, max(1, total // 10)))
         idx = rng.choice(len(samples), batch or cfg.batch, replace=False).tolist()
         ids, rows, label_pos, label_ids = build_batch(codec, samples, idx, n_history)
         slots = torch.tensor([samples.slots[i][7 - n_history :] for i in idx])
@@ -406,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"projector + LLM from {args.init}; stage 1 skipped")
     else:
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
-        short = (store, samples, codec, 0, cfg.short_steps, cfg.short_steps, cfg, rng, log, curve)
+        short = (store, samples, codec, 0, cfg.short_steps, cfg.short_steps, cfg.lr, cfg, rng, log, curve)
         train_steps(model, opt, *short, n_history=0, batch=cfg.short_batch)
         times["stage1_train"] = time.perf_counter() - t
         write(work / "ckpt_stage1", work / "tokenizer", tower, model, {"loss": curve})
@@ -414,8 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.bc_lr, weight_decay=0.01)
     total = cfg.bc_steps + cfg.dagger_rounds * cfg.dagger_steps
-    stage2 = dict(base_lr=cfg.bc_lr)
-    step = train_steps(model, opt, store, samples, codec, 0, cfg.bc_steps, total, cfg, rng, log, curve, **stage2)
+    step = train_steps(model, opt, store, samples, codec, 0, cfg.bc_steps, total, cfg.bc_lr, cfg, rng, log, curve)
     times["stage2_train"] = time.perf_counter() - t
 
     record = {
@@ -450,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         t = time.perf_counter()
         step = train_steps(
-            model, opt, store, samples, codec, step, cfg.dagger_steps, total, cfg, rng, log, curve, **stage2
+            model, opt, store, samples, codec, step, cfg.dagger_steps, total, cfg.bc_lr, cfg, rng, log, curve
         )
         times[f"dagger{rnd}_train"] = time.perf_counter() - t
         record["phases"].append(
