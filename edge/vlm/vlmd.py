@@ -312,11 +312,9 @@ class CameraFrames:
         return {f: (t, self.frames[f]) for t, f in list(self.timeline)[:-1]}
 
     def set(self, frame_id: int, rgb: np.ndarray, now_ns: int) -> None:
-        if self.timeline.entries and self.timeline.entries[-1][1] == frame_id:
-            return  # the same frame again: keep its first arrival and its converted frame
-        for f in self.timeline.add(frame_id, now_ns):
+        for f in self.timeline.add(frame_id, now_ns):  # the same frame again: nothing dropped, first arrival kept
             del self.frames[f]
-        self.frames[frame_id] = rgb
+        self.frames.setdefault(frame_id, rgb)  # a repeated frame keeps its (possibly converted) first copy
 
     def __call__(self, frame_id: int) -> VlmFrame:
         got = self.frames.get(frame_id)
