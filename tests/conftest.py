@@ -32,3 +32,25 @@ def tiny(tmp_path_factory):
     from exporters.tiny import write_tiny_checkpoints
 
     return write_tiny_checkpoints(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logging():
+    """A CLI entry point called in-process (edge.tools.cli.main) configures the root logger onto the stderr that
+    pytest captured for that test and closes afterwards; later log lines would then hit a closed file ("--- Logging
+    error ---"). Put the root logger's own handlers and level back after every test (pytest's per-phase capture
+    handlers are pytest's to manage)."""
+    import logging
+
+    def ours(h: logging.Handler) -> bool:
+        return not type(h).__module__.startswith("_pytest")
+
+    root = logging.getLogger()
+    handlers, level = [h for h in root.handlers if ours(h)], root.level
+    yield
+    for h in [h for h in root.handlers if ours(h) and h not in handlers]:
+        root.removeHandler(h)
+    for h in handlers:
+        if h not in root.handlers:
+            root.addHandler(h)
+    root.setLevel(level)
