@@ -47,6 +47,8 @@ def _restore_root_logging():
 
     root = logging.getLogger()
     handlers, level = [h for h in root.handlers if ours(h)], root.level
+    closed = [h for h in handlers if getattr(getattr(h, "stream", None), "closed", False)]
+    assert not closed, f"an earlier test left the root logger writing to a closed stream: {closed}"
     yield
     for h in [h for h in root.handlers if ours(h) and h not in handlers]:
         root.removeHandler(h)
