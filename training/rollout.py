@@ -80,10 +80,17 @@ def rollout(
     explore: float = 0.0,
     max_actions: int = MAX_ACTIONS,
     on_observation: Callable[[Trajectory], None] | None = None,
+    overshoot: float = 0.0,
+    max_overshoot: int = 2,
 ) -> Trajectory:
     """Run `policy` from the episode start. With probability `explore` per step a perturbed action is executed
-    instead of the policy's (never at a stop label); every query records the expert's label at that state."""
+    instead of the policy's (never at a stop label); every query records the expert's label at that state.
+    Overshoot: with probability `overshoot` at a stop label (at most `max_overshoot` times per episode) a small move
+    is executed instead of the stop (forward 25 cm with probability 0.6, else a 15° turn either way). This gives
+    frames closer to the goal than the expert's stop point, or turned off it, as walking that does not land exactly
+    on that point does; the expert labels them again (stop, or the way back)."""
     traj = Trajectory(ep)
+    overshoots = 0
     expert = world.expert(ep.goal)
 
     def observe(s: State) -> None:
@@ -103,6 +110,10 @@ def rollout(
             return traj
         if explore > 0 and label.kind != "stop" and rng.random() < explore:
             act = q.executed = perturbed(act, rng)
+        elif label.kind == "stop" and overshoots < max_overshoot and overshoot > 0 and rng.random() < overshoot:
+            overshoots += 1
+            turn = ("left", "right")[int(rng.integers(2))]
+            act = q.executed = Action("forward", 25) if rng.random() < 0.6 else Action(turn, 15)
         if act.kind == "stop":
             traj.stopped, traj.end_reason = True, "stop"
             return traj

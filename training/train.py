@@ -43,6 +43,7 @@ from training.dataset import (
     build_batch,
     encode_rgb,
     sample_slots,
+    turn_target,
     used_observations,
 )
 from training.episodes import TEMPLATES, World, make_episodes, save_episodes  # noqa: E402
@@ -65,15 +66,16 @@ class TrainConfig:
     bc_layouts: int = 60
     bc_per_layout: int = 6
     explore: float = 0.2  # DART: chance per step of executing a random action instead
+    overshoot: float = 0.5  # chance at a stop label of a small move instead (training.rollout), ≤ 2 per episode
     aux_frames: int = 1600
     aux_steps: int = 300
     aux_batch: int = 16
     batch: int = 16
     lr: float = 1e-3  # stage 1: warmup + cosine over short_steps
-    short_steps: int = 1000  # curriculum: current frame only (short prompt), cheap
+    short_steps: int = 3000  # curriculum: current frame only (short prompt), cheap
     short_batch: int = 32
     bc_lr: float = 3e-4  # stage 2 (+ DAgger): a fresh AdamW, warmup + cosine over bc_steps + DAgger steps
-    bc_steps: int = 120
+    bc_steps: int = 400
     dagger_rounds: int = 0  # DAgger rounds after BC (implemented; not used by the committed model)
     dagger_layouts: int = 60
     dagger_per_layout: int = 3
@@ -154,8 +156,9 @@ def add_trajectory(
 class NavModel(torch.nn.Module):
     """Projector + LLM (what the checkpoint keeps) and training-only auxiliary heads on the final hidden state of the
     position that predicts the decision token (move / turn / stop): goal colour, goal bearing bin / not in view,
-    distance bin, same room — simulator truth the answer depends on (dataset.aux_truth). The heads are dropped when
-    the checkpoint is written. The answer loss is summed over the answer's tokens (mean over the batch)."""
+    distance bin, same room — simulator truth the answer depends on (dataset.aux_truth) — and the instruction's turn
+    direction (dataset.turn_target). The heads are dropped when the checkpoint is written. The answer loss is summed
+    over the answer's tokens (mean over the batch)."""
 
     def __init__(self, vocab: int, bos: int, eot: int, aux_weight: float = 0.3):
         super().__init__()
@@ -225,7 +228,8 @@ def train_steps(
         ids, rows, label_pos, label_ids = build_batch(codec, samples, idx, n_history)
         slots = torch.tensor([samples.slots[i][7 - n_history :] for i in idx])
         feats = feats_all[slots.reshape(-1)].float().reshape(len(idx), n_history + 1, *feats_all.shape[-2:])
-        loss, parts = model.loss(feats, ids, rows, label_pos, label_ids, [samples.aux[i] for i in idx])
+        aux = [{**samples.aux[i], "turn": turn_target(samples.instructions[i])} for i in idx]
+        loss, parts = model.loss(feats, ids, rows, label_pos, label_ids, aux)
         part_acc.append(parts)
         opt.zero_grad()
         loss.backward()
@@ -342,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         trajs = []
         for ep in episodes:
             world = worlds.setdefault(ep.layout_seed, World(ep.layout_seed))
-            trajs.append((rollout(world, ep, expert_policy, rng, explore=cfg.explore), world))
+            trajs.append((rollout(world, ep, expert_policy, rng, explore=cfg.explore, overshoot=cfg.overshoot), world))
         times["expert_rollouts"] = time.perf_counter() - t
         log(
             f"expert rollouts: {sum(len(tr.queries) for tr, _ in trajs)} queries, "

@@ -79,6 +79,39 @@ def test_turn_instructions_match_the_experts_first_turn():
             assert first.kind == "right"
 
 
+def test_overshoot_moves_past_the_stop_point_and_the_expert_labels_the_way_back():
+    """Overshoot (training data only): at a stop label the rollout executes a small move instead (forward 25 cm or
+    a 15° turn), at most twice per episode; the states it reaches are labelled by the expert again, and the episode
+    still ends at the expert's stop inside the success radius."""
+    rng = np.random.default_rng(1)
+    small = {Action("forward", 25), Action("left", 15), Action("right", 15)}
+    overshot = 0
+    eps = make_episodes("train", 2, 6, seed=4)
+    for ep in eps:
+        world = World(ep.layout_seed)
+        traj = rollout(world, ep, expert_policy, rng, NO_NOISE, overshoot=1.0)
+        moved = [q for q in traj.queries if q.expert == Action("stop") and q.executed != Action("stop")]
+        assert len(moved) == 2 and {q.executed for q in moved} <= small, moved
+        assert traj.queries.index(moved[-1]) < len(traj.queries) - 1  # labelled again after the last one
+        assert traj.stopped and traj.queries[-1].executed == Action("stop")
+        assert score(world, traj).success
+        overshot += len(moved)
+        plain = rollout(world, ep, expert_policy, np.random.default_rng(1), NO_NOISE)
+        assert sum(q.expert == Action("stop") for q in plain.queries) == 1
+    assert overshot == 2 * len(eps)
+
+
+def test_turn_target_reads_the_instructions_turn_direction():
+    from training.dataset import turn_target
+
+    eps = make_episodes("train", 4, 8, seed=2)
+    assert {turn_target(e.instruction) for e in eps} == {0, 1}
+    for ep in eps:
+        first = World(ep.layout_seed).expert(ep.goal).action(ep.start_state)
+        if turn_target(ep.instruction):
+            assert ep.instruction.startswith("Turn right") and first.kind == "right"
+
+
 def test_splits_share_no_layout():
     train = {e.layout_seed for e in make_episodes("train", 3, 1)}
     val = {e.layout_seed for e in make_episodes("val_unseen", 3, 1)}
