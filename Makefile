@@ -52,7 +52,7 @@ doctor: $(STAMP)
 jetson-check: $(STAMP)
 	$(PY) -m edge.tools.jetson_check --out runs/jetson-check
 
-# Issue 10: train the navigation VLM from scratch in one command (docs/navigation.md; 34 min on the quiet 2-core
+# Issue 10: train the navigation VLM from scratch in one command (docs/navigation.md; 31 min on the quiet 2-core
 # machine, docs/results.md) into build/nav10/model, not over the committed models/nav10; evaluate it with
 # `python -m training.evaluate build/nav10/model --layouts 25 --per-layout 2`.
 train: $(STAMP)

@@ -166,10 +166,10 @@ DIST_EDGES = (0.9, 1.25, 2.0, 3.0, 4.5)
 AUX_SIZES = {"colour": 6, "bearing": BEARING_BINS + 1, "dist": len(DIST_EDGES) + 1, "room": 2, "turn": 2}
 
 
-def aux_truth(layout, state, goal) -> dict[str, int]:
-    """Training-only targets at a query (simulator truth): goal colour, goal bearing bin in the current view (0 =
-    not visible), distance bin, same room. Used by auxiliary heads that are not part of the checkpoint, with `turn`
-    (the instruction's turn direction, turn_target) added per batch."""
+def aux_truth(layout, state, goal, instruction: str) -> dict[str, int]:
+    """Training-only targets at a query: from simulator truth the goal colour, goal bearing bin in the current view
+    (0 = not visible), distance bin, same room; from the instruction its turn direction (turn_target). Used by
+    auxiliary heads that are not part of the checkpoint."""
     import math
 
     from training.geometry import line_of_sight, wrap
@@ -183,11 +183,12 @@ def aux_truth(layout, state, goal) -> dict[str, int]:
         "bearing": bearing,
         "dist": int(np.searchsorted(DIST_EDGES, d)),
         "room": int(layout.room_of(state.x, state.y) == layout.room_of(goal.x, goal.y)),
+        "turn": turn_target(instruction),
     }
 
 
 def turn_target(instruction: str) -> int:
     """Auxiliary target read from the instruction alone: 1 if it begins "Turn right" (training.episodes' turn
     templates), else 0. Without this head the models did not learn to tell "Turn left" from "Turn right"
-    (docs/navigation.md §3)."""
+    (docs/navigation.md §6)."""
     return int(instruction.startswith("Turn right"))

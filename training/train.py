@@ -43,7 +43,6 @@ from training.dataset import (
     build_batch,
     encode_rgb,
     sample_slots,
-    turn_target,
     used_observations,
 )
 from training.episodes import TEMPLATES, World, make_episodes, save_episodes  # noqa: E402
@@ -147,7 +146,7 @@ def add_trajectory(
             sample_slots(obs, q.current),
             traj.episode.instruction,
             q.expert.text(),
-            aux_truth(world.layout, traj.states[q.current], goal),
+            aux_truth(world.layout, traj.states[q.current], goal, traj.episode.instruction),
         )
     return len(used)
 
@@ -156,7 +155,7 @@ def add_trajectory(
 class NavModel(torch.nn.Module):
     """Projector + LLM (what the checkpoint keeps) and training-only auxiliary heads on the final hidden state of the
     position that predicts the decision token (move / turn / stop): goal colour, goal bearing bin / not in view,
-    distance bin, same room — simulator truth the answer depends on (dataset.aux_truth) — and the instruction's turn
+    distance bin, same room — simulator truth the answer depends on (dataset.aux_truth), and the instruction's turn
     direction (dataset.turn_target). The heads are dropped when the checkpoint is written. The answer loss is summed
     over the answer's tokens (mean over the batch)."""
 
@@ -228,8 +227,7 @@ def train_steps(
         ids, rows, label_pos, label_ids = build_batch(codec, samples, idx, n_history)
         slots = torch.tensor([samples.slots[i][7 - n_history :] for i in idx])
         feats = feats_all[slots.reshape(-1)].float().reshape(len(idx), n_history + 1, *feats_all.shape[-2:])
-        aux = [{**samples.aux[i], "turn": turn_target(samples.instructions[i])} for i in idx]
-        loss, parts = model.loss(feats, ids, rows, label_pos, label_ids, aux)
+        loss, parts = model.loss(feats, ids, rows, label_pos, label_ids, [samples.aux[i] for i in idx])
         part_acc.append(parts)
         opt.zero_grad()
         loss.backward()
