@@ -65,7 +65,7 @@ def test_launch_after_starts_a_process_once_the_others_are_ready(run_dir):
     try:
         mgr.start()
         t_nav = time.monotonic_ns()
-        view.poll(0.5)
+        view.wait_ready(10.0, ["recordd"], accept=("ready",))  # its state, however slow the bus is to deliver it
         st = view.latest["recordd"]
         assert st.msg.state == "ready" and st.mono_ns - int(st.msg.state_s * 1e9) < t_nav
         assert mgr.wait_ready(accept=STARTED).keys() == {"navigatord", "recordd"}
