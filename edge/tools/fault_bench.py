@@ -147,7 +147,32 @@ class FaultStack(SimStack):
         else:
             raise RuntimeError(f"control damped on 3 stand-ups in a row: {self.startup_damps[-3:]}")
         self.op.say("stop")  # whatever the navigator still had, it drops
+        self.wait_settled(timeout_s)
         self.collect(0.3)
+
+    def wait_settled(self, timeout_s: float) -> None:
+        """Navigator idle (nothing executing or queued) and control holding at once: a lag's 1 s hold while a walk
+        is still running is not a settled robot (under load it fooled recover() into flooding a walking stack)."""
+        end = time.monotonic() + timeout_s
+        nav = ctl = None
+        while time.monotonic() < end:
+            nav, ctl = self.op.status.latest(), self.op.control.latest()
+            if (
+                nav is not None
+                and ctl is not None
+                and nav.age_s() < 0.5
+                and ctl.age_s() < 0.5
+                and nav.msg.state != "executing"
+                and nav.msg.queue_len == 0
+                and ctl.msg.mode == "hold"
+            ):
+                return
+            self.op.status.wait(0.05)
+        raise TimeoutError(
+            f"not settled within {timeout_s:g} s: navigator "
+            f"{'silent' if nav is None else f'{nav.msg.state}, {nav.msg.queue_len} queued'}, control "
+            f"{'silent' if ctl is None else ctl.msg.mode}"
+        )
 
     def _restart_control(self) -> int:
         self.restart("controlsd")
