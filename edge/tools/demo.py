@@ -160,8 +160,7 @@ def run_vlm_episode(
             raise OperatorError(f"{run_out.name}: VLM episode did not end within {timeout_s:g} s")
         log.info("episode over: %s", over)
         while time.monotonic() < deadline:  # let the navigator finish what it was given
-            st = op.status.latest()
-            if st is not None and st.age_s() < 0.3 and st.msg.state != "executing" and st.msg.queue_len == 0:
+            if op.navigator_idle():
                 break
             time.sleep(0.05)
     return run_out / RECORDING
@@ -200,12 +199,6 @@ def nav_vlm_overrides(overlap: bool = False) -> list[str]:
         f"vlm.overlap={str(overlap).lower()}",
         f"vlm.max_queries={MAX_ANSWERS}",
     ]
-
-
-def idle(op: Operator) -> bool:
-    """The navigator reports (fresh) that it has nothing to execute."""
-    st = op.status.latest()
-    return st is not None and st.age_s() < 0.3 and st.msg.state != "executing" and st.msg.queue_len == 0
 
 
 def run_nav_episode(
@@ -268,14 +261,14 @@ def run_nav_episode(
                 reason = f"damped ({c.msg.reason})"
             elif over:
                 reason = "stop" if over == "STOP" else over
-            elif len(answers) >= op.cfg.vlm.max_queries and answers[-1]["query_id"] in done and idle(op):
+            elif len(answers) >= op.cfg.vlm.max_queries and answers[-1]["query_id"] in done and op.navigator_idle():
                 # vlmd asks no more (no message says so) and the navigator has run the last answer
                 reason = over = f"{len(answers)} answers without stop"
             elif time.monotonic() > deadline:
                 reason = f"timeout ({timeout_s:g} s)"
         if over:  # let the navigator finish what it was given (bounded), then the final pose
             end = time.monotonic() + 30.0
-            while time.monotonic() < end and not idle(op):
+            while time.monotonic() < end and not op.navigator_idle():
                 time.sleep(0.05)
             time.sleep(0.5)
         c = op.control.latest()

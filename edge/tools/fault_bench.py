@@ -157,15 +157,7 @@ class FaultStack(SimStack):
         nav = ctl = None
         while time.monotonic() < end:
             nav, ctl = self.op.status.latest(), self.op.control.latest()
-            if (
-                nav is not None
-                and ctl is not None
-                and nav.age_s() < 0.5
-                and ctl.age_s() < 0.5
-                and nav.msg.state != "executing"
-                and nav.msg.queue_len == 0
-                and ctl.msg.mode == "hold"
-            ):
+            if self.op.navigator_idle() and ctl is not None and ctl.age_s() < 0.5 and ctl.msg.mode == "hold":
                 return
             self.op.status.wait(0.05)
         raise TimeoutError(

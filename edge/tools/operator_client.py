@@ -149,6 +149,11 @@ class Operator:
             f"{'no controlState' if last is None else f'{last.msg.mode}: {last.msg.reason}'})"
         )
 
+    def navigator_idle(self) -> bool:
+        """The navigator reports (fresh: under 0.3 s old) that it has nothing executing or queued."""
+        st = self.status.latest()
+        return st is not None and st.age_s() < 0.3 and st.msg.state != "executing" and st.msg.queue_len == 0
+
     def close(self) -> None:
         for s in (self.text_pub, self.results, self.control, self.status):
             s.close()
