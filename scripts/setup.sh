@@ -76,13 +76,27 @@ if [ "$PLAN" = 1 ]; then
 fi
 
 # ---- apt -----------------------------------------------------------------------------------------------------------
+# Another apt (a fresh machine's apt-daily / unattended-upgrades, a second setup) may hold apt's locks; apt-get update
+# then fails at once ("Could not get lock …"; DPkg::Lock::Timeout covers only dpkg's lock, not the lists lock, apt
+# 2.6). Wait for the lock, bounded by EDGE_APT_LOCK_WAIT_S (300 s), and name its holder if it stays held.
+apt_wait() {
+  local deadline=$((SECONDS + ${EDGE_APT_LOCK_WAIT_S:-300})) err
+  err=$(mktemp)
+  until "$@" >/dev/null 2>"$err"; do
+    if ! grep -q "Could not get lock" "$err"; then cat "$err" >&2; rm -f "$err"; die "failed: $*"; fi
+    if [ $SECONDS -ge $deadline ]; then cat "$err" >&2; rm -f "$err"; die "apt's lock still held after ${EDGE_APT_LOCK_WAIT_S:-300} s"; fi
+    [ -n "${said_wait:-}" ] || { say "apt is busy ($(grep -m1 -o 'held by process.*' "$err")): waiting"; said_wait=1; }
+    sleep 2
+  done
+  rm -f "$err"
+}
 missing=()
 for p in "${apt_packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then die "need root to apt-get install: ${missing[*]}"; fi
   say "apt-get install ${missing[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  apt_wait apt-get update -qq
+  apt_wait env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then "$PY" -m venv "${venv_args[@]}" "$VENV"; fi

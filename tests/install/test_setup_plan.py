@@ -71,3 +71,32 @@ def test_jetpack_5_and_6_0_are_refused_with_the_fix(tmp_path, release, l4t):
     res = _plan(tmp_path, release)
     assert res.returncode == 1
     assert f"L4T {l4t}" in res.stderr and "JetPack 6.1 or 6.2" in res.stderr and "docs/deployment.md" in res.stderr
+
+
+def _apt_wait(tmp_path: Path, cmd: str, wait_s: int) -> subprocess.CompletedProcess:
+    """Runs setup.sh's apt_wait on CMD (a stand-in for apt-get that prints apt 2.6's lock message)."""
+    script = f"""set -euo pipefail
+say() {{ echo "setup: $*"; }}; die() {{ echo "setup: $*" >&2; exit 1; }}
+eval "$(sed -n '/^apt_wait() {{/,/^}}/p' {ROOT / "scripts" / "setup.sh"})"
+apt_wait bash -c {cmd!r}
+echo done"""
+    env = {**os.environ, "EDGE_APT_LOCK_WAIT_S": str(wait_s)}
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+
+
+LOCKED = 'echo "E: Could not get lock /var/lib/apt/lists/lock. It is held by process 42 (apt-get)" >&2; exit 100'
+
+
+def test_apt_waits_for_a_held_lock_then_runs(tmp_path):
+    # "held" while the counter file is short: fails twice with apt's lock message, then succeeds
+    res = _apt_wait(tmp_path, f"echo x >> n; [ $(wc -l < n) -ge 3 ] || {{ {LOCKED}; }}", 30)
+    assert res.returncode == 0, res.stderr
+    assert "apt is busy (held by process 42 (apt-get)): waiting" in res.stdout and res.stdout.endswith("done\n")
+    assert (tmp_path / "n").read_text().count("x") == 3
+
+
+def test_apt_lock_wait_is_bounded_and_other_errors_fail_at_once(tmp_path):
+    res = _apt_wait(tmp_path, LOCKED, 1)
+    assert res.returncode == 1 and "apt's lock still held after 1 s" in res.stderr
+    res = _apt_wait(tmp_path, 'echo "E: Unable to locate package nope" >&2; exit 100', 30)
+    assert res.returncode == 1 and "Unable to locate package nope" in res.stderr and "failed:" in res.stderr
