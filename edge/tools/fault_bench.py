@@ -35,13 +35,13 @@ from edge.msg.recording import read_recording
 from edge.system.health import HealthView
 from edge.tools.errors import OperatorError
 from edge.tools.operator_client import instruct
+from edge.tools.report_common import UPRIGHT_TILT_RAD
 from edge.tools.safety_bench import DdsObserver, SimStack, dds_domain
 
 log = logging.getLogger("fault_bench")
 
 FAULT_PROCS = ("simd", "controlsd", "watchdogd", "navigatord", "vlmd", "simcamd", "recordd")
 VLM_DRIVEN = ("vlmd", "simcamd")  # faults of the VLM path: the VLM drives the walk, not the operator
-UPRIGHT_TILT_RAD = 0.5  # |roll| or |pitch| of the base beyond this: not upright
 SAFE_STATE = {
     "simd": "control damps (LowState stale)",
     "controlsd": "watchdog damps (LowCmd stream stopped)",

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.msg.recording import Recording, RecordingError, read_recording
-from edge.tools.report_common import episode_line, true_amount, truth_arrays
+from edge.tools.report_common import UPRIGHT_TILT_RAD, episode_line, true_amount, truth_arrays
 from edge.tools.report_plots import plot_report
 
 log = logging.getLogger("report")
@@ -106,11 +106,10 @@ def summarize_run(log: dict[str, list[dict]], execution: str) -> dict:
         row["error_display"] = None if row["error"] is None else round(row["error"] * unit_scale, 2)
         actions.append(row)
     states = log.get("controlState", [])
-    # The robot starts lying down: judge falls only once control has stood it up.
     stood_ns = next((r["mono_ns"] for r in states if r["msg"]["mode"] == "hold"), None)
     upright = [r for r in truth if stood_ns is not None and r["mono_ns"] >= stood_ns]
     # Without simulator truth (a robot recording) whether it fell is not known here: None.
-    fell = None if not truth else stood_ns is None or any(r["msg"]["fallen"] for r in upright)
+    fell = None if not truth else first_fall(states, truth) is not None or never_stood_up(states)
     min_z = min((r["msg"]["z_m"] for r in upright), default=None)
     modes = [r["msg"]["mode"] for r in states]
     run = {
@@ -216,10 +215,37 @@ def run_start_ns(log: Mapping[str, list[dict]]) -> int:
     return min((msgs[0]["mono_ns"] for msgs in log.values() if msgs), default=0)
 
 
+def first_fall(states: list[dict], truth: list[dict]) -> dict | None:
+    """The first simulator-truth record that is a fall, or None. The robot starts lying: falls count once control has
+    stood it up (hold). Control damping lowers it onto its belly, the defined safe state (truth then reads 'fallen'):
+    from control's first damp on, only tipping over (|roll| or |pitch| ≥ UPRIGHT_TILT_RAD) is a fall."""
+    stood_ns = next((r["mono_ns"] for r in states if r["msg"]["mode"] == "hold"), None)
+    if stood_ns is None:
+        return None
+    damp_ns = next((r["mono_ns"] for r in states if r["msg"]["mode"] == "damp"), None)
+    for r in truth:
+        if r["mono_ns"] < stood_ns:
+            continue
+        m = r["msg"]
+        if damp_ns is None or r["mono_ns"] < damp_ns:
+            if m["fallen"]:
+                return r
+        elif max(abs(m["roll_rad"]), abs(m["pitch_rad"])) >= UPRIGHT_TILT_RAD:
+            return r
+    return None
+
+
+def never_stood_up(states: list[dict]) -> bool:
+    """Control never reached hold, and not because it damped first (a LowState gap at stand-up: the robot lies,
+    damped, as it started; the row is DAMPED)."""
+    modes = {r["msg"]["mode"] for r in states}
+    return "hold" not in modes and "damp" not in modes
+
+
 def run_outcome(log: Mapping[str, list[dict]], run: dict, failure: str = "") -> dict:
     """The row's header: status FAILED (the run or its recording failed), FELL (simulator truth: fallen once
-    standing, or never stood up), DAMPED (control or the LowCmd watchdog damped) or PASS; reason says what and when
-    (seconds since the run's first message)."""
+    standing, or never stood up without control damping), DAMPED (control or the LowCmd watchdog damped) or PASS;
+    reason says what and when (seconds since the run's first message)."""
     t0 = run_start_ns(log)
     events: list[tuple[int, str, str]] = []  # (mono_ns, what, detail), told in time order
     states, truth = log.get("controlState", []), log.get("simTruth", [])
@@ -231,8 +257,7 @@ def run_outcome(log: Mapping[str, list[dict]], run: dict, failure: str = "") -> 
         events.append((wd["mono_ns"], "LowCmd watchdog damped", f": {wd['msg']['reason']}"))
     fall_s, never_stood = None, False
     if run["fell"]:
-        stood = next((r["mono_ns"] for r in states if r["msg"]["mode"] == "hold"), None)
-        fall = next((r for r in truth if stood is not None and r["mono_ns"] >= stood and r["msg"]["fallen"]), None)
+        fall = first_fall(states, truth)
         if fall is None:
             never_stood = True
         else:

@@ -8,6 +8,10 @@ import textwrap
 
 import numpy as np
 
+# |roll| or |pitch| of the base beyond this: not upright. Damping lowers the base onto its belly; it must not tip it
+# (the fault bench's "upright" column, the report's falls after a damp).
+UPRIGHT_TILT_RAD = 0.5
+
 
 def truth_arrays(truth: list[dict]) -> dict[str, np.ndarray]:
     t = np.array([r["mono_ns"] for r in truth], dtype=np.int64)

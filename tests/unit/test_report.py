@@ -50,10 +50,11 @@ def write_run(
     damp_at_s: float | None = None,
     start=(1.0, 1.0, 0.0),
     images_every: int = 2,
+    fallen_roll_rad: float = 0.0,
 ) -> Path:
     """A simulated run: stand up, walk forward 0.4 m/s from 2 s to 4 s, turn left from 4 s to 5 s; camera at 5 Hz
     (every `images_every`-th image recorded); two VLM queries (frames 5..8 and 15..18); the robot falls or control
-    damps when asked."""
+    damps when asked (fallen: base z 0.1 m, roll fallen_roll_rad)."""
     intr = CameraIntrinsics(width=W, height=H, fx=50.0, fy=50.0, cx=W / 2, cy=H / 2)
     with path.open("wb") as f:
         w = RecordWriter(f, TOPICS.values(), offset_ns=1_700_000_000 * 10**9)
@@ -96,7 +97,7 @@ def write_run(
                 x_m=x,
                 y_m=y,
                 z_m=0.1 if fallen else 0.3,
-                roll_rad=0.0,
+                roll_rad=fallen_roll_rad if fallen else 0.0,
                 pitch_rad=0.0,
                 yaw_rad=yaw,
                 fallen=fallen,
@@ -229,6 +230,29 @@ def test_fell_and_damped_headers_say_what_and_when(tmp_path):
     assert o["damped"]["reason"] == "control damped at 3.0 s: e-stop requested by operator"
 
 
+def test_a_robot_damped_before_it_stood_is_damped_not_fallen(tmp_path):
+    """Control damps during stand-up (a LowState gap under load): the robot lies, as it started (simulator truth
+    'fallen' from the first message), and never reached hold. That is the damped safe state, not a fall."""
+    rec = write_run(tmp_path / "bus.mcap", damp_at_s=0.5, fall_at_s=0.0)
+    report = build_report({"standup": rec}, tmp_path / "out")
+    o = report["outcomes"]["standup"]
+    assert o["status"] == "DAMPED" and o["reason"].startswith("control damped at 0.5 s"), o
+    assert report["fell"] is False and report["failed"] == {}
+
+
+def test_sinking_under_damping_is_no_fall_tipping_over_is(tmp_path):
+    """Control damps mid-walk and the robot sinks onto its belly (truth 'fallen', level): DAMPED, the safe state. If
+    it tips over after the damp (roll 1.2 rad) it is a fall."""
+    for name, roll in (("sank", 0.1), ("tipped", 1.2)):
+        (tmp_path / name).mkdir()
+        write_run(tmp_path / name / "bus.mcap", damp_at_s=3.0, fall_at_s=3.6, fallen_roll_rad=roll)
+    report = build_report({n: tmp_path / n / "bus.mcap" for n in ("sank", "tipped")}, tmp_path / "out")
+    o = report["outcomes"]
+    assert o["sank"]["status"] == "DAMPED" and report["runs"]["sank"]["fell"] is False, o["sank"]
+    assert o["tipped"]["status"] == "FELL" and o["tipped"]["fall_s"] == pytest.approx(3.6, abs=0.03), o["tipped"]
+    assert "fell at 3.6 s (base z 0.10 m, control in damp)" in o["tipped"]["reason"]
+
+
 def test_a_damp_during_the_stacks_shutdown_is_not_the_runs(tmp_path):
     """The demo writes when it began stopping the stack (stack.json): a damp after that (controlsd on the LowState
     of the already stopped simulator) is noted, not the run's status; a damp before it still is."""
@@ -307,21 +331,21 @@ def test_edge_report_of_any_recording(tmp_path, capsys):
 
 
 def test_a_demo_run_that_fails_is_a_row_and_the_others_run(tmp_path, monkeypatch):
-    """`make demo`: a run that raises (here control damped and refused the script) is a FAILED row with the error;
+    """`make demo`: a run that raises (here the navigator stopped reporting) is a FAILED row with the error;
     the runs after it still run and the report is written (the stacks are stood in for by synthetic recordings)."""
     import edge.tools.demo as demo
     from edge.tools.errors import OperatorError
 
     def run_one(mode, stamp, script, fixed, config):
         if mode == "open_loop":
-            raise OperatorError("refused: control is damping (LowState stale (54 ms))")
+            raise OperatorError("navigatord stopped reporting (2.1 s since its last status)")
         (stamp / mode).mkdir(parents=True)
         return write_run(stamp / mode / demo.RECORDING)
 
     monkeypatch.setattr(demo, "_run_one", run_one)
     report = demo.run_demo(tmp_path, ["open_loop", "closed_loop"])
     assert report["failed"] == {
-        "open_loop": "OperatorError: refused: control is damping (LowState stale (54 ms)); recording missing: "
+        "open_loop": "OperatorError: navigatord stopped reporting (2.1 s since its last status); recording missing: "
         f"{sorted(tmp_path.glob('2*'))[0] / 'open_loop' / 'bus.mcap'}"
     }
     assert report["outcomes"]["closed_loop"]["status"] == "PASS"
