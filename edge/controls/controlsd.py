@@ -59,7 +59,6 @@ def control_loop(
     watchdog_seen, watchdog_gone, was_gone = False, False, False
     while not stop.is_set():
         tick = rk.wait()
-        sent = None
         try:
             for r in estop_sub.drain(max_n=8, max_reads=RT_READ_BUDGET):
                 estop, estop_source = True, estop_source or f"operator: {r.msg.reason}"
@@ -83,7 +82,8 @@ def control_loop(
                 lateness_s=tick.late_s,
                 send_gap_s=tick.period_s,
             )
-            sent = robot.write(res.command)
+            if tick.index:  # tick 0 writes at its end (below)
+                robot.write(res.command)
             if ctrl.sm.lag_events != lag_before:
                 log.warning(
                     "lag: tick %d started %.1f ms after its deadline (%d deadlines skipped, bound %.0f ms), mode %s",
@@ -142,21 +142,21 @@ def control_loop(
                     realtime=realtime,
                 )
             )
+            if tick.index == 0:
+                # The first tick's one-time costs (first log lines, readiness, serialisations, BLAS buffers: 12 ms
+                # quiet, 60–200 ms under load, docs/results.md) are paid before control's first LowCmd: the LowCmd
+                # watchdog starts watching at that one, and the schedule is rebased after it (below).
+                robot.write(res.command)
         except Exception:  # defined safe state, whatever went wrong
             log.exception("control tick failed: damping")
             try:
-                sent = robot.write(ctrl.damp_now("exception in control tick", tick.start_s))
+                robot.write(ctrl.damp_now("exception in control tick", tick.start_s))
             except Exception:  # keep looping: the next tick sends damping again
                 log.exception("damping write failed")
         if notifier is not None and tick.late_s <= cfg.safety.max_tick_lateness_s:
             notifier.watchdog(tick.start_s)  # on time: pings resume with the first on-time tick after a stall
         work_ms = (time.monotonic() - tick.start_s) * 1e3
-        if tick.index == 0:
-            # The first tick's one-time costs (first DDS write, first serialisations and log lines, readiness: ~12 ms,
-            # ≥ 50 ms on a loaded machine) are no lag: the schedule starts after them, and the first command goes out
-            # again so that the LowCmd watchdog, which started watching at the first one, sees no gap.
-            if sent is not None:
-                robot.write(sent)
+        if tick.index == 0:  # its one-time costs are no lag: the schedule starts after them
             rk.rebase()
     send_damping(robot, cfg.safety, duration_s=cfg.safety.exit_damp_s)  # leaving (ExecStopPost damps too)
     return rk
@@ -198,6 +198,7 @@ def run(proc: Process) -> int:
         return 1
     backend = policy_backend(cfg.control.backend, cfg.control.placement)
     ctrl = Controller(control=cfg.control, safety=cfg.safety, policy=Policy(pcfg, backend=backend))
+    ctrl.policy.warm_up()  # its first-run costs now, not in the stand-up's first tick
     try:
         proc.health.loading("stack lock, DDS participant, rt/lowcmd probe")
         lock = acquire_stack_lock(cfg, "controlsd")

@@ -125,6 +125,11 @@ class Policy:
     def reset(self) -> None:
         self.last_action[:] = 0.0
 
+    def warm_up(self) -> None:
+        """One inference on a zero observation, no state changed: the runtime's first-run costs (allocations, with
+        memory locked each one faulted in at once) are paid at load, not in the first tick that runs the policy."""
+        self.model.run({self.cfg.input: np.zeros_like(self.obs.out)})
+
     def step(self, state: RobotState, command: np.ndarray) -> JointCommand:
         obs = self.obs.build(state, command, self.last_action)
         if not np.isfinite(obs).all():

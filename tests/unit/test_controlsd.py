@@ -211,15 +211,17 @@ def test_a_silent_watchdog_is_reported_degraded_and_control_goes_on(bus):
         wd.close()
 
 
-def test_the_first_command_goes_out_again_after_the_first_ticks_one_time_costs(bus):
+def test_the_first_command_goes_out_after_the_first_ticks_one_time_costs(bus):
     """The LowCmd watchdog starts watching at control's first command. The first tick's one-time costs (first log
-    lines, readiness, first serialisations; ≥ 50 ms on a loaded machine) come after that write and the schedule is
-    rebased after them: without sending the command again, the watchdog saw a 64–70 ms gap and damped at start-up
-    (make demo under two busy processes). Order of events, deterministic: state, write, ready, write again, then the
-    next tick's state."""
+    lines, readiness, serialisations, OpenBLAS's buffer: 60–200 ms under load, perf sched in docs/results.md) come
+    before that write, and the schedule is rebased after it: the second command follows one period later. Before,
+    tick 0 wrote mid-tick and again at its end, and the watchdog damped on the gap between the two (64 ms, make demo
+    under two busy processes). Here the first odometry update costs 100 ms; order of events and times are checked."""
+    from edge.controls.odometry import LegOdometry
     from edge.system.health import Health
 
     events: list[str] = []
+    write_times: list[float] = []
 
     class OrderRobot(FakeRobot):
         def latest_state(self):
@@ -228,6 +230,7 @@ def test_the_first_command_goes_out_again_after_the_first_ticks_one_time_costs(b
 
         def write(self, cmd):
             events.append("write")
+            write_times.append(time.monotonic())
             return super().write(cmd)
 
     class SlowHealth(Health):
@@ -235,18 +238,29 @@ def test_the_first_command_goes_out_again_after_the_first_ticks_one_time_costs(b
             events.append("ready")
             super().ready(reason)
 
+    class FirstCallSlowOdometry(LegOdometry):
+        def update(self, state):
+            if not events.count("odometry"):
+                time.sleep(0.1)  # a first call's one-time cost
+            events.append("odometry")
+            return super().update(state)
+
+    base = leg_odometry(CFG)
+    odom = FirstCallSlowOdometry.__new__(FirstCallSlowOdometry)
+    odom.__dict__.update(base.__dict__)
     robot = OrderRobot(live=lambda now: robot_state(q=(0.0, 1.36, -2.65) * 4, t=now))
     ctrl = Controller(control=CFG.control, safety=CFG.safety, policy=Policy(load_policy_config(CFG.control.policy)))
     ports, stop = open_ports("controlsd", bus), threading.Event()
-    args = (robot, ctrl, leg_odometry(CFG), ports, CFG, stop, None, SlowHealth("controlsd", None))
-    t = threading.Thread(target=control_loop, args=args)
+    t = threading.Thread(
+        target=control_loop, args=(robot, ctrl, odom, ports, CFG, stop, None, SlowHealth("controlsd", None))
+    )
     t.start()
     try:
-        time.sleep(0.2)
+        time.sleep(0.4)
     finally:
         stop.set()
         t.join(5)
         ports.close()
-    assert events[:5] == ["state", "write", "ready", "write", "state"], events[:8]
-    first, again = robot.written[0], robot.written[1]
-    assert np.array_equal(first.q, again.q) and np.array_equal(first.kp, again.kp)
+    assert events[:5] == ["state", "odometry", "ready", "write", "state"], events[:8]
+    gap = write_times[1] - write_times[0]
+    assert gap < CFG.safety.watchdog_timeout_s, f"{gap * 1e3:.0f} ms between the first two LowCmds"

@@ -66,6 +66,19 @@ def test_real_policy_produces_finite_targets_in_sdk_order():
     np.testing.assert_allclose(cmd.q, np.array(CFG.default_pose) + p.last_action * np.array(CFG.action_scale))
 
 
+def test_warm_up_runs_the_model_once_and_changes_nothing():
+    """controlsd warms the policy at load (its first-run costs out of the stand-up's first tick): one model call,
+    the last action and the next step's result as without it."""
+    model = ConstantModel(0.1)
+    p = Policy(CFG, model=model)
+    p.last_action[:] = 0.2
+    p.warm_up()
+    assert model.calls == 1 and np.all(p.last_action == 0.2)
+    cold = Policy(CFG, model=ConstantModel(0.1))
+    cold.last_action[:] = 0.2
+    np.testing.assert_array_equal(p.step(state(), np.zeros(3)).q, cold.step(state(), np.zeros(3)).q)
+
+
 def test_non_finite_policy_output_raises():
     p = Policy(CFG, model=ConstantModel(np.nan))
     with pytest.raises(FloatingPointError):
