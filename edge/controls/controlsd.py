@@ -144,7 +144,7 @@ def control_loop(
             )
             if tick.index == 0:
                 # The first tick's one-time costs (first log lines, readiness, serialisations, BLAS buffers: 12 ms
-                # quiet, 60–200 ms under load, docs/results.md) are paid before control's first LowCmd: the LowCmd
+                # quiet, ≈ 150 ms under load, docs/results.md) are paid before control's first LowCmd: the LowCmd
                 # watchdog starts watching at that one, and the schedule is rebased after it (below).
                 robot.write(res.command)
         except Exception:  # defined safe state, whatever went wrong

@@ -213,7 +213,7 @@ def test_a_silent_watchdog_is_reported_degraded_and_control_goes_on(bus):
 
 def test_the_first_command_goes_out_after_the_first_ticks_one_time_costs(bus):
     """The LowCmd watchdog starts watching at control's first command. The first tick's one-time costs (first log
-    lines, readiness, serialisations, OpenBLAS's buffer: 60–200 ms under load, perf sched in docs/results.md) come
+    lines, readiness, serialisations, OpenBLAS's buffer: ≈ 150 ms under load, perf sched in docs/results.md) come
     before that write, and the schedule is rebased after it: the second command follows one period later. Before,
     tick 0 wrote mid-tick and again at its end, and the watchdog damped on the gap between the two (64 ms, make demo
     under two busy processes). Here the first odometry update costs 100 ms; order of events and times are checked."""
