@@ -1,7 +1,7 @@
 """`make demo`'s runs when control damps (edge/tools/demo.py): the run ends there, as the robot would, and is a DAMPED
-row with control's reason, not a failed run. On the 2-core machine the cause is a LowState gap (host pauses up to
-100 ms, docs/results.md "Fresh clones"); here an operator e-stop, sent while the robot walks, makes the same latched
-damp on demand. Real stack: MuJoCo ⇄ DDS ⇄ controlsd ⇄ ZeroMQ ⇄ navigatord."""
+row with control's reason, not a failed run. On the 2-core machine under load the cause is a LowState gap or a late
+control tick (docs/results.md, "Fresh clones", 2026-12-02); here an operator e-stop, sent while the robot walks, makes
+the same latched damp on demand. Real stack: MuJoCo ⇄ DDS ⇄ controlsd ⇄ ZeroMQ ⇄ navigatord."""
 
 from __future__ import annotations
 
