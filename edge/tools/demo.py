@@ -99,9 +99,7 @@ def say_all(op: Operator, sentences: list[str], name: str, mgr: Manager | None =
     for sentence in sentences:
         if mgr is not None and mgr.dead():
             raise OperatorError(f"{name}: a process died: {mgr.dead()}")
-        try:
-            if why := damp_reason(op):
-                raise OperatorError(f"control damping: {why}")
+        try:  # once control damps, say() refuses at once with its reason
             for r in op.wait_for(op.say(sentence, source="script")):
                 log.info(
                     "%-45s %-8s commanded %+.3f estimated %+.3f (%s: %s)",
