@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,9 @@ class OrtModel:
     backend = "onnxruntime"
 
     def __init__(self, path: str | Path, providers: list[str] | None = None, threads: int = 1):
+        # ORT's own opt-out of its telemetry uploader (onnxruntime/core/platform/telemetry_environment.h on main).
+        # The 1.29-1.32 wheels do not read it, hence pyproject's onnxruntime<1.29 (docs/design.md "Real-time").
+        os.environ.setdefault("ORT_TELEMETRY_DISABLED", "1")
         import onnxruntime as ort
 
         path = Path(path)

@@ -16,7 +16,7 @@ Writes runs/<stamp>/report.json and report.png, and points runs/latest at them. 
 not start, a process dies, the episode does not end) is logged and is a FAILED row of the report; the others run.
 A run in which control damps (latched: a LowState gap over 50 ms, a tilt, an e-stop) ends there, as the robot would:
 a DAMPED row with control's reason, the defined safe state, not a failure of the demo (docs/results.md, "Fresh
-clones", 2026-12-02: under load the 2-core machine shows such gaps; their causes, measured and not).
+clones", 2026-12-02: under load the 2-core machine showed such gaps, and what caused them).
 """
 
 from __future__ import annotations
