@@ -9,6 +9,12 @@ import numpy as np
 
 from engines.runtime import TensorSpec, check_feeds
 
+# ONNX Runtime's telemetry opt-out, set before ORT is first imported (it reads it when its environment is created).
+# onnxruntime/core/platform/telemetry_environment.h: at revision 20a21a8 it stops only non-essential events (the
+# uploader still starts), at 02108d62 all telemetry; the 1.29-1.32 wheels do not read it at all. So pyproject keeps
+# onnxruntime < 1.29, and tests/unit/test_ort_quiet.py decides for any other version (docs/design.md "Real-time").
+os.environ["ORT_TELEMETRY_DISABLED"] = "1"
+
 _ORT_TYPES = {
     "tensor(float)": np.float32,
     "tensor(float16)": np.float16,
@@ -25,9 +31,6 @@ class OrtModel:
     backend = "onnxruntime"
 
     def __init__(self, path: str | Path, providers: list[str] | None = None, threads: int = 1):
-        # ORT's own opt-out of its telemetry uploader (onnxruntime/core/platform/telemetry_environment.h on main).
-        # The 1.29-1.32 wheels do not read it, hence pyproject's onnxruntime<1.29 (docs/design.md "Real-time").
-        os.environ.setdefault("ORT_TELEMETRY_DISABLED", "1")
         import onnxruntime as ort
 
         path = Path(path)

@@ -19,7 +19,8 @@ __all__ = [
     "rename_io",
 ]
 
-# onnx 1.23 writes IR 14; onnxruntime 1.31 reads ≤ 13; TensorRT 10.3's parser is older still (opset ≤ 17, IR ≤ 9).
+# onnx 1.23 writes IR 14; onnxruntime 1.28 (pyproject's pin) reads ≤ 13; TensorRT 10.3's parser is older still
+# (opset ≤ 17, IR ≤ 9).
 MAX_IR_VERSION = 9
 OPSET = 17
 
